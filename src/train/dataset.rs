@@ -1,0 +1,164 @@
+//! Datasets of exploration episodes as safetensors shards, openable from Python with the
+//! `safetensors` package. Every episode of a dataset has the same length.
+//!
+//! Tensors of a shard with `E` episodes of `T` steps (`T + 1` frames):
+//! - `frames`   u8  `[E, T+1, 3, H, W]` — observations, first one after reset
+//! - `actions`  f32 `[E, T, 2]`          — action taken after frame `t`
+//! - `states`   f32 `[E, T+1, 7]`        — ground truth (see `state_names` in the header)
+//! - `collided` u8  `[E, T+1]`           — the step into frame `t` was blocked
+//! - `layout`   f32 `[E, L]`             — drawn walls: per wall axis (0 vertical, 1 horizontal), centre, door centres
+//! - `episode_start` i64 `[E]`           — index of each episode's first frame in the whole dataset
+//!
+//! The shard's safetensors metadata holds the dataset header as JSON under `amisim`.
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// What a dataset holds and how it was made: written as `header.json` beside the shards and
+/// into every shard's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetHeader {
+    pub format: String,
+    pub scene: String,
+    pub scene_file: String,
+    pub seed: u64,
+    pub policy: String,
+    pub settings: serde_json::Value,
+    pub episodes: usize,
+    pub steps_per_episode: usize,
+    pub frame_shape: [usize; 3],
+    pub state_names: Vec<String>,
+    pub layout_columns: Vec<String>,
+    pub shards: Vec<String>,
+}
+
+pub const FORMAT: &str = "amisim-episodes-v1";
+
+/// One shard's worth of episodes, filled in episode order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Shard {
+    pub episodes: usize,
+    pub steps: usize,
+    pub frame_shape: [usize; 3],
+    pub frames: Vec<u8>,
+    pub actions: Vec<f32>,
+    pub states: Vec<f32>,
+    pub collided: Vec<u8>,
+    pub layout: Vec<f32>,
+    pub layout_width: usize,
+    pub first_episode: usize,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl Shard {
+    /// Writes the shard atomically (to a temporary file, then renamed).
+    pub fn write(&self, path: &Path, header: &DatasetHeader) -> Result<()> {
+        let (e, t) = (self.episodes, self.steps);
+        let [c, h, w] = self.frame_shape;
+        let actions = f32_bytes(&self.actions);
+        let states = f32_bytes(&self.states);
+        let layout = f32_bytes(&self.layout);
+        let starts: Vec<u8> = (0..e)
+            .flat_map(|k| (((self.first_episode + k) * (t + 1)) as i64).to_le_bytes())
+            .collect();
+        let sd = super::super::world::sim::STATE_DIM;
+        let tensors = vec![
+            (
+                "frames",
+                TensorView::new(Dtype::U8, vec![e, t + 1, c, h, w], &self.frames)?,
+            ),
+            ("actions", TensorView::new(Dtype::F32, vec![e, t, 2], &actions)?),
+            ("states", TensorView::new(Dtype::F32, vec![e, t + 1, sd], &states)?),
+            ("collided", TensorView::new(Dtype::U8, vec![e, t + 1], &self.collided)?),
+            (
+                "layout",
+                TensorView::new(Dtype::F32, vec![e, self.layout_width], &layout)?,
+            ),
+            ("episode_start", TensorView::new(Dtype::I64, vec![e], &starts)?),
+        ];
+        let mut meta = HashMap::new();
+        meta.insert("amisim".to_string(), serde_json::to_string(header)?);
+        let tmp = path.with_extension("safetensors.tmp");
+        safetensors::serialize_to_file(tensors, Some(meta), &tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Reads a shard written by [`Shard::write`].
+    pub fn read(path: &Path) -> Result<(Shard, DatasetHeader)> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+        let header: DatasetHeader = serde_json::from_str(
+            meta.metadata()
+                .as_ref()
+                .and_then(|m| m.get("amisim"))
+                .with_context(|| format!("{}: no amisim header in the metadata", path.display()))?,
+        )
+        .with_context(|| format!("{}: malformed amisim header", path.display()))?;
+        if header.format != FORMAT {
+            bail!("{}: format `{}`, expected `{FORMAT}`", path.display(), header.format);
+        }
+        let st = safetensors::SafeTensors::deserialize(&bytes)?;
+        let get = |name: &str| {
+            st.tensor(name)
+                .with_context(|| format!("{}: no tensor `{name}`", path.display()))
+        };
+        let frames = get("frames")?;
+        let shape = frames.shape().to_vec();
+        if shape.len() != 5 {
+            bail!(
+                "{}: `frames` has shape {shape:?}, expected 5 dimensions",
+                path.display()
+            );
+        }
+        let to_f32 = |b: &[u8]| {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<_>>()
+        };
+        let layout = get("layout")?;
+        let starts = get("episode_start")?;
+        let first = starts
+            .data()
+            .get(..8)
+            .map_or(0, |b| i64::from_le_bytes(b.try_into().unwrap()) as usize);
+        Ok((
+            Shard {
+                episodes: shape[0],
+                steps: shape[1] - 1,
+                frame_shape: [shape[2], shape[3], shape[4]],
+                frames: frames.data().to_vec(),
+                actions: to_f32(get("actions")?.data()),
+                states: to_f32(get("states")?.data()),
+                collided: get("collided")?.data().to_vec(),
+                layout: to_f32(layout.data()),
+                layout_width: layout.shape()[1],
+                first_episode: first / shape[1],
+            },
+            header,
+        ))
+    }
+}
+
+/// Path of shard `k` in `dir`.
+pub fn shard_path(dir: &Path, k: usize) -> PathBuf {
+    dir.join(format!("shard-{k:05}.safetensors"))
+}
+
+/// Writes `header.json` atomically.
+pub fn write_header(dir: &Path, header: &DatasetHeader) -> Result<()> {
+    let path = dir.join("header.json");
+    let tmp = dir.join("header.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(header)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

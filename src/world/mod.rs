@@ -1,0 +1,13 @@
+//! The world: scene files, the deterministic simulator, and the Bevy app that draws many
+//! environments at once into video observations.
+
+pub mod env;
+pub mod layout;
+pub mod policy;
+pub mod render;
+pub mod scene;
+pub mod sim;
+
+pub use env::{check_adapter, EnvError, Info, Obs, VecEnv, VULKAN_INSTALL_HINT};
+pub use scene::{Scene, SceneError};
+pub use sim::EnvState;

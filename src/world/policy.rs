@@ -1,0 +1,199 @@
+//! Exploration policies that generate training data: the random walk of the Two-Rooms
+//! reference (heading drifting by a von Mises draw, step length from a truncated normal, a share
+//! of episodes forced through a door) and a uniform-random policy.
+
+use super::scene::Scene;
+use super::sim::EnvState;
+use glam::Vec2;
+use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
+use std::f32::consts::{FRAC_PI_4, PI};
+
+/// Which exploration policy to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// Von Mises random walk, with door crossings forced at `cross_rate`.
+    RandomWalk,
+    /// Each action component uniform in the scene's limits.
+    Uniform,
+}
+
+/// Settings of the random walk (defaults: the Two-Rooms reference data generator).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RandomWalkConfig {
+    /// Concentration of the per-step heading change (von Mises, mean 0).
+    pub kappa: f32,
+    pub step_mean: f32,
+    pub step_std: f32,
+    pub step_min: f32,
+    pub step_max: f32,
+    /// Share of episodes placed so that the walk passes through a door.
+    pub cross_rate: f32,
+}
+
+impl Default for RandomWalkConfig {
+    fn default() -> Self {
+        RandomWalkConfig {
+            kappa: 5.0,
+            step_mean: 1.0,
+            step_std: 0.4,
+            step_min: 0.2,
+            step_max: 1.8,
+            cross_rate: 0.35,
+        }
+    }
+}
+
+/// Draws an angle from a von Mises distribution (Best & Fisher, 1979).
+pub fn von_mises(rng: &mut impl Rng, mu: f32, kappa: f32) -> f32 {
+    if kappa < 1e-6 {
+        return mu + rng.random_range(-PI..PI);
+    }
+    let k = kappa as f64;
+    let tau = 1.0 + (1.0 + 4.0 * k * k).sqrt();
+    let rho = (tau - (2.0 * tau).sqrt()) / (2.0 * k);
+    let r = (1.0 + rho * rho) / (2.0 * rho);
+    loop {
+        let (u1, u2, u3): (f64, f64, f64) = (rng.random(), rng.random(), rng.random());
+        let z = (std::f64::consts::PI * u1).cos();
+        let f = (1.0 + r * z) / (r + z);
+        let c = k * (r - f);
+        if c * (2.0 - c) - u2 > 0.0 || (c / u2).ln() + 1.0 - c >= 0.0 {
+            let theta = f.clamp(-1.0, 1.0).acos() * if u3 > 0.5 { 1.0 } else { -1.0 };
+            return mu + theta as f32;
+        }
+    }
+}
+
+/// Standard normal draw (Box–Muller).
+pub fn normal(rng: &mut impl Rng) -> f32 {
+    let u1: f32 = rng.random_range(f32::EPSILON..1.0);
+    let u2: f32 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+/// A normal draw truncated to `[lo, hi]` (by rejection).
+pub fn truncated_normal(rng: &mut impl Rng, mean: f32, std: f32, lo: f32, hi: f32) -> f32 {
+    for _ in 0..1000 {
+        let v = mean + std * normal(rng);
+        if (lo..=hi).contains(&v) {
+            return v;
+        }
+    }
+    mean.clamp(lo, hi)
+}
+
+/// Plans a whole exploration episode of `steps` actions for one environment. The random walk
+/// may move the start (`state.agent`) so that the walk passes through a door.
+pub fn plan_episode(
+    scene: &Scene,
+    kind: PolicyKind,
+    cfg: &RandomWalkConfig,
+    state: &mut EnvState,
+    steps: usize,
+    rng: &mut impl Rng,
+) -> Vec<[f32; 2]> {
+    match (scene, kind) {
+        (Scene::TopDown(s), PolicyKind::Uniform) => {
+            let m = s.agent.max_step;
+            (0..steps)
+                .map(|_| [rng.random_range(-m..=m), rng.random_range(-m..=m)])
+                .collect()
+        }
+        (Scene::FirstPerson(s), PolicyKind::Uniform) => {
+            let (f, t) = (s.agent.max_forward, s.agent.max_turn_degrees.to_radians());
+            (0..steps)
+                .map(|_| [rng.random_range(-f..=f), rng.random_range(-t..=t)])
+                .collect()
+        }
+        (Scene::TopDown(s), PolicyKind::RandomWalk) => {
+            let layout = state.layout.clone().expect("top-down state has a layout");
+            let crossing = !layout.doors.is_empty() && steps >= 2 && rng.random::<f32>() < cfg.cross_rate;
+            if !crossing {
+                let h0 = rng.random_range(-PI..PI);
+                return to_arrays(walk(rng, cfg, h0, steps));
+            }
+            // A walk through a door: pick a point in the doorway and the step `k` at which the
+            // walk passes it, walk outward from there both ways, and start where the backward
+            // half ends.
+            let door = layout.doors[rng.random_range(0..layout.doors.len())];
+            let room = (door.half_width - s.agent.radius - 0.25).max(0.0);
+            let along = truncated_normal(rng, 0.0, 1.4, -room, room);
+            let across = rng.random_range(-door.half_thickness..=door.half_thickness);
+            let tangent = door.normal.perp();
+            let point = door.center + tangent * along + door.normal * across;
+            let k = rng.random_range(1..steps);
+            let side = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+            let base = (door.normal * side).to_angle() + rng.random_range(-FRAC_PI_4..FRAC_PI_4);
+            let backward = walk(rng, cfg, base + PI, k);
+            let forward = walk(rng, cfg, base, steps - k);
+            let mut actions: Vec<Vec2> = backward.iter().rev().map(|a| -*a).collect();
+            actions.extend(forward);
+            let before: Vec2 = actions[..k].iter().copied().sum();
+            let lo = s.agent.radius + 0.01;
+            let hi = s.size as f32 - 1.0 - lo;
+            let start = (point - before).clamp(Vec2::splat(lo), Vec2::splat(hi));
+            // Keep the drawn start if the crossing start would sit in a wall or outside.
+            if layout.room_of(start).is_some() && layout.wall_distance(start) > s.agent.radius {
+                state.agent = start;
+            }
+            to_arrays(actions)
+        }
+        (Scene::FirstPerson(s), PolicyKind::RandomWalk) => {
+            let (f, t) = (s.agent.max_forward, s.agent.max_turn_degrees.to_radians());
+            (0..steps)
+                .map(|_| {
+                    let speed = truncated_normal(rng, 0.6 * f, 0.3 * f, 0.0, f);
+                    let turn = (normal(rng) * t / 3.0).clamp(-t, t);
+                    [speed, turn]
+                })
+                .collect()
+        }
+    }
+}
+
+/// A random walk of `n` steps starting with heading `h0`.
+fn walk(rng: &mut impl Rng, cfg: &RandomWalkConfig, h0: f32, n: usize) -> Vec<Vec2> {
+    let mut h = h0;
+    (0..n)
+        .map(|_| {
+            let len = truncated_normal(rng, cfg.step_mean, cfg.step_std, cfg.step_min, cfg.step_max);
+            let a = Vec2::from_angle(h) * len;
+            h += von_mises(rng, 0.0, cfg.kappa);
+            a
+        })
+        .collect()
+}
+
+fn to_arrays(v: Vec<Vec2>) -> Vec<[f32; 2]> {
+    v.into_iter().map(|a| [a.x, a.y]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn von_mises_concentrates_around_mean() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let draws: Vec<f32> = (0..20_000).map(|_| von_mises(&mut rng, 0.0, 5.0)).collect();
+        let mean_cos = draws.iter().map(|a| a.cos()).sum::<f32>() / draws.len() as f32;
+        // E[cos θ] = I1(κ)/I0(κ) = 0.8934 for κ = 5.
+        assert!((mean_cos - 0.8934).abs() < 0.01, "mean cos {mean_cos}");
+        let mean_sin = draws.iter().map(|a| a.sin()).sum::<f32>() / draws.len() as f32;
+        assert!(mean_sin.abs() < 0.01);
+    }
+
+    #[test]
+    fn truncated_normal_stays_in_bounds() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let v: Vec<f32> = (0..10_000)
+            .map(|_| truncated_normal(&mut rng, 1.0, 0.4, 0.2, 1.8))
+            .collect();
+        assert!(v.iter().all(|x| (0.2..=1.8).contains(x)));
+        let mean = v.iter().sum::<f32>() / v.len() as f32;
+        assert!((mean - 1.0).abs() < 0.02, "mean {mean}");
+    }
+}

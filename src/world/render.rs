@@ -1,0 +1,477 @@
+//! Drawing the environments with Bevy's renderer: every environment of a vectorised env lives
+//! in one Bevy world, all are drawn in one frame into one offscreen target (a grid of tiles),
+//! and the target is copied back to CPU memory once per frame.
+//!
+//! - Top-down scenes: one orthographic `Camera2d` over a grid of sprite arenas. Channels are
+//!   colour-coded: red = agent (a Gaussian blob), green = walls, blue = box.
+//! - First-person scenes: one `Camera3d` per environment, each drawing into its own viewport
+//!   (tile) of the shared target; each environment's room stands apart from the others.
+
+use super::env::Envs;
+use super::scene::{FirstPersonScene, Scene, Shape, TopDownScene};
+use bevy::asset::RenderAssetUsages;
+use bevy::camera::{RenderTarget, ScalingMode, Viewport};
+use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
+use bevy::image::ImageSampler;
+use bevy::prelude::*;
+use bevy::render::render_asset::RenderAssets;
+use bevy::render::render_resource::{
+    BufferDescriptor, BufferUsages, CommandEncoderDescriptor, Extent3d, MapMode, PollType, TexelCopyBufferInfo,
+    TexelCopyBufferLayout, TextureDimension, TextureFormat, TextureUsages,
+};
+use bevy::render::renderer::{RenderDevice, RenderQueue};
+use bevy::render::texture::GpuImage;
+use bevy::render::view::Msaa;
+use bevy::render::{Render, RenderApp, RenderSystems};
+use std::sync::{Arc, Mutex};
+
+/// Texels per pixel of the agent's blob texture (the blob is point-sampled at pixel centres).
+const BLOB_SUPERSAMPLE: u32 = 8;
+/// Gap between first-person rooms, in metres, so no room sees another.
+const ROOM_GAP: f32 = 20.0;
+
+/// How environments are laid out as tiles in the shared target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tiling {
+    pub cols: u32,
+    pub rows: u32,
+    /// Side of one tile (one observation) in pixels.
+    pub tile: u32,
+}
+
+impl Tiling {
+    pub fn new(n: usize, tile: u32) -> Tiling {
+        let cols = (n as f64).sqrt().ceil().max(1.0) as u32;
+        let rows = (n as u32).div_ceil(cols).max(1);
+        Tiling { cols, rows, tile }
+    }
+    pub fn width(&self) -> u32 {
+        self.cols * self.tile
+    }
+    pub fn height(&self) -> u32 {
+        self.rows * self.tile
+    }
+    /// Top-left pixel of environment `i`'s tile.
+    pub fn origin(&self, i: usize) -> UVec2 {
+        let i = i as u32;
+        UVec2::new(i % self.cols * self.tile, i / self.cols * self.tile)
+    }
+}
+
+/// The frame read back after the last render, shared between the main and render worlds.
+#[derive(Resource, Clone)]
+pub struct FrameReadback {
+    pub image: Handle<Image>,
+    pub width: u32,
+    pub height: u32,
+    /// Tightly packed RGBA rows of the whole target, filled by the render world each frame.
+    pub rgba: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+/// Marks the sprite or camera that shows environment `.0`'s agent.
+#[derive(Component)]
+pub struct AgentView(pub usize);
+
+/// Marks the sprite that shows environment `.0`'s box.
+#[derive(Component)]
+pub struct BoxView(pub usize);
+
+/// Marks a wall sprite of environment `.0` (respawned when the layout changes).
+#[derive(Component)]
+pub struct WallView(pub usize);
+
+/// Plugin that spawns the views of every environment and reads the frame back each update.
+pub struct RenderViewsPlugin {
+    pub scene: Arc<Scene>,
+    pub tiling: Tiling,
+    pub readback: FrameReadback,
+}
+
+impl Plugin for RenderViewsPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(self.readback.clone());
+        app.insert_resource(TilingRes(self.tiling));
+        match &*self.scene {
+            Scene::TopDown(_) => {
+                app.add_systems(Startup, spawn_top_down_views);
+                app.add_systems(
+                    PostUpdate,
+                    (respawn_walls, sync_top_down_views).before(TransformSystems::Propagate),
+                );
+            }
+            Scene::FirstPerson(_) => {
+                app.insert_resource(GlobalAmbientLight {
+                    color: Color::WHITE,
+                    brightness: 1500.0,
+                    ..default()
+                });
+                app.add_systems(Startup, spawn_first_person_views);
+                app.add_systems(PostUpdate, sync_first_person_views.before(TransformSystems::Propagate));
+            }
+        }
+        let render_app = app.sub_app_mut(RenderApp);
+        render_app.insert_resource(self.readback.clone());
+        render_app.add_systems(Render, read_back_frame.in_set(RenderSystems::Cleanup));
+    }
+}
+
+#[derive(Resource)]
+struct TilingRes(Tiling);
+
+/// Creates the offscreen target all environments draw into.
+pub fn new_target(images: &mut Assets<Image>, tiling: Tiling) -> Handle<Image> {
+    let mut image = Image::new_uninit(
+        Extent3d {
+            width: tiling.width(),
+            height: tiling.height(),
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        TextureFormat::Rgba8Unorm,
+        RenderAssetUsages::RENDER_WORLD,
+    );
+    image.texture_descriptor.usage |=
+        TextureUsages::RENDER_ATTACHMENT | TextureUsages::COPY_SRC | TextureUsages::TEXTURE_BINDING;
+    images.add(image)
+}
+
+/// A Gaussian blob texture (red, alpha = exp(-d²/2σ²)) covering ±3σ, supersampled.
+fn blob_image(std_px: f32) -> (Image, f32) {
+    let radius_px = (3.0 * std_px).ceil();
+    let side_px = 2.0 * radius_px + 1.0;
+    let n = (side_px as u32) * BLOB_SUPERSAMPLE;
+    let mut data = Vec::with_capacity((n * n * 4) as usize);
+    for y in 0..n {
+        for x in 0..n {
+            // Texel centre, in pixels from the blob centre.
+            let dx = (x as f32 + 0.5) / BLOB_SUPERSAMPLE as f32 - side_px / 2.0;
+            let dy = (y as f32 + 0.5) / BLOB_SUPERSAMPLE as f32 - side_px / 2.0;
+            let a = (-(dx * dx + dy * dy) / (2.0 * std_px * std_px)).exp();
+            data.extend_from_slice(&[255, 0, 0, (a * 255.0).round() as u8]);
+        }
+    }
+    let mut image = Image::new(
+        Extent3d {
+            width: n,
+            height: n,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        data,
+        TextureFormat::Rgba8Unorm,
+        RenderAssetUsages::RENDER_WORLD,
+    );
+    image.sampler = ImageSampler::linear();
+    (image, side_px)
+}
+
+/// World position of arena point `p` of environment `i` (top-down; image y grows downward).
+fn top_down_world(tiling: Tiling, size: f32, i: usize, p: Vec2) -> Vec2 {
+    let col = (i as u32 % tiling.cols) as f32;
+    let row = (i as u32 / tiling.cols) as f32;
+    Vec2::new(col * size + p.x, -(row * size + p.y))
+}
+
+fn top_down_scene(scene: &Scene) -> &TopDownScene {
+    match scene {
+        Scene::TopDown(s) => s,
+        Scene::FirstPerson(_) => unreachable!("top-down system on a first-person scene"),
+    }
+}
+
+fn first_person_scene(scene: &Scene) -> &FirstPersonScene {
+    match scene {
+        Scene::FirstPerson(s) => s,
+        Scene::TopDown(_) => unreachable!("first-person system on a top-down scene"),
+    }
+}
+
+fn spawn_top_down_views(
+    mut commands: Commands,
+    mut images: ResMut<Assets<Image>>,
+    envs: Res<Envs>,
+    tiling: Res<TilingRes>,
+    readback: Res<FrameReadback>,
+) {
+    let s = top_down_scene(&envs.scene);
+    let tiling = tiling.0;
+    let size = s.size as f32;
+    let (w, h) = (tiling.cols as f32 * size, tiling.rows as f32 * size);
+    commands.spawn((
+        Camera2d,
+        Camera {
+            clear_color: ClearColorConfig::Custom(Color::BLACK),
+            ..default()
+        },
+        RenderTarget::from(readback.image.clone()),
+        Projection::Orthographic(OrthographicProjection {
+            scaling_mode: ScalingMode::Fixed { width: w, height: h },
+            ..OrthographicProjection::default_2d()
+        }),
+        // Pixel `i` is centred on coordinate `i`, so the grid spans -0.5 .. w-0.5.
+        Transform::from_xyz(w / 2.0 - 0.5, -(h / 2.0 - 0.5), 0.0),
+        Msaa::Off,
+        Tonemapping::None,
+        DebandDither::Disabled,
+    ));
+    let (blob, blob_side) = blob_image(s.agent.blob_std);
+    let blob = images.add(blob);
+    for i in 0..envs.states.len() {
+        commands.spawn((
+            AgentView(i),
+            Sprite {
+                image: blob.clone(),
+                custom_size: Some(Vec2::splat(blob_side)),
+                ..default()
+            },
+            Transform::from_xyz(0.0, 0.0, 2.0),
+        ));
+        if let Some(p) = &s.pushable {
+            commands.spawn((
+                BoxView(i),
+                Sprite::from_color(Color::linear_rgb(0.0, 0.0, 1.0), Vec2::splat(2.0 * p.half_size)),
+                Transform::from_xyz(0.0, 0.0, 1.0),
+            ));
+        }
+    }
+}
+
+/// Respawns the wall sprites of environments whose layout changed.
+fn respawn_walls(
+    mut commands: Commands,
+    mut envs: ResMut<Envs>,
+    walls: Query<(Entity, &WallView)>,
+    tiling: Res<TilingRes>,
+) {
+    if !envs.layout_dirty.iter().any(|d| *d) {
+        return;
+    }
+    for (e, w) in &walls {
+        if envs.layout_dirty[w.0] {
+            commands.entity(e).despawn();
+        }
+    }
+    let size = top_down_scene(&envs.scene).size as f32;
+    let envs = &mut *envs;
+    for (i, dirty) in envs.layout_dirty.iter_mut().enumerate() {
+        if !std::mem::take(dirty) {
+            continue;
+        }
+        let Some(layout) = &envs.states[i].layout else { continue };
+        for r in &layout.walls {
+            let c = top_down_world(tiling.0, size, i, r.center());
+            commands.spawn((
+                WallView(i),
+                Sprite::from_color(Color::linear_rgb(0.0, 1.0, 0.0), r.size()),
+                Transform::from_xyz(c.x, c.y, 0.0),
+            ));
+        }
+    }
+}
+
+fn sync_top_down_views(
+    envs: Res<Envs>,
+    tiling: Res<TilingRes>,
+    mut agents: Query<(&AgentView, &mut Transform), Without<BoxView>>,
+    mut boxes: Query<(&BoxView, &mut Transform), Without<AgentView>>,
+) {
+    let size = top_down_scene(&envs.scene).size as f32;
+    for (v, mut t) in &mut agents {
+        let p = top_down_world(tiling.0, size, v.0, envs.states[v.0].agent);
+        t.translation = Vec3::new(p.x, p.y, 2.0);
+    }
+    for (v, mut t) in &mut boxes {
+        if let Some(b) = envs.states[v.0].pushable {
+            let p = top_down_world(tiling.0, size, v.0, b);
+            t.translation = Vec3::new(p.x, p.y, 1.0);
+        }
+    }
+}
+
+/// Origin of environment `i`'s first-person room in the world.
+fn room_origin(s: &FirstPersonScene, i: usize) -> Vec3 {
+    Vec3::new(i as f32 * (s.size + ROOM_GAP), 0.0, 0.0)
+}
+
+fn spawn_first_person_views(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<StandardMaterial>>,
+    envs: Res<Envs>,
+    tiling: Res<TilingRes>,
+    readback: Res<FrameReadback>,
+) {
+    let s = first_person_scene(&envs.scene);
+    let tiling = tiling.0;
+    let material = |materials: &mut Assets<StandardMaterial>, c: Color| {
+        materials.add(StandardMaterial {
+            base_color: c,
+            perceptual_roughness: 0.9,
+            ..default()
+        })
+    };
+    let floor_mat = material(&mut materials, Color::linear_rgb(0.35, 0.33, 0.3));
+    // Each wall its own shade, so the agent can tell where it faces.
+    let wall_mats = [
+        material(&mut materials, Color::linear_rgb(0.75, 0.72, 0.65)),
+        material(&mut materials, Color::linear_rgb(0.55, 0.6, 0.7)),
+        material(&mut materials, Color::linear_rgb(0.7, 0.6, 0.5)),
+        material(&mut materials, Color::linear_rgb(0.5, 0.65, 0.55)),
+    ];
+    let object_mats: Vec<_> = s
+        .objects
+        .iter()
+        .map(|o| material(&mut materials, Color::linear_rgb(o.color.0, o.color.1, o.color.2)))
+        .collect();
+    let floor = meshes.add(Cuboid::new(s.size, 0.02, s.size));
+    let wall_t = 0.1;
+    let wall_x = meshes.add(Cuboid::new(s.size + 2.0 * wall_t, s.wall_height, wall_t));
+    let wall_z = meshes.add(Cuboid::new(wall_t, s.wall_height, s.size + 2.0 * wall_t));
+    let object_meshes: Vec<Handle<Mesh>> = s
+        .objects
+        .iter()
+        .map(|o| match o.shape {
+            Shape::Cube => meshes.add(Cuboid::new(2.0 * o.radius, o.height, 2.0 * o.radius)),
+            Shape::Sphere => meshes.add(Sphere::new(o.radius)),
+            Shape::Cylinder => meshes.add(Cylinder::new(o.radius, o.height)),
+        })
+        .collect();
+    commands.spawn((
+        DirectionalLight {
+            illuminance: 3000.0,
+            shadow_maps_enabled: false,
+            ..default()
+        },
+        Transform::from_xyz(0.0, 10.0, 0.0).looking_at(Vec3::new(0.4, 0.0, 0.7), Vec3::Y),
+    ));
+    let h = s.wall_height / 2.0;
+    let half = s.size / 2.0;
+    for i in 0..envs.states.len() {
+        let o = room_origin(s, i);
+        commands.spawn((
+            Mesh3d(floor.clone()),
+            MeshMaterial3d(floor_mat.clone()),
+            Transform::from_translation(o + Vec3::new(half, -0.01, half)),
+        ));
+        let walls = [
+            (wall_x.clone(), Vec3::new(half, h, -wall_t / 2.0)),
+            (wall_z.clone(), Vec3::new(s.size + wall_t / 2.0, h, half)),
+            (wall_x.clone(), Vec3::new(half, h, s.size + wall_t / 2.0)),
+            (wall_z.clone(), Vec3::new(-wall_t / 2.0, h, half)),
+        ];
+        for (k, (mesh, at)) in walls.into_iter().enumerate() {
+            commands.spawn((
+                Mesh3d(mesh),
+                MeshMaterial3d(wall_mats[k].clone()),
+                Transform::from_translation(o + at),
+            ));
+        }
+        for (k, obj) in s.objects.iter().enumerate() {
+            let y = match obj.shape {
+                Shape::Sphere => obj.radius,
+                _ => obj.height / 2.0,
+            };
+            commands.spawn((
+                Mesh3d(object_meshes[k].clone()),
+                MeshMaterial3d(object_mats[k].clone()),
+                Transform::from_translation(o + Vec3::new(obj.at.0, y, obj.at.1)),
+            ));
+        }
+        let origin = tiling.origin(i);
+        commands.spawn((
+            AgentView(i),
+            Camera3d::default(),
+            Camera {
+                viewport: Some(Viewport {
+                    physical_position: origin,
+                    physical_size: UVec2::splat(tiling.tile),
+                    ..default()
+                }),
+                order: i as isize,
+                clear_color: ClearColorConfig::Custom(Color::linear_rgb(0.45, 0.6, 0.85)),
+                ..default()
+            },
+            RenderTarget::from(readback.image.clone()),
+            Projection::Perspective(PerspectiveProjection {
+                fov: s.fov_degrees.to_radians(),
+                near: 0.05,
+                far: s.size * 2.0,
+                ..default()
+            }),
+            Transform::default(),
+            Msaa::Off,
+            Tonemapping::None,
+            DebandDither::Disabled,
+        ));
+    }
+}
+
+fn sync_first_person_views(envs: Res<Envs>, mut cameras: Query<(&AgentView, &mut Transform)>) {
+    let s = first_person_scene(&envs.scene);
+    for (v, mut t) in &mut cameras {
+        let st = &envs.states[v.0];
+        let eye = room_origin(s, v.0) + Vec3::new(st.agent.x, s.agent.eye_height, st.agent.y);
+        let dir = Vec3::new(st.heading.cos(), 0.0, st.heading.sin());
+        *t = Transform::from_translation(eye).looking_to(dir, Vec3::Y);
+    }
+}
+
+/// Render-world system: after the frame is submitted, copy the target into a buffer, wait for
+/// it and hand the packed RGBA rows to the main world. Runs every frame, so the frame read is
+/// the one just drawn (no frame of lag).
+fn read_back_frame(
+    readback: Res<FrameReadback>,
+    images: Res<RenderAssets<GpuImage>>,
+    device: Res<RenderDevice>,
+    queue: Res<RenderQueue>,
+) {
+    let Some(gpu) = images.get(&readback.image) else {
+        return;
+    };
+    let (w, h) = (readback.width, readback.height);
+    let row = RenderDevice::align_copy_bytes_per_row((w * 4) as usize) as u32;
+    let buffer = device.create_buffer(&BufferDescriptor {
+        label: Some("amisim frame readback"),
+        size: (row * h) as u64,
+        usage: BufferUsages::COPY_DST | BufferUsages::MAP_READ,
+        mapped_at_creation: false,
+    });
+    let mut encoder = device.create_command_encoder(&CommandEncoderDescriptor {
+        label: Some("amisim readback"),
+    });
+    encoder.copy_texture_to_buffer(
+        gpu.texture.as_image_copy(),
+        TexelCopyBufferInfo {
+            buffer: &buffer,
+            layout: TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(row),
+                rows_per_image: None,
+            },
+        },
+        Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
+    );
+    queue.submit([encoder.finish()]);
+    let slice = buffer.slice(..);
+    slice.map_async(MapMode::Read, |r| r.expect("mapping the readback buffer failed"));
+    device
+        .wgpu_device()
+        .poll(PollType::Wait {
+            submission_index: None,
+            timeout: None,
+        })
+        .expect("waiting for the GPU failed");
+    let data = slice.get_mapped_range();
+    let mut rgba = Vec::with_capacity((w * h * 4) as usize);
+    for y in 0..h as usize {
+        let start = y * row as usize;
+        rgba.extend_from_slice(&data[start..start + (w * 4) as usize]);
+    }
+    drop(data);
+    buffer.unmap();
+    *readback.rgba.lock().expect("readback lock") = Some(rgba);
+}

@@ -1,0 +1,677 @@
+//! Scene files: RON layouts (walls, objects, agent, goal sampler, camera), loaded with serde
+//! and validated. A scene holds layout only, never hyperparameters.
+//!
+//! Two kinds of scene exist:
+//! - [`TopDownScene`]: a flat arena seen from above (Two-Rooms, Four-Rooms, Push-Box). One unit
+//!   of the arena is one pixel of the observation; pixel `i` is centred on coordinate `i`.
+//! - [`FirstPersonScene`]: a 3-D room seen by a perspective camera on the agent.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A scene file, either kind. In RON the kind is the outer name: `TopDown(name: "…", …)`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Scene {
+    /// A flat arena rendered from above.
+    TopDown(TopDownScene),
+    /// A 3-D room seen from the agent's eyes.
+    FirstPerson(FirstPersonScene),
+}
+
+/// A flat, square arena with axis-aligned walls seen from above.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopDownScene {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Side of the square arena, in units (= pixels of the observation).
+    pub size: u32,
+    /// Walls, each a bar of whole pixels, optionally with doors.
+    pub walls: Vec<WallSpec>,
+    pub agent: AgentSpec,
+    /// A movable box the agent can push (Push-Box); its goal is a box position.
+    #[serde(default)]
+    pub pushable: Option<PushableSpec>,
+    /// How start and goal are drawn for each episode.
+    pub task: TopDownTask,
+    pub episode: EpisodeSpec,
+}
+
+/// A wall: a bar `thickness` pixels thick whose first pixel row/column is `at`, spanning
+/// pixel indices `from..=to` along its length. Doors are openings in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WallSpec {
+    pub axis: Axis,
+    /// Index of the wall's centre pixel row (horizontal) or column (vertical).
+    pub at: Pick,
+    /// Thickness in pixels (odd, so the wall is centred on `at`).
+    pub thickness: u32,
+    /// First pixel along the wall.
+    pub from: i32,
+    /// Last pixel along the wall (inclusive).
+    pub to: i32,
+    #[serde(default)]
+    pub doors: Vec<DoorSpec>,
+}
+
+/// An opening in a wall: pixels `at - half_width ..= at + half_width` along the wall are open.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorSpec {
+    pub at: Pick,
+    pub half_width: u32,
+}
+
+/// Orientation of a wall. `Either` draws vertical or horizontal per episode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Axis {
+    /// A wall along y at a fixed x.
+    Vertical,
+    /// A wall along x at a fixed y.
+    Horizontal,
+    /// Vertical or horizontal with equal probability, drawn per episode.
+    Either,
+}
+
+/// A whole number that is fixed or drawn uniformly per episode from `lo..hi` (half-open).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Pick {
+    Fixed(i32),
+    Range(i32, i32),
+}
+
+impl Pick {
+    /// The smallest and largest value this pick can take.
+    pub fn bounds(&self) -> (i32, i32) {
+        match *self {
+            Pick::Fixed(v) => (v, v),
+            Pick::Range(lo, hi) => (lo, hi - 1),
+        }
+    }
+}
+
+/// The agent of a top-down scene: a point mass drawn as a Gaussian blob.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Collision radius in units; the agent's centre keeps this far from walls.
+    pub radius: f32,
+    /// Standard deviation of the drawn Gaussian blob, in pixels.
+    pub blob_std: f32,
+    /// Each action component is clipped to `[-max_step, max_step]`.
+    pub max_step: f32,
+}
+
+/// A square box that the agent pushes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushableSpec {
+    /// Half the side of the square box, in units.
+    pub half_size: f32,
+    /// Smallest distance between the box's start and its goal.
+    pub min_goal_distance: f32,
+}
+
+/// How each episode's start and goal are drawn in a top-down scene.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopDownTask {
+    pub rooms: RoomPick,
+    /// Start and goal keep at least this distance from every wall.
+    pub margin: f32,
+}
+
+/// Which rooms start and goal are drawn in. Rooms are the regions the walls enclose with the
+/// doors closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoomPick {
+    /// Any room for both (and, with a box, box and agent anywhere).
+    Any,
+    /// Start and goal in two different rooms.
+    DifferentRooms,
+    /// The goal in a room as many doors away from the start's room as the layout allows.
+    FarthestRooms,
+}
+
+/// Episode length and success rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpisodeSpec {
+    /// Steps allowed per episode.
+    pub max_steps: u32,
+    /// Success when the tracked thing (agent, or the box) ends within this distance of the goal.
+    pub success_radius: f32,
+}
+
+/// A 3-D room with coloured objects, seen by a perspective camera on the agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstPersonScene {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Side of the square room, in metres; the room spans `0..size` on x and z.
+    pub size: f32,
+    pub wall_height: f32,
+    /// Observation width and height in pixels.
+    pub resolution: u32,
+    /// Vertical field of view of the agent's camera, in degrees.
+    pub fov_degrees: f32,
+    pub agent: FirstPersonAgentSpec,
+    pub objects: Vec<ObjectSpec>,
+    /// The object to reach: `Named("red_cube")`, or `Random` (one of the objects, per episode).
+    pub goal: GoalObject,
+    /// Start keeps at least this distance from walls and objects.
+    pub margin: f32,
+    pub episode: EpisodeSpec,
+}
+
+/// The body and controls of a first-person agent. Action = (forward speed, turn rate).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstPersonAgentSpec {
+    pub radius: f32,
+    pub eye_height: f32,
+    /// Largest forward (or backward) move per step, metres.
+    pub max_forward: f32,
+    /// Largest turn per step, degrees.
+    pub max_turn_degrees: f32,
+}
+
+/// A coloured object standing on the floor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSpec {
+    pub name: String,
+    pub shape: Shape,
+    /// Colour as linear RGB in `0..=1`.
+    pub color: (f32, f32, f32),
+    /// Position of the object's centre on the floor: (x, z).
+    pub at: (f32, f32),
+    /// Half the width of the object (its collision radius).
+    pub radius: f32,
+    pub height: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shape {
+    Cube,
+    Sphere,
+    Cylinder,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GoalObject {
+    Named(String),
+    Random,
+}
+
+/// A scene file that could not be read, parsed or validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SceneError {
+    pub file: PathBuf,
+    /// Line and column (1-based) where known.
+    pub position: Option<(usize, usize)>,
+    /// The field the problem is in, as a path (`walls[2].doors[0].half_width`), where known.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for SceneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some((line, col)) = self.position {
+            write!(f, ":{line}:{col}")?;
+        }
+        write!(f, ": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for SceneError {}
+
+impl Scene {
+    /// Loads and validates a scene. `name_or_path` is a path to a `.ron` file, or a bare scene
+    /// name looked up as `scenes/<name>.ron` (relative to the working directory, then to the
+    /// crate's own folder).
+    pub fn load(name_or_path: &str) -> Result<Scene, SceneError> {
+        let path = resolve_scene_path(name_or_path);
+        let text = std::fs::read_to_string(&path).map_err(|e| SceneError {
+            file: path.clone(),
+            position: None,
+            field: None,
+            message: format!("cannot read scene file: {e}"),
+        })?;
+        Scene::parse(&text, &path)
+    }
+
+    /// Parses and validates scene text; `file` is used in error messages.
+    pub fn parse(text: &str, file: &Path) -> Result<Scene, SceneError> {
+        let options = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES)
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let scene: Scene = options.from_str(text).map_err(|e| SceneError {
+            file: file.to_path_buf(),
+            position: Some((e.span.start.line, e.span.start.col)),
+            field: None,
+            message: e.code.to_string(),
+        })?;
+        scene.validate().map_err(|(field, message)| SceneError {
+            file: file.to_path_buf(),
+            position: locate_field(text, &field),
+            field: Some(field),
+            message,
+        })?;
+        Ok(scene)
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Scene::TopDown(s) => &s.name,
+            Scene::FirstPerson(s) => &s.name,
+        }
+    }
+
+    pub fn episode(&self) -> &EpisodeSpec {
+        match self {
+            Scene::TopDown(s) => &s.episode,
+            Scene::FirstPerson(s) => &s.episode,
+        }
+    }
+
+    /// Observation side in pixels.
+    pub fn resolution(&self) -> u32 {
+        match self {
+            Scene::TopDown(s) => s.size,
+            Scene::FirstPerson(s) => s.resolution,
+        }
+    }
+
+    /// Checks the layout; an error is `(field path, message)`.
+    fn validate(&self) -> Result<(), (String, String)> {
+        match self {
+            Scene::TopDown(s) => s.validate(),
+            Scene::FirstPerson(s) => s.validate(),
+        }
+    }
+}
+
+fn positive(field: &str, v: f32) -> Result<(), (String, String)> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err((field.into(), format!("must be a positive number, got {v}")))
+    }
+}
+
+fn validate_episode(e: &EpisodeSpec) -> Result<(), (String, String)> {
+    if e.max_steps == 0 {
+        return Err(("episode.max_steps".into(), "must be at least 1, got 0".into()));
+    }
+    positive("episode.success_radius", e.success_radius)
+}
+
+impl TopDownScene {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let size = self.size as i32;
+        if !(8..=512).contains(&size) {
+            return Err(("size".into(), format!("must be in 8..=512 pixels, got {size}")));
+        }
+        for (i, w) in self.walls.iter().enumerate() {
+            let field = |f: &str| format!("walls[{i}].{f}");
+            if w.thickness == 0 || w.thickness % 2 == 0 {
+                return Err((
+                    field("thickness"),
+                    format!("must be odd and at least 1, got {}", w.thickness),
+                ));
+            }
+            let half = (w.thickness as i32 - 1) / 2;
+            if let Pick::Range(lo, hi) = w.at {
+                if lo >= hi {
+                    return Err((field("at"), format!("empty range Range({lo}, {hi})")));
+                }
+            }
+            let (lo, hi) = w.at.bounds();
+            if lo - half < 0 || hi + half > size - 1 {
+                return Err((
+                    field("at"),
+                    format!(
+                        "wall outside the arena: a {}-pixel wall at {:?} covers pixels {}..={}, \
+                         the arena has pixels 0..={}",
+                        w.thickness,
+                        w.at,
+                        lo - half,
+                        hi + half,
+                        size - 1
+                    ),
+                ));
+            }
+            if w.from > w.to {
+                return Err((field("to"), format!("`to` ({}) is before `from` ({})", w.to, w.from)));
+            }
+            if w.from < 0 || w.to > size - 1 {
+                return Err((
+                    field(if w.from < 0 { "from" } else { "to" }),
+                    format!(
+                        "wall outside the arena: it spans pixels {}..={}, the arena has pixels 0..={}",
+                        w.from,
+                        w.to,
+                        size - 1
+                    ),
+                ));
+            }
+            let length = w.to - w.from + 1;
+            for (j, d) in w.doors.iter().enumerate() {
+                let dfield = |f: &str| format!("walls[{i}].doors[{j}].{f}");
+                let width = 2 * d.half_width as i32 + 1;
+                if width >= length {
+                    return Err((
+                        dfield("half_width"),
+                        format!(
+                            "door wider than its wall: half_width {} opens {width} pixels, the \
+                             wall is {length} pixels long",
+                            d.half_width
+                        ),
+                    ));
+                }
+                if let Pick::Range(lo, hi) = d.at {
+                    if lo >= hi {
+                        return Err((dfield("at"), format!("empty range Range({lo}, {hi})")));
+                    }
+                }
+                let (lo, hi) = d.at.bounds();
+                let (open_lo, open_hi) = (lo - d.half_width as i32, hi + d.half_width as i32);
+                if open_lo < w.from || open_hi > w.to {
+                    return Err((
+                        dfield("at"),
+                        format!(
+                            "door outside its wall: at {:?} it opens pixels {open_lo}..={open_hi}, \
+                             the wall spans {}..={}",
+                            d.at, w.from, w.to
+                        ),
+                    ));
+                }
+            }
+        }
+        positive("agent.max_step", self.agent.max_step)?;
+        positive("agent.blob_std", self.agent.blob_std)?;
+        if !(self.agent.radius.is_finite() && self.agent.radius >= 0.0) {
+            return Err((
+                "agent.radius".into(),
+                format!("must be zero or positive, got {}", self.agent.radius),
+            ));
+        }
+        if let Some(p) = &self.pushable {
+            positive("pushable.half_size", p.half_size)?;
+            if !(p.min_goal_distance.is_finite() && p.min_goal_distance >= 0.0) {
+                return Err((
+                    "pushable.min_goal_distance".into(),
+                    format!("must be zero or positive, got {}", p.min_goal_distance),
+                ));
+            }
+        }
+        if !(self.task.margin.is_finite() && self.task.margin >= 0.0) {
+            return Err((
+                "task.margin".into(),
+                format!("must be zero or positive, got {}", self.task.margin),
+            ));
+        }
+        validate_episode(&self.episode)
+    }
+}
+
+impl FirstPersonScene {
+    fn validate(&self) -> Result<(), (String, String)> {
+        positive("size", self.size)?;
+        positive("wall_height", self.wall_height)?;
+        if !(8..=512).contains(&self.resolution) {
+            return Err((
+                "resolution".into(),
+                format!("must be in 8..=512, got {}", self.resolution),
+            ));
+        }
+        if !(self.fov_degrees > 1.0 && self.fov_degrees < 179.0) {
+            return Err((
+                "fov_degrees".into(),
+                format!("must be in (1, 179), got {}", self.fov_degrees),
+            ));
+        }
+        positive("agent.radius", self.agent.radius)?;
+        positive("agent.max_forward", self.agent.max_forward)?;
+        positive("agent.max_turn_degrees", self.agent.max_turn_degrees)?;
+        if !(self.agent.eye_height > 0.0 && self.agent.eye_height < self.wall_height) {
+            return Err((
+                "agent.eye_height".into(),
+                format!(
+                    "must be above the floor and below the walls, got {}",
+                    self.agent.eye_height
+                ),
+            ));
+        }
+        if self.objects.is_empty() {
+            return Err(("objects".into(), "needs at least one object".into()));
+        }
+        for (i, o) in self.objects.iter().enumerate() {
+            positive(&format!("objects[{i}].radius"), o.radius)?;
+            positive(&format!("objects[{i}].height"), o.height)?;
+            let (x, z) = o.at;
+            if !(x - o.radius >= 0.0 && x + o.radius <= self.size && z - o.radius >= 0.0 && z + o.radius <= self.size) {
+                return Err((
+                    format!("objects[{i}].at"),
+                    format!("object `{}` at ({x}, {z}) is outside the room 0..{}", o.name, self.size),
+                ));
+            }
+            let c = o.color;
+            if ![c.0, c.1, c.2].iter().all(|v| (0.0..=1.0).contains(v)) {
+                return Err((
+                    format!("objects[{i}].color"),
+                    format!("components must be in 0..=1, got {c:?}"),
+                ));
+            }
+            if self.objects[..i].iter().any(|p| p.name == o.name) {
+                return Err((format!("objects[{i}].name"), format!("`{}` is used twice", o.name)));
+            }
+        }
+        if let GoalObject::Named(n) = &self.goal {
+            if !self.objects.iter().any(|o| &o.name == n) {
+                let names: Vec<_> = self.objects.iter().map(|o| o.name.as_str()).collect();
+                return Err(("goal".into(), format!("no object named `{n}`; objects are {names:?}")));
+            }
+        }
+        if !(self.margin.is_finite() && self.margin >= 0.0) {
+            return Err((
+                "margin".into(),
+                format!("must be zero or positive, got {}", self.margin),
+            ));
+        }
+        validate_episode(&self.episode)
+    }
+}
+
+/// Finds a scene file: an existing path as given, else `scenes/<name>.ron` in the working
+/// directory, else in the crate's own `scenes/`.
+pub fn resolve_scene_path(name_or_path: &str) -> PathBuf {
+    let given = PathBuf::from(name_or_path);
+    if given.exists() || name_or_path.ends_with(".ron") || name_or_path.contains('/') {
+        return given;
+    }
+    let local = PathBuf::from("scenes").join(format!("{name_or_path}.ron"));
+    if local.exists() {
+        return local;
+    }
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenes")
+        .join(format!("{name_or_path}.ron"));
+    if shipped.exists() {
+        shipped
+    } else {
+        local
+    }
+}
+
+/// Names of the scenes shipped in `scenes/`.
+pub fn shipped_scene_names() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenes");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let p = e.path();
+            if p.extension()? == "ron" {
+                Some(p.file_stem()?.to_string_lossy().into_owned())
+            } else {
+                None
+            }
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Finds the line and column of a field path such as `walls[1].doors[0].half_width` in RON
+/// text, by walking its keys and list items. Returns `None` when the text does not follow the
+/// path (the message still names the field).
+pub fn locate_field(text: &str, path: &str) -> Option<(usize, usize)> {
+    // Split `walls[1].doors[0].half_width` into steps: Key("walls"), Index(1), Key("doors"), …
+    enum Step<'a> {
+        Key(&'a str),
+        Index(usize),
+    }
+    let mut steps = Vec::new();
+    for part in path.split('.') {
+        let mut rest = part;
+        if let Some(b) = rest.find('[') {
+            steps.push(Step::Key(&rest[..b]));
+            rest = &rest[b..];
+            while let Some(stripped) = rest.strip_prefix('[') {
+                let e = stripped.find(']')?;
+                steps.push(Step::Index(stripped[..e].parse().ok()?));
+                rest = &stripped[e + 1..];
+            }
+        } else {
+            steps.push(Step::Key(rest));
+        }
+    }
+    let bytes = text.as_bytes();
+    let mut pos = 0usize;
+    // Skip a comment or string starting at `i`; returns the index after it, or `i` if none.
+    let skip = |i: usize| -> usize {
+        if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            text[i..].find('\n').map_or(bytes.len(), |n| i + n)
+        } else if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+            text[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2)
+        } else if bytes[i] == b'"' {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j] != b'"' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            j + 1
+        } else {
+            i
+        }
+    };
+    for (k, step) in steps.iter().enumerate() {
+        match step {
+            Step::Key(key) => {
+                // Find `key` followed by `:` at depth 0 relative to `pos`.
+                let mut depth = 0i32;
+                let mut i = pos;
+                let mut found = None;
+                while i < bytes.len() {
+                    let j = skip(i);
+                    if j != i {
+                        i = j;
+                        continue;
+                    }
+                    match bytes[i] {
+                        b'(' | b'[' | b'{' => depth += 1,
+                        b')' | b']' | b'}' => {
+                            depth -= 1;
+                            if depth < 0 && k > 0 {
+                                return None;
+                            }
+                        }
+                        _ => {}
+                    }
+                    let at_word_start = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+                    if depth <= 1 && at_word_start && text[i..].starts_with(key) {
+                        let after = text[i + key.len()..].trim_start();
+                        let boundary = text[i + key.len()..]
+                            .chars()
+                            .next()
+                            .is_some_and(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+                        if boundary && after.starts_with(':') {
+                            found = Some(i);
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+                pos = found?;
+                // Move past the colon.
+                pos += text[pos..].find(':')? + 1;
+            }
+            Step::Index(n) => {
+                let open = pos + text[pos..].find('[')?;
+                let mut depth = 0i32;
+                let mut item = 0usize;
+                let mut i = open + 1;
+                let mut start = None;
+                while i < bytes.len() {
+                    let j = skip(i);
+                    if j != i {
+                        i = j;
+                        continue;
+                    }
+                    let c = bytes[i];
+                    if depth == 0 && item == *n && start.is_none() && !c.is_ascii_whitespace() {
+                        start = Some(i);
+                        break;
+                    }
+                    match c {
+                        b'(' | b'[' | b'{' => depth += 1,
+                        b')' | b'}' => depth -= 1,
+                        b']' => {
+                            if depth == 0 {
+                                return None;
+                            }
+                            depth -= 1;
+                        }
+                        b',' if depth == 0 => item += 1,
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                pos = start?;
+            }
+        }
+    }
+    // Point at the value (skip white space after the colon).
+    while pos < bytes.len() && bytes[pos].is_ascii_whitespace() {
+        pos += 1;
+    }
+    let line = text[..pos].matches('\n').count() + 1;
+    let col = pos - text[..pos].rfind('\n').map_or(0, |n| n + 1) + 1;
+    Some((line, col))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_field_walks_keys_and_items() {
+        let text = "TopDown(\n  name: \"x\",\n  walls: [\n    (at: Fixed(1)),\n    (at: Fixed(2), doors: [(half_width: 3)]),\n  ],\n)";
+        assert_eq!(locate_field(text, "name"), Some((2, 9)));
+        assert_eq!(locate_field(text, "walls[1].at"), Some((5, 10)));
+        assert_eq!(locate_field(text, "walls[1].doors[0].half_width"), Some((5, 41)));
+        assert_eq!(locate_field(text, "walls[3].at"), None);
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the real pipeline on tiny settings. One test binary, one module per area.
+
+mod collect;
+mod physics;
+mod render;
+mod scenes;

@@ -1,0 +1,155 @@
+//! Physics: agents never enter or tunnel through walls, doors are crossable, boxes are pushed
+//! and stopped by walls; the Bevy plugin steps environments in `FixedUpdate`.
+
+use amisim::world::env::{env_rng, Envs, PhysicsPlugin};
+use amisim::world::scene::Scene;
+use amisim::world::sim::{self, inside_wall, EnvState};
+use bevy::prelude::*;
+use glam::Vec2;
+use rand::RngExt;
+use std::sync::Arc;
+
+#[test]
+fn ten_thousand_random_steps_never_leave_an_agent_inside_a_wall() {
+    for name in ["two_rooms", "four_rooms", "push_box", "room_3d"] {
+        let scene = Scene::load(name).unwrap();
+        let mut rng = env_rng(7, 0);
+        let mut state = sim::sample_episode(&scene, &mut rng).unwrap();
+        let mut collisions = 0;
+        for i in 0..10_000 {
+            if i % 500 == 0 {
+                state = sim::sample_episode(&scene, &mut rng).unwrap();
+            }
+            // Large actions (beyond the clip) make tunnelling likely if the sweep were wrong.
+            let a = [rng.random_range(-6.0..6.0), rng.random_range(-6.0..6.0)];
+            sim::step(&scene, &mut state, a);
+            collisions += state.collided as usize;
+            assert!(
+                !inside_wall(&scene, &state),
+                "{name}: step {i} left the agent in a wall: {:?}",
+                state.agent
+            );
+        }
+        assert!(
+            collisions > 100,
+            "{name}: only {collisions} collisions, the test is not exercising walls"
+        );
+    }
+}
+
+#[test]
+fn actions_are_clipped_per_component() {
+    let scene = Scene::load("two_rooms").unwrap();
+    assert_eq!(sim::clip_action(&scene, [10.0, -10.0]), [2.45, -2.45]);
+    assert_eq!(sim::clip_action(&scene, [f32::NAN, 1.0]), [0.0, 1.0]);
+}
+
+fn fixed_two_rooms_start(agent: Vec2) -> (Scene, EnvState) {
+    let scene = Scene::load("two_rooms_fixed").unwrap();
+    let mut state = sim::sample_episode(&scene, &mut env_rng(0, 0)).unwrap();
+    state.agent = agent;
+    (scene, state)
+}
+
+#[test]
+fn the_door_is_crossable_and_the_wall_is_not() {
+    // Wall pixels are columns 31..=33, the door rows 14..=22 (centre 18).
+    let (scene, mut state) = fixed_two_rooms_start(Vec2::new(20.0, 18.0));
+    let left = state.layout.as_ref().unwrap().room_of(state.agent).unwrap();
+    for _ in 0..12 {
+        sim::step(&scene, &mut state, [2.0, 0.0]);
+    }
+    assert!(state.agent.x > 40.0, "agent stuck at {:?}", state.agent);
+    assert_ne!(state.layout.as_ref().unwrap().room_of(state.agent), Some(left));
+
+    // Away from the door the wall stops the agent at its face (pixel 31 spans 30.5..31.5).
+    let (scene, mut state) = fixed_two_rooms_start(Vec2::new(20.0, 40.0));
+    for _ in 0..12 {
+        sim::step(&scene, &mut state, [2.45, 0.0]);
+    }
+    assert!(state.collided);
+    assert!(
+        state.agent.x < 30.0 && state.agent.x > 29.9,
+        "stopped at {:?}",
+        state.agent
+    );
+    assert_eq!(state.agent.y, 40.0);
+}
+
+#[test]
+fn a_single_long_move_does_not_tunnel() {
+    // Even without clipping, the sweep stops a move across the whole wall.
+    let scene = Scene::load("two_rooms_fixed").unwrap();
+    let Scene::TopDown(mut s) = scene else { unreachable!() };
+    s.agent.max_step = 100.0;
+    let scene = Scene::TopDown(s);
+    let mut state = sim::sample_episode(&scene, &mut env_rng(0, 0)).unwrap();
+    state.agent = Vec2::new(20.0, 40.0);
+    sim::step(&scene, &mut state, [50.0, 3.0]);
+    assert!(state.agent.x < 30.0, "tunnelled to {:?}", state.agent);
+    assert!(!inside_wall(&scene, &state));
+}
+
+#[test]
+fn the_agent_pushes_the_box_and_walls_stop_it() {
+    let scene = Scene::load("push_box").unwrap();
+    let mut state = sim::sample_episode(&scene, &mut env_rng(3, 0)).unwrap();
+    state.pushable = Some(Vec2::new(30.0, 30.0));
+    state.agent = Vec2::new(20.0, 30.0);
+    for _ in 0..4 {
+        sim::step(&scene, &mut state, [2.0, 0.0]);
+    }
+    let b = state.pushable.unwrap();
+    assert!(b.x > 30.5, "box not pushed: {b:?}");
+    assert!((b.y - 30.0).abs() < 1e-4, "pushed sideways: {b:?}");
+    // The agent stays behind the box (half size 3.5 + radius 0.5).
+    assert!(
+        b.x - state.agent.x >= 3.99 && b.x - state.agent.x < 4.1,
+        "{:?} {b:?}",
+        state.agent
+    );
+    // Keep pushing: the right border wall (pixel 60 spans 59.5..60.5) stops the box.
+    for _ in 0..40 {
+        sim::step(&scene, &mut state, [2.45, 0.0]);
+    }
+    let b = state.pushable.unwrap();
+    assert!(b.x <= 56.0 && b.x > 55.9, "box at {b:?}");
+    assert!(state.collided);
+    assert!(!inside_wall(&scene, &state));
+}
+
+#[test]
+fn first_person_moves_forward_and_turns() {
+    let scene = Scene::load("room_3d").unwrap();
+    let mut state = sim::sample_episode(&scene, &mut env_rng(1, 0)).unwrap();
+    state.agent = Vec2::new(4.0, 3.0);
+    state.heading = 0.0;
+    sim::step(&scene, &mut state, [0.3, 0.0]);
+    assert!((state.agent - Vec2::new(4.3, 3.0)).length() < 1e-5);
+    sim::step(&scene, &mut state, [0.0, 10.0]);
+    assert!(
+        (state.heading - 20f32.to_radians()).abs() < 1e-5,
+        "turn clipped to 20°: {}",
+        state.heading
+    );
+}
+
+#[test]
+fn the_physics_plugin_steps_in_fixed_update() {
+    let scene = Arc::new(Scene::load("two_rooms_fixed").unwrap());
+    let mut state = sim::sample_episode(&scene, &mut env_rng(0, 0)).unwrap();
+    state.agent = Vec2::new(20.0, 40.0);
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, PhysicsPlugin));
+    app.insert_resource(Envs {
+        scene,
+        states: vec![state],
+        pending: Some(vec![[1.0, -1.0]]),
+        layout_dirty: vec![false],
+    });
+    app.world_mut().run_schedule(bevy::app::FixedMain);
+    let envs = app.world().resource::<Envs>();
+    assert_eq!(envs.states[0].agent, Vec2::new(21.0, 39.0));
+    assert_eq!(envs.states[0].steps, 1);
+    assert!(envs.pending.is_none(), "actions are applied once");
+}
