@@ -28,7 +28,7 @@ pub struct CollectConfig {
 }
 
 /// Salt that separates the policy's RNG streams from the episodes'.
-const POLICY_SALT: u64 = 0x5eed_0f_a11_c0ffee;
+const POLICY_SALT: u64 = 0x05ee_d0fa_11c0_ffee;
 
 /// The seed of batch `b` of a run seeded with `seed`.
 fn batch_seed(seed: u64, b: usize) -> u64 {

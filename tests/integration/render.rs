@@ -131,8 +131,23 @@ fn first_person_frames_change_when_the_agent_turns() {
     let f = first.frame(0);
     let distinct: std::collections::HashSet<_> = (0..64 * 64).map(|p| (f[p], f[4096 + p], f[8192 + p])).collect();
     assert!(distinct.len() > 3, "frame has {} colours", distinct.len());
-    let (turned, _) = env.step(&vec![[0.0, 0.3]; 4]).unwrap();
+    let (turned, _) = env.step(&[[0.0, 0.3]; 4]).unwrap();
     for i in 0..4 {
         assert_ne!(first.frame(i), turned.frame(i), "env {i} did not change after turning");
     }
+}
+
+#[test]
+fn a_missing_vulkan_driver_is_a_clear_error_with_the_install_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amisim"))
+        .args(["bench", "env", "--scene", "two_rooms", "--envs", "1"])
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no Vulkan adapter found"), "{err}");
+    assert!(err.contains(amisim::world::VULKAN_INSTALL_HINT), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
