@@ -88,11 +88,27 @@ enum BenchWhat {
 }
 
 fn main() -> ExitCode {
+    quiet_display_probe();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Headless, the Vulkan driver's display probe prints "XDG_RUNTIME_DIR is invalid or not set"
+/// when that variable is missing. Give it a private runtime folder so the output stays clean.
+/// Runs first in `main`, before any thread exists.
+fn quiet_display_probe() {
+    #[cfg(unix)]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join("amisim-runtime");
+        let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        if made.is_ok() || dir.is_dir() {
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
 }

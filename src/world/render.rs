@@ -4,13 +4,14 @@
 //!
 //! - Top-down scenes: one orthographic `Camera2d` over a grid of sprite arenas. Channels are
 //!   colour-coded: red = agent (a Gaussian blob), green = walls, blue = box.
-//! - First-person scenes: one `Camera3d` per environment, each drawing into its own viewport
-//!   (tile) of the shared target; each environment's room stands apart from the others.
+//! - First-person scenes: one `Camera3d` per environment, each drawing into its own small
+//!   target; all targets are copied back in one submission. Each environment's room stands
+//!   apart from the others.
 
 use super::env::Envs;
 use super::scene::{FirstPersonScene, Scene, Shape, TopDownScene};
 use bevy::asset::RenderAssetUsages;
-use bevy::camera::{RenderTarget, ScalingMode, Viewport};
+use bevy::camera::{RenderTarget, ScalingMode};
 use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
 use bevy::image::ImageSampler;
 use bevy::prelude::*;
@@ -59,12 +60,18 @@ impl Tiling {
 }
 
 /// The frame read back after the last render, shared between the main and render worlds.
+///
+/// The frame is a grid of tiles (`width × height` RGBA). It is drawn into one or more target
+/// images, each covering a rectangle of the grid: top-down scenes draw the whole grid into one
+/// target; first-person scenes give each camera a target of its own (a camera drawing into a
+/// viewport of a shared target would load and store the whole target in every pass).
 #[derive(Resource, Clone)]
 pub struct FrameReadback {
-    pub image: Handle<Image>,
+    /// Target images and the grid position of their top-left pixel.
+    pub targets: Vec<(Handle<Image>, UVec2)>,
     pub width: u32,
     pub height: u32,
-    /// Tightly packed RGBA rows of the whole target, filled by the render world each frame.
+    /// Tightly packed RGBA rows of the whole grid, filled by the render world each frame.
     pub rgba: Arc<Mutex<Option<Vec<u8>>>>,
 }
 
@@ -118,12 +125,22 @@ impl Plugin for RenderViewsPlugin {
 #[derive(Resource)]
 struct TilingRes(Tiling);
 
-/// Creates the offscreen target all environments draw into.
-pub fn new_target(images: &mut Assets<Image>, tiling: Tiling) -> Handle<Image> {
+/// Creates the offscreen targets the environments draw into: one for the whole grid
+/// (top-down), or one per environment (first-person).
+pub fn new_targets(images: &mut Assets<Image>, scene: &Scene, n: usize, tiling: Tiling) -> Vec<(Handle<Image>, UVec2)> {
+    match scene {
+        Scene::TopDown(_) => vec![(new_target(images, tiling.width(), tiling.height()), UVec2::ZERO)],
+        Scene::FirstPerson(_) => (0..n)
+            .map(|i| (new_target(images, tiling.tile, tiling.tile), tiling.origin(i)))
+            .collect(),
+    }
+}
+
+fn new_target(images: &mut Assets<Image>, width: u32, height: u32) -> Handle<Image> {
     let mut image = Image::new_uninit(
         Extent3d {
-            width: tiling.width(),
-            height: tiling.height(),
+            width,
+            height,
             depth_or_array_layers: 1,
         },
         TextureDimension::D2,
@@ -203,7 +220,7 @@ fn spawn_top_down_views(
             clear_color: ClearColorConfig::Custom(Color::BLACK),
             ..default()
         },
-        RenderTarget::from(readback.image.clone()),
+        RenderTarget::from(readback.targets[0].0.clone()),
         Projection::Orthographic(OrthographicProjection {
             scaling_mode: ScalingMode::Fixed { width: w, height: h },
             ..OrthographicProjection::default_2d()
@@ -298,11 +315,9 @@ fn spawn_first_person_views(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<StandardMaterial>>,
     envs: Res<Envs>,
-    tiling: Res<TilingRes>,
     readback: Res<FrameReadback>,
 ) {
     let s = first_person_scene(&envs.scene);
-    let tiling = tiling.0;
     let material = |materials: &mut Assets<StandardMaterial>, c: Color| {
         materials.add(StandardMaterial {
             base_color: c,
@@ -377,21 +392,15 @@ fn spawn_first_person_views(
                 Transform::from_translation(o + Vec3::new(obj.at.0, y, obj.at.1)),
             ));
         }
-        let origin = tiling.origin(i);
         commands.spawn((
             AgentView(i),
             Camera3d::default(),
             Camera {
-                viewport: Some(Viewport {
-                    physical_position: origin,
-                    physical_size: UVec2::splat(tiling.tile),
-                    ..default()
-                }),
                 order: i as isize,
                 clear_color: ClearColorConfig::Custom(Color::linear_rgb(0.45, 0.6, 0.85)),
                 ..default()
             },
-            RenderTarget::from(readback.image.clone()),
+            RenderTarget::from(readback.targets[i].0.clone()),
             Projection::Perspective(PerspectiveProjection {
                 fov: s.fov_degrees.to_radians(),
                 near: 0.05,
@@ -416,45 +425,55 @@ fn sync_first_person_views(envs: Res<Envs>, mut cameras: Query<(&AgentView, &mut
     }
 }
 
-/// Render-world system: after the frame is submitted, copy the target into a buffer, wait for
-/// it and hand the packed RGBA rows to the main world. Runs every frame, so the frame read is
-/// the one just drawn (no frame of lag).
+/// Render-world system: after the frame is submitted, copy every target into one buffer (one
+/// submission, one map), wait for it and hand the packed RGBA grid to the main world. Runs
+/// every frame, so the frame read is the one just drawn (no frame of lag).
 fn read_back_frame(
     readback: Res<FrameReadback>,
     images: Res<RenderAssets<GpuImage>>,
     device: Res<RenderDevice>,
     queue: Res<RenderQueue>,
 ) {
-    let Some(gpu) = images.get(&readback.image) else {
+    let gpus: Option<Vec<&GpuImage>> = readback.targets.iter().map(|(h, _)| images.get(h)).collect();
+    let Some(gpus) = gpus else {
         return;
     };
-    let (w, h) = (readback.width, readback.height);
-    let row = RenderDevice::align_copy_bytes_per_row((w * 4) as usize) as u32;
+    // Where each target's rows land in the buffer.
+    let mut regions = Vec::with_capacity(gpus.len());
+    let mut size = 0u64;
+    for gpu in &gpus {
+        let (w, h) = (gpu.texture_descriptor.size.width, gpu.texture_descriptor.size.height);
+        let row = RenderDevice::align_copy_bytes_per_row((w * 4) as usize) as u32;
+        regions.push((size, row, w, h));
+        size += (row * h) as u64;
+    }
     let buffer = device.create_buffer(&BufferDescriptor {
         label: Some("amisim frame readback"),
-        size: (row * h) as u64,
+        size,
         usage: BufferUsages::COPY_DST | BufferUsages::MAP_READ,
         mapped_at_creation: false,
     });
     let mut encoder = device.create_command_encoder(&CommandEncoderDescriptor {
         label: Some("amisim readback"),
     });
-    encoder.copy_texture_to_buffer(
-        gpu.texture.as_image_copy(),
-        TexelCopyBufferInfo {
-            buffer: &buffer,
-            layout: TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(row),
-                rows_per_image: None,
+    for (gpu, &(offset, row, w, h)) in gpus.iter().zip(&regions) {
+        encoder.copy_texture_to_buffer(
+            gpu.texture.as_image_copy(),
+            TexelCopyBufferInfo {
+                buffer: &buffer,
+                layout: TexelCopyBufferLayout {
+                    offset,
+                    bytes_per_row: Some(row),
+                    rows_per_image: None,
+                },
             },
-        },
-        Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
-    );
+            Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+        );
+    }
     queue.submit([encoder.finish()]);
     let slice = buffer.slice(..);
     slice.map_async(MapMode::Read, |r| r.expect("mapping the readback buffer failed"));
@@ -466,10 +485,14 @@ fn read_back_frame(
         })
         .expect("waiting for the GPU failed");
     let data = slice.get_mapped_range();
-    let mut rgba = Vec::with_capacity((w * h * 4) as usize);
-    for y in 0..h as usize {
-        let start = y * row as usize;
-        rgba.extend_from_slice(&data[start..start + (w * 4) as usize]);
+    let grid_row = (readback.width * 4) as usize;
+    let mut rgba = vec![0u8; grid_row * readback.height as usize];
+    for ((_, at), &(offset, row, w, h)) in readback.targets.iter().zip(&regions) {
+        for y in 0..h as usize {
+            let src = offset as usize + y * row as usize;
+            let dst = (at.y as usize + y) * grid_row + at.x as usize * 4;
+            rgba[dst..dst + w as usize * 4].copy_from_slice(&data[src..src + w as usize * 4]);
+        }
     }
     drop(data);
     buffer.unmap();
