@@ -156,7 +156,9 @@ fn run(cli: Cli) -> Result<()> {
                 println!("adapter: {adapter}");
                 println!("{:<18} {:>6} {:>12} {:>12}", "scene", "envs", "obs/s", "ms/step");
             }
-            let rows = bench_env_all(&scene, &envs, Duration::from_secs_f64(seconds), |r: &EnvBenchRow| {
+            let budget = Duration::try_from_secs_f64(seconds)
+                .map_err(|_| anyhow::anyhow!("--seconds must be a non-negative number, got {seconds}"))?;
+            let rows = bench_env_all(&scene, &envs, budget, |r: &EnvBenchRow| {
                 if !json {
                     println!(
                         "{:<18} {:>6} {:>12.0} {:>12.2}",

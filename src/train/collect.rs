@@ -82,7 +82,7 @@ pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_pro
     let frame_shape = [3, res, res];
     let frame_len = 3 * res * res;
     let columns = layout_columns(&scene);
-    let mut header = DatasetHeader {
+    let header = DatasetHeader {
         format: FORMAT.into(),
         scene: scene.name().into(),
         scene_file: scene_file.display().to_string(),
@@ -94,7 +94,9 @@ pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_pro
         frame_shape,
         state_names: STATE_NAMES.iter().map(|s| s.to_string()).collect(),
         layout_columns: columns.clone(),
-        shards: Vec::new(),
+        shards: (0..cfg.episodes.div_ceil(cfg.shard_episodes))
+            .map(|k| shard_path(out, k).file_name().unwrap().to_string_lossy().into_owned())
+            .collect(),
     };
     let bar = if show_progress {
         ProgressBar::new(cfg.episodes as u64)
@@ -115,6 +117,7 @@ pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_pro
         ..Default::default()
     };
     let mut shard = new_shard(0);
+    let mut written = 0usize;
     let mut done = 0usize;
     let mut preview_frames: Vec<Vec<u8>> = Vec::new();
     let mut batch = 0usize;
@@ -163,11 +166,8 @@ pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_pro
                 }
             }
             if shard.episodes == cfg.shard_episodes {
-                let path = shard_path(out, header.shards.len());
-                header
-                    .shards
-                    .push(path.file_name().unwrap().to_string_lossy().into_owned());
-                shard.write(&path, &header)?;
+                shard.write(&shard_path(out, written), &header)?;
+                written += 1;
                 shard = new_shard(done + i + 1);
             }
         }
@@ -176,12 +176,10 @@ pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_pro
         bar.set_position(done as u64);
     }
     if shard.episodes > 0 {
-        let path = shard_path(out, header.shards.len());
-        header
-            .shards
-            .push(path.file_name().unwrap().to_string_lossy().into_owned());
-        shard.write(&path, &header)?;
+        shard.write(&shard_path(out, written), &header)?;
+        written += 1;
     }
+    debug_assert_eq!(written, header.shards.len());
     write_header(out, &header)?;
     bar.finish();
     if let Some(path) = preview {

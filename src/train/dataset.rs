@@ -125,6 +125,13 @@ impl Shard {
                 .collect::<Vec<_>>()
         };
         let layout = get("layout")?;
+        if layout.shape().len() != 2 {
+            bail!(
+                "{}: `layout` has shape {:?}, expected [episodes, columns]",
+                path.display(),
+                layout.shape()
+            );
+        }
         let starts = get("episode_start")?;
         let first = starts
             .data()

@@ -22,6 +22,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// Largest side of the shared target: the texture size every Vulkan device supports.
+pub const MAX_TARGET_SIDE: u32 = 8192;
+
 /// Most frames drawn at start-up while assets become ready.
 const WARMUP_FRAMES: usize = 10;
 
@@ -44,6 +47,13 @@ pub enum EnvError {
     NoFrame,
     #[error("need at least one environment")]
     NoEnvironments,
+    #[error("{n} environments of {tile}×{tile} px need a {width}×{height} px target; the limit is {MAX_TARGET_SIDE} px a side (use fewer environments per app)")]
+    TooManyEnvironments {
+        n: usize,
+        tile: u32,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// Observations of all environments: `[n, channels, height, width]` u8, row-major.
@@ -156,9 +166,17 @@ impl VecEnv {
         if n == 0 {
             return Err(EnvError::NoEnvironments);
         }
+        let tiling = Tiling::new(n, scene.resolution());
+        if tiling.width() > MAX_TARGET_SIDE || tiling.height() > MAX_TARGET_SIDE {
+            return Err(EnvError::TooManyEnvironments {
+                n,
+                tile: tiling.tile,
+                width: tiling.width(),
+                height: tiling.height(),
+            });
+        }
         check_adapter()?;
         let scene = Arc::new(scene);
-        let tiling = Tiling::new(n, scene.resolution());
         let mut app = App::new();
         app.add_plugins(
             DefaultPlugins

@@ -135,7 +135,8 @@ pub fn plan_episode(
             let hi = s.size as f32 - 1.0 - lo;
             let start = (point - before).clamp(Vec2::splat(lo), Vec2::splat(hi));
             // Keep the drawn start if the crossing start would sit in a wall or outside.
-            if layout.room_of(start).is_some() && layout.wall_distance(start) > s.agent.radius {
+            let r = s.agent.radius;
+            if layout.room_of(start).is_some() && !layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
                 state.agent = start;
             }
             to_arrays(actions)

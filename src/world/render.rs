@@ -3,7 +3,8 @@
 //! and the target is copied back to CPU memory once per frame.
 //!
 //! - Top-down scenes: one orthographic `Camera2d` over a grid of sprite arenas. Channels are
-//!   colour-coded: red = agent (a Gaussian blob), green = walls, blue = box.
+//!   colour-coded: red = agent (a Gaussian blob), green = walls, blue = box; each drawn
+//!   channel stays intact where the blob overlaps it.
 //! - First-person scenes: one `Camera3d` per environment, each drawing into its own small
 //!   target; all targets are copied back in one submission. Each environment's room stands
 //!   apart from the others.
@@ -11,25 +12,24 @@
 use super::env::Envs;
 use super::scene::{FirstPersonScene, Scene, Shape, TopDownScene};
 use bevy::asset::RenderAssetUsages;
+use bevy::asset::{embedded_asset, embedded_path, AssetPath};
 use bevy::camera::{RenderTarget, ScalingMode};
 use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
-use bevy::image::ImageSampler;
+use bevy::mesh::MeshVertexBufferLayoutRef;
 use bevy::prelude::*;
 use bevy::render::render_asset::RenderAssets;
 use bevy::render::render_resource::{
-    BufferDescriptor, BufferUsages, CommandEncoderDescriptor, Extent3d, MapMode, PollType, TexelCopyBufferInfo,
-    TexelCopyBufferLayout, TextureDimension, TextureFormat, TextureUsages,
+    AsBindGroup, BufferDescriptor, BufferUsages, ColorWrites, CommandEncoderDescriptor, Extent3d, MapMode, PollType,
+    RenderPipelineDescriptor, SpecializedMeshPipelineError, TexelCopyBufferInfo, TexelCopyBufferLayout,
+    TextureDimension, TextureFormat, TextureUsages,
 };
 use bevy::render::renderer::{RenderDevice, RenderQueue};
 use bevy::render::texture::GpuImage;
 use bevy::render::view::Msaa;
 use bevy::render::{Render, RenderApp, RenderSystems};
+use bevy::shader::ShaderRef;
+use bevy::sprite_render::{AlphaMode2d, Material2d, Material2dKey, Material2dPlugin};
 use std::sync::{Arc, Mutex};
-
-/// Texels per pixel of the agent's blob texture (the blob is point-sampled at pixel centres).
-const BLOB_SUPERSAMPLE: u32 = 8;
-/// Gap between first-person rooms, in metres, so no room sees another.
-const ROOM_GAP: f32 = 20.0;
 
 /// How environments are laid out as tiles in the shared target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +100,8 @@ impl Plugin for RenderViewsPlugin {
         app.insert_resource(TilingRes(self.tiling));
         match &*self.scene {
             Scene::TopDown(_) => {
+                embedded_asset!(app, "blob.wgsl");
+                app.add_plugins(Material2dPlugin::<BlobMaterial>::default());
                 app.add_systems(Startup, spawn_top_down_views);
                 app.add_systems(
                     PostUpdate,
@@ -152,34 +154,38 @@ fn new_target(images: &mut Assets<Image>, width: u32, height: u32) -> Handle<Ima
     images.add(image)
 }
 
-/// A Gaussian blob texture (red, alpha = exp(-d²/2σ²)) covering ±3σ, supersampled.
-fn blob_image(std_px: f32) -> (Image, f32) {
-    let radius_px = (3.0 * std_px).ceil();
-    let side_px = 2.0 * radius_px + 1.0;
-    let n = (side_px as u32) * BLOB_SUPERSAMPLE;
-    let mut data = Vec::with_capacity((n * n * 4) as usize);
-    for y in 0..n {
-        for x in 0..n {
-            // Texel centre, in pixels from the blob centre.
-            let dx = (x as f32 + 0.5) / BLOB_SUPERSAMPLE as f32 - side_px / 2.0;
-            let dy = (y as f32 + 0.5) / BLOB_SUPERSAMPLE as f32 - side_px / 2.0;
-            let a = (-(dx * dx + dy * dy) / (2.0 * std_px * std_px)).exp();
-            data.extend_from_slice(&[255, 0, 0, (a * 255.0).round() as u8]);
-        }
+/// The agent's Gaussian blob (see `blob.wgsl`): written to the red channel only, without
+/// blending, so walls and box keep their channels where the blob overlaps them.
+#[derive(Asset, TypePath, AsBindGroup, Debug, Clone)]
+pub struct BlobMaterial {
+    /// x: std in pixels, y: side of the quad in pixels.
+    #[uniform(0)]
+    pub params: Vec4,
+}
+
+impl Material2d for BlobMaterial {
+    fn fragment_shader() -> ShaderRef {
+        ShaderRef::Path(AssetPath::from_path_buf(embedded_path!("blob.wgsl")).with_source("embedded"))
     }
-    let mut image = Image::new(
-        Extent3d {
-            width: n,
-            height: n,
-            depth_or_array_layers: 1,
-        },
-        TextureDimension::D2,
-        data,
-        TextureFormat::Rgba8Unorm,
-        RenderAssetUsages::RENDER_WORLD,
-    );
-    image.sampler = ImageSampler::linear();
-    (image, side_px)
+
+    fn alpha_mode(&self) -> AlphaMode2d {
+        // Drawn in the sorted (transparent) phase, after walls and box.
+        AlphaMode2d::Blend
+    }
+
+    fn specialize(
+        descriptor: &mut RenderPipelineDescriptor,
+        _layout: &MeshVertexBufferLayoutRef,
+        _key: Material2dKey<Self>,
+    ) -> Result<(), SpecializedMeshPipelineError> {
+        if let Some(fragment) = descriptor.fragment.as_mut() {
+            for target in fragment.targets.iter_mut().flatten() {
+                target.blend = None;
+                target.write_mask = ColorWrites::RED;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// World position of arena point `p` of environment `i` (top-down; image y grows downward).
@@ -205,7 +211,8 @@ fn first_person_scene(scene: &Scene) -> &FirstPersonScene {
 
 fn spawn_top_down_views(
     mut commands: Commands,
-    mut images: ResMut<Assets<Image>>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut blobs: ResMut<Assets<BlobMaterial>>,
     envs: Res<Envs>,
     tiling: Res<TilingRes>,
     readback: Res<FrameReadback>,
@@ -231,16 +238,17 @@ fn spawn_top_down_views(
         Tonemapping::None,
         DebandDither::Disabled,
     ));
-    let (blob, blob_side) = blob_image(s.agent.blob_std);
-    let blob = images.add(blob);
+    // The blob is cut at 3σ (plus half a pixel, so every pixel centre within 3σ is covered).
+    let side = 2.0 * (3.0 * s.agent.blob_std).ceil() + 1.0;
+    let quad = meshes.add(Rectangle::new(side, side));
+    let blob = blobs.add(BlobMaterial {
+        params: Vec4::new(s.agent.blob_std, side, 0.0, 0.0),
+    });
     for i in 0..envs.states.len() {
         commands.spawn((
             AgentView(i),
-            Sprite {
-                image: blob.clone(),
-                custom_size: Some(Vec2::splat(blob_side)),
-                ..default()
-            },
+            Mesh2d(quad.clone()),
+            MeshMaterial2d(blob.clone()),
             Transform::from_xyz(0.0, 0.0, 2.0),
         ));
         if let Some(p) = &s.pushable {
@@ -307,7 +315,8 @@ fn sync_top_down_views(
 
 /// Origin of environment `i`'s first-person room in the world.
 fn room_origin(s: &FirstPersonScene, i: usize) -> Vec3 {
-    Vec3::new(i as f32 * (s.size + ROOM_GAP), 0.0, 0.0)
+    // Rooms stand three room-widths apart: beyond the cameras' far plane (two widths).
+    Vec3::new(i as f32 * 4.0 * s.size, 0.0, 0.0)
 }
 
 fn spawn_first_person_views(

@@ -120,7 +120,8 @@ pub struct PushableSpec {
 #[serde(deny_unknown_fields)]
 pub struct TopDownTask {
     pub rooms: RoomPick,
-    /// Start and goal keep at least this distance from every wall.
+    /// Start and goal keep at least this distance from every wall pixel (and at least the
+    /// agent's radius); a box keeps this distance plus its half-diagonal.
     pub margin: f32,
 }
 
@@ -325,6 +326,21 @@ impl TopDownScene {
         }
         for (i, w) in self.walls.iter().enumerate() {
             let field = |f: &str| format!("walls[{i}].{f}");
+            if w.thickness > self.size {
+                return Err((
+                    field("thickness"),
+                    format!("{} is thicker than the arena ({size})", w.thickness),
+                ));
+            }
+            if let Some(d) = w.doors.iter().position(|d| d.half_width > self.size) {
+                return Err((
+                    format!("walls[{i}].doors[{d}].half_width"),
+                    format!(
+                        "door wider than its wall: half_width {} exceeds the arena",
+                        w.doors[d].half_width
+                    ),
+                ));
+            }
             if w.thickness == 0 || w.thickness % 2 == 0 {
                 return Err((
                     field("thickness"),
@@ -401,6 +417,12 @@ impl TopDownScene {
         }
         positive("agent.max_step", self.agent.max_step)?;
         positive("agent.blob_std", self.agent.blob_std)?;
+        if self.agent.blob_std > 16.0 {
+            return Err((
+                "agent.blob_std".into(),
+                format!("at most 16 pixels, got {}", self.agent.blob_std),
+            ));
+        }
         if !(self.agent.radius.is_finite() && self.agent.radius >= 0.0) {
             return Err((
                 "agent.radius".into(),
@@ -601,13 +623,14 @@ pub fn locate_field(text: &str, path: &str) -> Option<(usize, usize)> {
                         _ => {}
                     }
                     let at_word_start = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-                    if depth <= 1 && at_word_start && text[i..].starts_with(key) {
-                        let after = text[i + key.len()..].trim_start();
-                        let boundary = text[i + key.len()..]
+                    if depth <= 1 && at_word_start && bytes[i..].starts_with(key.as_bytes()) {
+                        // `key` is ASCII, so `i + key.len()` is a character boundary.
+                        let rest = &text[i + key.len()..];
+                        let boundary = rest
                             .chars()
                             .next()
                             .is_some_and(|c| !(c.is_ascii_alphanumeric() || c == '_'));
-                        if boundary && after.starts_with(':') {
+                        if boundary && rest.trim_start().starts_with(':') {
                             found = Some(i);
                             break;
                         }

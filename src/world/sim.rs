@@ -138,11 +138,12 @@ fn sample_top_down(s: &TopDownScene, rng: &mut impl Rng) -> Result<EnvState, Pla
         )
         .ok_or_else(|| fail("the box's goal"))?;
         let keep_off = p.half_size * std::f32::consts::SQRT_2 + agent_radius + margin;
-        let agent = place(&layout, rng, None, agent_radius + margin, &[(box_start, keep_off)])
+        let agent = place(&layout, rng, None, margin.max(agent_radius), &[(box_start, keep_off)])
             .ok_or_else(|| fail("the agent"))?;
         (agent, Some(box_start), goal)
     } else {
-        let clearance = agent_radius + margin;
+        // The margin counts from the wall pixels' edges (never less than the body).
+        let clearance = margin.max(agent_radius);
         let agent = place(&layout, rng, Some(start_room), clearance, &[]).ok_or_else(|| fail("the start"))?;
         let goal = place(&layout, rng, Some(goal_room), clearance, &[]).ok_or_else(|| fail("the goal"))?;
         (agent, None, goal)
@@ -276,7 +277,10 @@ fn move_point(p: Vec2, d: Vec2, rects: impl Iterator<Item = Rect>) -> (f32, bool
     if len == 0.0 {
         return (0.0, false);
     }
+    // A rectangle the point already sits in does not hold it (physics never puts it there,
+    // but a state set from outside might): it can move out.
     let hit = rects
+        .filter(|r| !r.contains_strict(p))
         .filter_map(|r| sweep(p, d, &r))
         .fold(None, |m: Option<f32>, t| Some(m.map_or(t, |m| m.min(t))));
     match hit {

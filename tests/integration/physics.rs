@@ -153,3 +153,50 @@ fn the_physics_plugin_steps_in_fixed_update() {
     assert_eq!(envs.states[0].steps, 1);
     assert!(envs.pending.is_none(), "actions are applied once");
 }
+
+#[test]
+fn two_rooms_episodes_follow_the_reference_geometry() {
+    use amisim::world::scene::Axis;
+    let scene = Scene::load("two_rooms").unwrap();
+    let (mut walls, mut doors) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    for k in 0..2000 {
+        let st = sim::sample_episode(&scene, &mut env_rng(k, 0)).unwrap();
+        let layout = st.layout.as_ref().unwrap();
+        // Border walls at 4 and 60, then the dividing wall with its door.
+        let borders: Vec<(Axis, i32)> = layout.drawn[..4].iter().map(|(a, at, _)| (*a, *at)).collect();
+        assert_eq!(
+            borders,
+            [
+                (Axis::Vertical, 4),
+                (Axis::Vertical, 60),
+                (Axis::Horizontal, 4),
+                (Axis::Horizontal, 60)
+            ]
+        );
+        let (axis, at, ref door) = layout.drawn[4];
+        assert_eq!(axis, Axis::Vertical);
+        walls.insert(at);
+        doors.insert(door[0]);
+        // The wall covers columns at-1..=at+1; the door opens rows door-4..=door+4.
+        let open_rows: Vec<i32> = (5..=59)
+            .filter(|&y| {
+                !layout
+                    .walls
+                    .iter()
+                    .any(|r| r.contains_strict(Vec2::new(at as f32, y as f32)))
+            })
+            .collect();
+        assert_eq!(open_rows, ((door[0] - 4)..=(door[0] + 4)).collect::<Vec<_>>());
+        // Start and goal in different rooms, 2.6 from the wall lines (2.1 from pixel edges).
+        assert_ne!(layout.room_of(st.agent), layout.room_of(st.goal));
+        for p in [st.agent, st.goal] {
+            assert!(layout.wall_distance(p) >= 2.1 - 1e-4, "{p:?} too close to a wall");
+            assert!(
+                (6.6 - 1e-4..=57.4 + 1e-4).contains(&p.x) && (6.6 - 1e-4..=57.4 + 1e-4).contains(&p.y),
+                "{p:?}"
+            );
+        }
+    }
+    assert_eq!(walls, (20..=44).collect());
+    assert_eq!(doors, (10..=54).collect());
+}
