@@ -3,7 +3,7 @@
 //! of episodes forced through a door) and a uniform-random policy.
 
 use super::scene::Scene;
-use super::sim::EnvState;
+use super::sim::{self, EnvState};
 use glam::Vec2;
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,9 @@ impl Default for RandomWalkConfig {
         }
     }
 }
+
+/// Attempts at drawing a door-crossing walk before falling back to a plain one.
+const CROSSING_TRIES: usize = 50;
 
 /// Draws an angle from a von Mises distribution (Best & Fisher, 1979).
 pub fn von_mises(rng: &mut impl Rng, mu: f32, kappa: f32) -> f32 {
@@ -116,30 +119,43 @@ pub fn plan_episode(
             }
             // A walk through a door: pick a point in the doorway and the step `k` at which the
             // walk passes it, walk outward from there both ways, and start where the backward
-            // half ends.
-            let door = layout.doors[rng.random_range(0..layout.doors.len())];
-            let room = (door.half_width - s.agent.radius - 0.25).max(0.0);
-            let along = truncated_normal(rng, 0.0, 1.4, -room, room);
-            let across = rng.random_range(-door.half_thickness..=door.half_thickness);
-            let tangent = door.normal.perp();
-            let point = door.center + tangent * along + door.normal * across;
-            let k = rng.random_range(1..steps);
-            let side = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
-            let base = (door.normal * side).to_angle() + rng.random_range(-FRAC_PI_4..FRAC_PI_4);
-            let backward = walk(rng, cfg, base + PI, k);
-            let forward = walk(rng, cfg, base, steps - k);
-            let mut actions: Vec<Vec2> = backward.iter().rev().map(|a| -*a).collect();
-            actions.extend(forward);
-            let before: Vec2 = actions[..k].iter().copied().sum();
-            let lo = s.agent.radius + 0.01;
-            let hi = s.size as f32 - 1.0 - lo;
-            let start = (point - before).clamp(Vec2::splat(lo), Vec2::splat(hi));
-            // Keep the drawn start if the crossing start would sit in a wall or outside.
+            // half ends. The plan is checked with the simulator and kept only if it really
+            // changes rooms (walls can block a drawn walk); otherwise draw again.
             let r = s.agent.radius;
-            if layout.room_of(start).is_some() && !layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
-                state.agent = start;
+            for _ in 0..CROSSING_TRIES {
+                let door = layout.doors[rng.random_range(0..layout.doors.len())];
+                let room = (door.half_width - r - 0.25).max(0.0);
+                let along = truncated_normal(rng, 0.0, 1.4, -room, room);
+                let across = rng.random_range(-door.half_thickness..=door.half_thickness);
+                let point = door.center + door.normal.perp() * along + door.normal * across;
+                let k = rng.random_range(1..steps);
+                let side = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+                let base = (door.normal * side).to_angle() + rng.random_range(-FRAC_PI_4..FRAC_PI_4);
+                let backward = walk(rng, cfg, base + PI, k);
+                let forward = walk(rng, cfg, base, steps - k);
+                let mut actions: Vec<Vec2> = backward.iter().rev().map(|a| -*a).collect();
+                actions.extend(forward);
+                let before: Vec2 = actions[..k].iter().copied().sum();
+                let start = point - before;
+                let start_room = layout.room_of(start);
+                if start_room.is_none() || layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
+                    continue;
+                }
+                let mut trial = state.clone();
+                trial.agent = start;
+                let mut crossed = false;
+                for a in &actions {
+                    sim::step(scene, &mut trial, [a.x, a.y]);
+                    let now = layout.room_of(trial.agent);
+                    crossed |= now.is_some() && now != start_room;
+                }
+                if crossed {
+                    state.agent = start;
+                    return to_arrays(actions);
+                }
             }
-            to_arrays(actions)
+            let h0 = rng.random_range(-PI..PI);
+            to_arrays(walk(rng, cfg, h0, steps))
         }
         (Scene::FirstPerson(s), PolicyKind::RandomWalk) => {
             let (f, t) = (s.agent.max_forward, s.agent.max_turn_degrees.to_radians());
