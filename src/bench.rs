@@ -72,3 +72,115 @@ pub fn bench_env_all(
     }
     Ok(rows)
 }
+
+/// One row of `bench train`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainBenchRow {
+    pub backend: String,
+    pub batch: usize,
+    pub window: usize,
+    pub ms_per_step: f64,
+    pub frames_per_s: f64,
+    /// Estimated floating-point operations of one step (forward + backward ≈ 3 × forward).
+    pub gflop_per_step: f64,
+    pub gflop_per_s: f64,
+    /// `gflop_per_s` over the CPU's estimated fp32 peak (cores × GHz × FMA width).
+    pub peak_fraction: Option<f64>,
+}
+
+/// Forward FLOPs of the JEPA model on one window of `window` frames (encoder on every frame,
+/// predictor and inverse dynamics on `window − 1` steps).
+pub fn jepa_forward_flops(cfg: &crate::world_model::jepa::JepaConfig, window: usize) -> f64 {
+    let e = &cfg.encoder;
+    let mut side = e.resolution;
+    let mut c_in = e.in_channels;
+    let mut enc = 0.0;
+    for (&c, &s) in e.channels.iter().zip(&e.strides) {
+        side = side.div_ceil(s);
+        enc += 2.0 * (c_in * c * 9 * side * side) as f64;
+        enc += e.res_blocks as f64 * 2.0 * 2.0 * (c * c * 9 * side * side) as f64;
+        c_in = c;
+    }
+    enc += 2.0 * (c_in * side * side * e.latent) as f64;
+    let d = e.latent;
+    let h = cfg.predictor_hidden;
+    let pred = 2.0 * ((d + 2) * h + h * h + h * d) as f64;
+    let idm = 2.0 * (2 * d * cfg.idm_hidden + cfg.idm_hidden * 2) as f64;
+    enc * window as f64 + (pred + idm) * (window - 1) as f64
+}
+
+/// Estimated fp32 peak of this CPU in GFLOP/s: cores × GHz × flops per cycle per core
+/// (2 FMA units × lanes × 2), from /proc/cpuinfo. `None` where that cannot be read.
+pub fn cpu_peak_gflops() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = info
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()?;
+    let flags = info.lines().find(|l| l.starts_with("flags"))?;
+    let lanes = if flags.contains(" avx512f") {
+        16.0
+    } else if flags.contains(" avx2") {
+        8.0
+    } else {
+        4.0
+    };
+    let fma = if flags.contains(" fma") { 2.0 } else { 1.0 };
+    let cores = std::thread::available_parallelism().ok()?.get() as f64;
+    Some(cores * mhz / 1e3 * 2.0 * lanes * fma)
+}
+
+/// Times `steps` optimiser steps (after 2 warm-up steps) of the model in `cfg` on random
+/// frames, on `device` (made autodiff here).
+pub fn bench_train(
+    cfg: &crate::train::jepa::TrainConfig,
+    device: burn::prelude::Device,
+    backend: &str,
+    steps: usize,
+) -> TrainBenchRow {
+    use burn::optim::{AdamWConfig, GradientsParams};
+    use burn::prelude::*;
+    let device = device.autodiff();
+    device.seed(0);
+    let e = &cfg.model.encoder;
+    let mut model = cfg.model.init(&device);
+    let mut optim = AdamWConfig::new().init();
+    let frames = Tensor::<5>::random(
+        [cfg.batch, cfg.window, e.in_channels, e.resolution, e.resolution],
+        burn::tensor::Distribution::Default,
+        &device,
+    );
+    let actions = Tensor::<3>::random(
+        [cfg.batch, cfg.window - 1, 2],
+        burn::tensor::Distribution::Uniform(-1.0, 1.0),
+        &device,
+    );
+    let mut run = |model: crate::world_model::jepa::Jepa| {
+        let (loss, _) = model.loss(frames.clone(), actions.clone(), &cfg.model);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        optim.step(1e-4, model, grads)
+    };
+    for _ in 0..2 {
+        model = run(model);
+    }
+    let start = Instant::now();
+    for _ in 0..steps {
+        model = run(model);
+    }
+    let secs = start.elapsed().as_secs_f64() / steps as f64;
+    let gflop = 3.0 * jepa_forward_flops(&cfg.model, cfg.window) * cfg.batch as f64 / 1e9;
+    TrainBenchRow {
+        backend: backend.to_string(),
+        batch: cfg.batch,
+        window: cfg.window,
+        ms_per_step: secs * 1e3,
+        frames_per_s: (cfg.batch * cfg.window) as f64 / secs,
+        gflop_per_step: gflop,
+        gflop_per_s: gflop / secs,
+        peak_fraction: cpu_peak_gflops().map(|p| gflop / secs / p),
+    }
+}

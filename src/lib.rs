@@ -7,6 +7,9 @@
 //! - [`bench`]: throughput measurements.
 
 pub mod bench;
+pub mod eval;
 pub mod image;
+pub mod perception;
 pub mod train;
 pub mod world;
+pub mod world_model;

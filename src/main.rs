@@ -1,10 +1,15 @@
 //! The `amisim` command line.
 
-use amisim::bench::{bench_env_all, EnvBenchRow};
+use amisim::bench::{bench_env_all, bench_train, EnvBenchRow};
+use amisim::eval::probe::probe;
+use amisim::perception::ConvEncoderConfig;
 use amisim::train::collect::{collect, CollectConfig};
+use amisim::train::data::Episodes;
+use amisim::train::jepa::{cpu_device, load_checkpoint, train, TrainConfig};
 use amisim::world::policy::{PolicyKind, RandomWalkConfig};
 use amisim::world::scene::shipped_scene_names;
 use amisim::world::{check_adapter, Scene};
+use amisim::world_model::jepa::{JepaConfig, LossWeights};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,6 +33,10 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Train the JEPA world model (encoder + level-1 predictor) self-supervised from video.
+    Train(TrainArgs),
+    /// Probe a trained encoder and predictor: linear/MLP position probes, rollout probe, rank.
+    Probe(ProbeArgs),
     /// Check scene files and print what they hold (all shipped scenes when none is given).
     Scenes {
         /// Scene names or paths to `.ron` files.
@@ -68,8 +77,79 @@ struct CollectArgs {
     preview: Option<PathBuf>,
 }
 
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// A dataset folder written by `amisim collect`.
+    #[arg(long, conflicts_with = "scene")]
+    data: Option<PathBuf>,
+    /// Collect the training data on the fly in this scene instead.
+    #[arg(long)]
+    scene: Option<String>,
+    /// Episodes to collect on the fly.
+    #[arg(long, default_value_t = 2000)]
+    episodes: usize,
+    /// Actions per collected episode.
+    #[arg(long, default_value_t = 16)]
+    episode_steps: usize,
+    /// Run folder (checkpoint.safetensors, metrics.csv, config.json).
+    #[arg(long, default_value = "runs/default")]
+    out: PathBuf,
+    /// A config file (JSON, as written to config.json); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override any config entry: `--set model.weights.variance=0 --set batch=32`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue the run in --out exactly where its checkpoint left off.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// Scene to probe in (fresh episodes are collected, with seeds unlike the training data's).
+    #[arg(long, default_value = "two_rooms")]
+    scene: String,
+    /// Checkpoint to probe (default: the shipped model for the scene, assets/<scene>.safetensors).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Episodes to fit the probes on.
+    #[arg(long, default_value_t = 300)]
+    train_episodes: usize,
+    /// Held-out episodes to score on.
+    #[arg(long, default_value_t = 100)]
+    test_episodes: usize,
+    /// Open-loop rollout length (actions per held-out episode).
+    #[arg(long, default_value_t = 32)]
+    rollout: usize,
+    #[arg(long, default_value_t = 1_000_003)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// Training speed of the default world model: ms per optimiser step, frames/s, GFLOP/s.
+    Train {
+        /// Backends to compare (flex, ndarray).
+        #[arg(long, value_delimiter = ',', default_value = "flex")]
+        backend: Vec<String>,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 9)]
+        window: usize,
+        /// Timed optimiser steps per backend.
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Observations per second for every scene at several environment counts.
     Env {
         /// Scenes to measure (default: every shipped scene).
@@ -174,6 +254,49 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&out)?);
             }
         }
+        Command::Bench {
+            what:
+                BenchWhat::Train {
+                    backend,
+                    batch,
+                    window,
+                    steps,
+                    json,
+                },
+        } => {
+            let cfg = default_train_config(65).with_batch(batch).with_window(window);
+            let mut rows = Vec::new();
+            for b in &backend {
+                #[allow(deprecated)]
+                let device = match b.as_str() {
+                    "flex" => burn::prelude::Device::flex(),
+                    "ndarray" => burn::prelude::Device::ndarray(),
+                    other => anyhow::bail!("--backend {other}: expected flex or ndarray"),
+                };
+                let row = bench_train(&cfg, device, b, steps.max(1));
+                if !json {
+                    println!(
+                        "{:<8} B={} T={}: {:.0} ms/step, {:.0} frames/s, {:.2} GFLOP/step, {:.1} GFLOP/s{}",
+                        row.backend,
+                        row.batch,
+                        row.window,
+                        row.ms_per_step,
+                        row.frames_per_s,
+                        row.gflop_per_step,
+                        row.gflop_per_s,
+                        row.peak_fraction
+                            .map(|f| format!(", {:.1} % of the CPU's estimated fp32 peak", f * 100.0))
+                            .unwrap_or_default()
+                    );
+                }
+                rows.push(row);
+            }
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            }
+        }
+        Command::Train(a) => train_command(a)?,
+        Command::Probe(a) => probe_command(a)?,
         Command::Scenes { scenes } => {
             let names = if scenes.is_empty() {
                 shipped_scene_names()
@@ -207,6 +330,146 @@ fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("some scene files are invalid");
             }
         }
+    }
+    Ok(())
+}
+
+/// The default training config for frames of `resolution` pixels.
+fn default_train_config(resolution: usize) -> TrainConfig {
+    TrainConfig::new(JepaConfig::new(
+        ConvEncoderConfig::new().with_resolution(resolution),
+        LossWeights::new(),
+    ))
+}
+
+/// Sets `key` (dotted path) in a JSON tree to `value` (parsed as JSON, else as a string);
+/// the key must exist.
+fn set_json(tree: &mut serde_json::Value, key: &str, value: &str) -> Result<()> {
+    let mut node = tree;
+    for part in key.split('.') {
+        node = node.get_mut(part).ok_or_else(|| {
+            anyhow::anyhow!("--set {key}={value}: no config entry `{part}` (see config.json of a run)")
+        })?;
+    }
+    *node = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+    Ok(())
+}
+
+fn train_command(a: TrainArgs) -> Result<()> {
+    let data = match (&a.data, &a.scene) {
+        (Some(dir), _) => Episodes::load(dir)?,
+        (None, Some(scene)) => {
+            eprintln!(
+                "collecting {} episodes of {} steps in {scene} …",
+                a.episodes, a.episode_steps
+            );
+            Episodes::collect(&CollectConfig {
+                scene: scene.clone(),
+                policy: PolicyKind::RandomWalk,
+                episodes: a.episodes,
+                steps: a.episode_steps,
+                envs: 256,
+                seed: 0,
+                shard_episodes: a.episodes,
+                random_walk: RandomWalkConfig::default(),
+            })?
+        }
+        (None, None) => anyhow::bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
+    };
+    let base = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => default_train_config(data.frame_shape[1]),
+    };
+    let mut tree: serde_json::Value = serde_json::from_str(&base.to_string())?;
+    for kv in &a.sets {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--set {kv}: expected KEY=VALUE"))?;
+        set_json(&mut tree, k, v)?;
+    }
+    let mut cfg: TrainConfig = serde_json::from_value(tree).map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    if let Some(s) = a.steps {
+        cfg.steps = s;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    eprintln!(
+        "training on {} episodes × {} frames of {:?} from {}; run folder {}",
+        data.episodes,
+        data.steps + 1,
+        data.frame_shape,
+        data.scene,
+        a.out.display()
+    );
+    let summary = train(&cfg, &data, &a.out, a.resume, true)?;
+    if let Some(t) = summary.last {
+        println!(
+            "done: {} steps, loss {:.4} (pred {:.4} var {:.4} cov {:.4} smooth {:.4} idm {:.4}), {:.0} frames/s, {:.0} ms/step",
+            summary.steps, t.total, t.prediction, t.variance, t.covariance, t.smoothness, t.idm, summary.frames_per_s, summary.ms_per_step
+        );
+    }
+    println!("checkpoint: {}", summary.checkpoint.display());
+    Ok(())
+}
+
+fn probe_command(a: ProbeArgs) -> Result<()> {
+    let path = a.checkpoint.clone().unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("assets")
+            .join(format!("{}.safetensors", a.scene))
+    });
+    if !path.exists() {
+        anyhow::bail!(
+            "no checkpoint at {}: train one with `amisim train --scene {} --out runs/{}` and pass --checkpoint runs/{}/checkpoint.safetensors",
+            path.display(),
+            a.scene,
+            a.scene,
+            a.scene
+        );
+    }
+    let ck = load_checkpoint(&path, None, &cpu_device())?;
+    let collect = |episodes: usize, steps: usize, seed: u64| {
+        Episodes::collect(&CollectConfig {
+            scene: a.scene.clone(),
+            policy: PolicyKind::RandomWalk,
+            episodes,
+            steps,
+            envs: 128,
+            seed,
+            shard_episodes: episodes,
+            random_walk: RandomWalkConfig::default(),
+        })
+    };
+    let train_data = collect(a.train_episodes, 16, a.seed)?;
+    let test_data = collect(a.test_episodes, a.rollout, a.seed + 1)?;
+    let report = probe(&ck.model, &train_data, &test_data, 500);
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("checkpoint {} (step {})", path.display(), ck.step);
+        println!(
+            "probe targets: {:?}; {} train frames, {} held-out frames",
+            report.targets, report.train_frames, report.test_frames
+        );
+        println!(
+            "linear probe RMSE {:.2} px, MLP probe RMSE {:.2} px",
+            report.linear_rmse_px, report.mlp_rmse_px
+        );
+        println!(
+            "effective rank {:.1} of {}; per-dimension std min {:.3}, mean {:.3}",
+            report.effective_rank, report.latent_dim, report.min_dim_std, report.mean_dim_std
+        );
+        let steps: Vec<String> = report
+            .rollout_rmse_px
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{}:{v:.2}", i + 1))
+            .collect();
+        println!("rollout probe RMSE (px) by step: {}", steps.join(" "));
     }
     Ok(())
 }

@@ -70,14 +70,49 @@ fn layout_columns(scene: &Scene) -> Vec<String> {
 /// Runs the collection and writes `out/shard-*.safetensors` and `out/header.json`; with
 /// `preview`, also a PNG contact sheet of the first episodes.
 pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_progress: bool) -> Result<DatasetHeader> {
-    if cfg.episodes == 0 || cfg.steps == 0 || cfg.envs == 0 || cfg.shard_episodes == 0 {
-        bail!("episodes, steps, envs and shard_episodes must all be at least 1");
+    if cfg.shard_episodes == 0 {
+        bail!("shard_episodes must be at least 1");
+    }
+    let (all, mut header) = collect_in_memory(cfg, show_progress)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let shards = cfg.episodes.div_ceil(cfg.shard_episodes);
+    header.shards = (0..shards)
+        .map(|k| shard_path(out, k).file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for k in 0..shards {
+        let first = k * cfg.shard_episodes;
+        let last = (first + cfg.shard_episodes).min(cfg.episodes);
+        all.slice(first, last).write(&shard_path(out, k), &header)?;
+    }
+    write_header(out, &header)?;
+    if let Some(path) = preview {
+        let [_, res, _] = all.frame_shape;
+        let cols = 8.min(cfg.steps + 1);
+        let frame_len = all.frame_shape.iter().product::<usize>();
+        let mut frames: Vec<&[u8]> = Vec::new();
+        for e in 0..all.episodes.min(4) {
+            for k in 0..cols {
+                let t = k * cfg.steps / (cols - 1).max(1);
+                let i = e * (cfg.steps + 1) + t;
+                frames.push(&all.frames[i * frame_len..(i + 1) * frame_len]);
+            }
+        }
+        let (w, h, rgb) = contact_sheet(&frames, res, res, cols, 3);
+        save_rgb_png(path, w, h, &rgb)?;
+    }
+    Ok(header)
+}
+
+/// Runs the collection and returns every episode in one [`Shard`] (nothing written), with the
+/// dataset header (its `shards` list empty).
+pub fn collect_in_memory(cfg: &CollectConfig, show_progress: bool) -> Result<(Shard, DatasetHeader)> {
+    if cfg.episodes == 0 || cfg.steps == 0 || cfg.envs == 0 {
+        bail!("episodes, steps and envs must all be at least 1");
     }
     let scene = Scene::load(&cfg.scene)?;
     let scene_file: PathBuf = resolve_scene_path(&cfg.scene);
     let n = cfg.envs.min(cfg.episodes);
     let mut env = VecEnv::new(scene.clone(), n)?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let res = scene.resolution() as usize;
     let frame_shape = [3, res, res];
     let frame_len = 3 * res * res;
@@ -94,9 +129,7 @@ pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_pro
         frame_shape,
         state_names: STATE_NAMES.iter().map(|s| s.to_string()).collect(),
         layout_columns: columns.clone(),
-        shards: (0..cfg.episodes.div_ceil(cfg.shard_episodes))
-            .map(|k| shard_path(out, k).file_name().unwrap().to_string_lossy().into_owned())
-            .collect(),
+        shards: Vec::new(),
     };
     let bar = if show_progress {
         ProgressBar::new(cfg.episodes as u64)
@@ -109,17 +142,13 @@ pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_pro
             .progress_chars("=> "),
     );
     bar.set_message(format!("collect {}", scene.name()));
-    let new_shard = |first: usize| Shard {
+    let mut all = Shard {
         steps: cfg.steps,
         frame_shape,
         layout_width: columns.len(),
-        first_episode: first,
         ..Default::default()
     };
-    let mut shard = new_shard(0);
-    let mut written = 0usize;
     let mut done = 0usize;
-    let mut preview_frames: Vec<Vec<u8>> = Vec::new();
     let mut batch = 0usize;
     while done < cfg.episodes {
         let seed = batch_seed(cfg.seed, batch);
@@ -134,59 +163,32 @@ pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_pro
             })
             .collect();
         env.set_states(states);
-        let mut obs = env.render()?;
-        let mut infos_states: Vec<Vec<EnvState>> = vec![env.states().to_vec()];
-        let mut frames = vec![obs.frames.clone()];
+        let mut frames = vec![env.render()?.frames];
+        let mut trajectory: Vec<Vec<EnvState>> = vec![env.states().to_vec()];
         for t in 0..cfg.steps {
             let actions: Vec<[f32; 2]> = plans.iter().map(|p| p[t]).collect();
-            let (o, _) = env.step(&actions)?;
-            obs = o;
-            frames.push(obs.frames.clone());
-            infos_states.push(env.states().to_vec());
+            frames.push(env.step(&actions)?.0.frames);
+            trajectory.push(env.states().to_vec());
         }
         let take = n.min(cfg.episodes - done);
         for i in 0..take {
             for f in &frames {
-                shard.frames.extend_from_slice(&f[i * frame_len..(i + 1) * frame_len]);
+                all.frames.extend_from_slice(&f[i * frame_len..(i + 1) * frame_len]);
             }
             for p in &plans[i] {
-                shard.actions.extend_from_slice(p);
+                all.actions.extend_from_slice(p);
             }
-            for st in &infos_states {
-                shard.states.extend_from_slice(&st[i].to_vec());
-                shard.collided.push(st[i].collided as u8);
+            for st in &trajectory {
+                all.states.extend_from_slice(&st[i].to_vec());
+                all.collided.push(st[i].collided as u8);
             }
-            shard.layout.extend(layout_row(&infos_states[0][i]));
-            shard.episodes += 1;
-            if preview.is_some() && batch == 0 && i < 4 {
-                let picks = 8.min(cfg.steps + 1);
-                for k in 0..picks {
-                    let t = k * cfg.steps / (picks - 1).max(1);
-                    preview_frames.push(frames[t][i * frame_len..(i + 1) * frame_len].to_vec());
-                }
-            }
-            if shard.episodes == cfg.shard_episodes {
-                shard.write(&shard_path(out, written), &header)?;
-                written += 1;
-                shard = new_shard(done + i + 1);
-            }
+            all.layout.extend(layout_row(&trajectory[0][i]));
+            all.episodes += 1;
         }
         done += take;
         batch += 1;
         bar.set_position(done as u64);
     }
-    if shard.episodes > 0 {
-        shard.write(&shard_path(out, written), &header)?;
-        written += 1;
-    }
-    debug_assert_eq!(written, header.shards.len());
-    write_header(out, &header)?;
-    bar.finish();
-    if let Some(path) = preview {
-        let cols = 8.min(cfg.steps + 1);
-        let refs: Vec<&[u8]> = preview_frames.iter().map(|f| f.as_slice()).collect();
-        let (w, h, rgb) = contact_sheet(&refs, res, res, cols, 3);
-        save_rgb_png(path, w, h, &rgb)?;
-    }
-    Ok(header)
+    bar.finish_and_clear();
+    Ok((all, header))
 }

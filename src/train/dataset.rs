@@ -57,6 +57,25 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 impl Shard {
+    /// Episodes `first..last` as a shard of their own.
+    pub fn slice(&self, first: usize, last: usize) -> Shard {
+        let t = self.steps;
+        let fl: usize = self.frame_shape.iter().product::<usize>() * (t + 1);
+        let sl = self.states.len() / self.episodes.max(1);
+        Shard {
+            episodes: last - first,
+            steps: t,
+            frame_shape: self.frame_shape,
+            frames: self.frames[first * fl..last * fl].to_vec(),
+            actions: self.actions[first * t * 2..last * t * 2].to_vec(),
+            states: self.states[first * sl..last * sl].to_vec(),
+            collided: self.collided[first * (t + 1)..last * (t + 1)].to_vec(),
+            layout: self.layout[first * self.layout_width..last * self.layout_width].to_vec(),
+            layout_width: self.layout_width,
+            first_episode: self.first_episode + first,
+        }
+    }
+
     /// Writes the shard atomically (to a temporary file, then renamed).
     pub fn write(&self, path: &Path, header: &DatasetHeader) -> Result<()> {
         let (e, t) = (self.episodes, self.steps);

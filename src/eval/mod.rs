@@ -1,0 +1,3 @@
+//! Headless evaluation: probes of what the world model's latents hold.
+
+pub mod probe;

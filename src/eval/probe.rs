@@ -1,0 +1,423 @@
+//! `amisim probe`: how much of the ground truth the frozen encoder's latents hold, and how well
+//! the predictor keeps it over an open-loop rollout.
+//!
+//! - Linear probe: ridge regression from latents to positions, fitted on training episodes,
+//!   scored on held-out episodes. RMSE in pixels is `sqrt(mean ‖p̂ − p‖²)` (Euclidean).
+//! - MLP probe: one hidden layer (ReLU), trained with Adam on the same split.
+//! - Rollout probe: from a real first frame, the predictor is unrolled with the real actions;
+//!   the linear probe reads each predicted latent; RMSE per step.
+//! - Collapse diagnostics: per-dimension std and effective rank
+//!   (`exp(entropy of the normalised covariance eigenvalues)`).
+
+use crate::train::data::Episodes;
+use crate::world_model::jepa::Jepa;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use serde::Serialize;
+
+/// Latents of every frame of `data`, `[episodes·(steps+1), d]` row-major, in batches.
+pub fn encode_all(model: &Jepa, data: &Episodes, device: &Device) -> (Vec<f32>, usize) {
+    let [c, h, w] = data.frame_shape;
+    let n = data.episodes * (data.steps + 1);
+    let d = model.encoder.latent();
+    let mut out = Vec::with_capacity(n * d);
+    let chunk = 256;
+    for start in (0..n).step_by(chunk) {
+        let end = (start + chunk).min(n);
+        let frames: Vec<f32> = data.frames[start * c * h * w..end * c * h * w]
+            .iter()
+            .map(|&v| v as f32 / 255.0)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(frames, [end - start, c, h, w]), device);
+        let z = model.encoder.forward(x);
+        out.extend(
+            z.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 latents"),
+        );
+    }
+    (out, d)
+}
+
+/// A linear map with bias from `d` inputs to `k` outputs (`w` is `(d+1) × k`, bias last).
+#[derive(Debug, Clone)]
+pub struct LinearProbe {
+    pub d: usize,
+    pub k: usize,
+    pub w: Vec<f64>,
+}
+
+impl LinearProbe {
+    /// Ridge regression on rows `x` `[n, d]` → `y` `[n, k]`.
+    pub fn fit(x: &[f32], y: &[f32], d: usize, k: usize, ridge: f64) -> LinearProbe {
+        let n = x.len() / d;
+        let m = d + 1;
+        let mut a = vec![0.0f64; m * m];
+        let mut b = vec![0.0f64; m * k];
+        let mut row = vec![0.0f64; m];
+        for i in 0..n {
+            for j in 0..d {
+                row[j] = x[i * d + j] as f64;
+            }
+            row[d] = 1.0;
+            for p in 0..m {
+                let rp = row[p];
+                for q in p..m {
+                    a[p * m + q] += rp * row[q];
+                }
+                for c in 0..k {
+                    b[p * k + c] += rp * y[i * k + c] as f64;
+                }
+            }
+        }
+        for p in 0..m {
+            for q in 0..p {
+                a[p * m + q] = a[q * m + p];
+            }
+            if p < d {
+                a[p * m + p] += ridge * n as f64;
+            }
+        }
+        let w = solve_spd(&mut a, &mut b, m, k);
+        LinearProbe { d, k, w }
+    }
+
+    pub fn predict(&self, x: &[f32]) -> Vec<f32> {
+        let n = x.len() / self.d;
+        let mut out = vec![0.0f32; n * self.k];
+        for i in 0..n {
+            for c in 0..self.k {
+                let mut s = self.w[self.d * self.k + c];
+                for j in 0..self.d {
+                    s += x[i * self.d + j] as f64 * self.w[j * self.k + c];
+                }
+                out[i * self.k + c] = s as f32;
+            }
+        }
+        out
+    }
+}
+
+/// Solves `A X = B` for symmetric positive-definite `A` (`m × m`) by Cholesky; `B` is `m × k`.
+fn solve_spd(a: &mut [f64], b: &mut [f64], m: usize, k: usize) -> Vec<f64> {
+    // A = L Lᵀ, L stored in the lower triangle of `a`.
+    for j in 0..m {
+        let mut s = a[j * m + j];
+        for p in 0..j {
+            s -= a[j * m + p] * a[j * m + p];
+        }
+        let l = s.max(1e-12).sqrt();
+        a[j * m + j] = l;
+        for i in j + 1..m {
+            let mut s = a[i * m + j];
+            for p in 0..j {
+                s -= a[i * m + p] * a[j * m + p];
+            }
+            a[i * m + j] = s / l;
+        }
+    }
+    for c in 0..k {
+        for i in 0..m {
+            let mut s = b[i * k + c];
+            for p in 0..i {
+                s -= a[i * m + p] * b[p * k + c];
+            }
+            b[i * k + c] = s / a[i * m + i];
+        }
+        for i in (0..m).rev() {
+            let mut s = b[i * k + c];
+            for p in i + 1..m {
+                s -= a[p * m + i] * b[p * k + c];
+            }
+            b[i * k + c] = s / a[i * m + i];
+        }
+    }
+    b.to_vec()
+}
+
+/// `sqrt(mean over rows of ‖pred − truth‖²)` for rows of `k` values.
+pub fn rmse(pred: &[f32], truth: &[f32], k: usize) -> f32 {
+    let n = pred.len() / k;
+    let s: f64 = pred.iter().zip(truth).map(|(p, t)| ((p - t) as f64).powi(2)).sum();
+    (s / n.max(1) as f64).sqrt() as f32
+}
+
+/// Per-dimension standard deviation of rows `x` `[n, d]`.
+pub fn dim_std(x: &[f32], d: usize) -> Vec<f32> {
+    let n = (x.len() / d) as f64;
+    (0..d)
+        .map(|j| {
+            let mean: f64 = x.iter().skip(j).step_by(d).map(|&v| v as f64).sum::<f64>() / n;
+            let var: f64 = x
+                .iter()
+                .skip(j)
+                .step_by(d)
+                .map(|&v| (v as f64 - mean).powi(2))
+                .sum::<f64>()
+                / n;
+            var.sqrt() as f32
+        })
+        .collect()
+}
+
+/// Effective rank of rows `x` `[n, d]`: `exp(H(p))` with `p` the normalised eigenvalues of the
+/// covariance (Roy & Vetterli, 2007). `d` for isotropic latents, 1 for a collapsed line.
+pub fn effective_rank(x: &[f32], d: usize) -> f32 {
+    let n = x.len() / d;
+    let mean: Vec<f64> = (0..d)
+        .map(|j| x.iter().skip(j).step_by(d).map(|&v| v as f64).sum::<f64>() / n as f64)
+        .collect();
+    let mut cov = vec![0.0f64; d * d];
+    for i in 0..n {
+        for p in 0..d {
+            let xp = x[i * d + p] as f64 - mean[p];
+            for q in p..d {
+                cov[p * d + q] += xp * (x[i * d + q] as f64 - mean[q]);
+            }
+        }
+    }
+    for p in 0..d {
+        for q in 0..p {
+            cov[p * d + q] = cov[q * d + p];
+        }
+    }
+    let eig = symmetric_eigenvalues(cov, d);
+    let total: f64 = eig.iter().map(|e| e.max(0.0)).sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let h: f64 = eig
+        .iter()
+        .map(|e| e.max(0.0) / total)
+        .filter(|p| *p > 0.0)
+        .map(|p| -p * p.ln())
+        .sum();
+    h.exp() as f32
+}
+
+/// Eigenvalues of a symmetric matrix by cyclic Jacobi rotations.
+fn symmetric_eigenvalues(mut a: Vec<f64>, n: usize) -> Vec<f64> {
+    for _sweep in 0..100 {
+        let off: f64 = (0..n)
+            .flat_map(|p| (0..n).filter(move |&q| q != p).map(move |q| (p, q)))
+            .map(|(p, q)| a[p * n + q].powi(2))
+            .sum();
+        let scale: f64 = (0..n).map(|p| a[p * n + p].powi(2)).sum::<f64>().max(1e-300);
+        if off <= 1e-22 * scale {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq.abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let akp = a[k * n + p];
+                    let akq = a[k * n + q];
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let apk = a[p * n + k];
+                    let aqk = a[q * n + k];
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+            }
+        }
+    }
+    (0..n).map(|p| a[p * n + p]).collect()
+}
+
+/// A one-hidden-layer MLP probe.
+#[derive(Module, Debug)]
+pub struct MlpProbe {
+    l1: Linear,
+    l2: Linear,
+}
+
+impl MlpProbe {
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.l2.forward(relu(self.l1.forward(x)))
+    }
+
+    /// Trains on rows `x` `[n, d]` → `y` `[n, k]` (full batch Adam, inputs and targets
+    /// standardised inside), and returns predictions for `x_test`.
+    pub fn fit_predict(x: &[f32], y: &[f32], x_test: &[f32], d: usize, k: usize, steps: usize, seed: u64) -> Vec<f32> {
+        let device = Device::flex().autodiff();
+        let n = x.len() / d;
+        let (xm, xs) = moments(x, d);
+        let (ym, ys) = moments(y, k);
+        let norm = |v: &[f32], m: &[f32], s: &[f32], w: usize| -> Vec<f32> {
+            v.iter().enumerate().map(|(i, &a)| (a - m[i % w]) / s[i % w]).collect()
+        };
+        let xt = Tensor::<2>::from_data(TensorData::new(norm(x, &xm, &xs, d), [n, d]), &device);
+        let yt = Tensor::<2>::from_data(TensorData::new(norm(y, &ym, &ys, k), [n, k]), &device);
+        let mut model = crate::train::jepa::seeded(&device, seed, || MlpProbe {
+            l1: LinearConfig::new(d, 128).init(&device),
+            l2: LinearConfig::new(128, k).init(&device),
+        });
+        let mut optim = AdamConfig::new().init();
+        for _ in 0..steps {
+            let loss = (model.forward(xt.clone()) - yt.clone()).square().mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(3e-3, model, grads);
+        }
+        let model = model.valid();
+        let nt = x_test.len() / d;
+        let xq = Tensor::<2>::from_data(TensorData::new(norm(x_test, &xm, &xs, d), [nt, d]), &Device::flex());
+        let out = model
+            .forward(xq)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32");
+        out.iter()
+            .enumerate()
+            .map(|(i, &v)| v * ys[i % k] + ym[i % k])
+            .collect()
+    }
+}
+
+fn moments(v: &[f32], w: usize) -> (Vec<f32>, Vec<f32>) {
+    let std = dim_std(v, w);
+    let n = (v.len() / w) as f32;
+    let mean = (0..w).map(|j| v.iter().skip(j).step_by(w).sum::<f32>() / n).collect();
+    (mean, std.into_iter().map(|s| s.max(1e-6)).collect())
+}
+
+/// The probe report (`amisim probe --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    pub linear_rmse_px: f32,
+    pub mlp_rmse_px: f32,
+    /// Error of the linear probe on the predictor's open-loop latents, steps 1, 2, ….
+    pub rollout_rmse_px: Vec<f32>,
+    pub effective_rank: f32,
+    pub latent_dim: usize,
+    pub min_dim_std: f32,
+    pub mean_dim_std: f32,
+    /// What was probed: `agent` (x, y), plus `box` (x, y) where the scene has one.
+    pub targets: Vec<String>,
+    pub train_frames: usize,
+    pub test_frames: usize,
+}
+
+/// Ground-truth probe targets of every frame: agent (x, y), and box (x, y) when present.
+pub fn targets(data: &Episodes) -> (Vec<f32>, usize, Vec<String>) {
+    let has_box = data.episodes > 0 && data.state(0, 0)[3].is_finite();
+    let k = if has_box { 4 } else { 2 };
+    let mut y = Vec::new();
+    for e in 0..data.episodes {
+        for t in 0..=data.steps {
+            let s = data.state(e, t);
+            y.extend_from_slice(&s[0..2]);
+            if has_box {
+                y.extend_from_slice(&s[3..5]);
+            }
+        }
+    }
+    let names = if has_box {
+        vec!["agent".into(), "box".into()]
+    } else {
+        vec!["agent".into()]
+    };
+    (y, k, names)
+}
+
+/// Runs every probe: fits on `train`, scores on `test`. The rollout probe unrolls from the
+/// first frame of each test episode over all its actions.
+pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) -> ProbeReport {
+    let device = Device::flex();
+    let model = model.valid();
+    let (x_train, d) = encode_all(&model, train, &device);
+    let (x_test, _) = encode_all(&model, test, &device);
+    let (y_train, k, names) = targets(train);
+    let (y_test, _, _) = targets(test);
+    let linear = LinearProbe::fit(&x_train, &y_train, d, k, 1e-6);
+    // Errors are per position: with a box, the RMSE over 4 values counts two positions.
+    let per_pos = |p: &[f32], t: &[f32]| rmse(p, t, k) / ((k / 2) as f32).sqrt();
+    let linear_rmse = per_pos(&linear.predict(&x_test), &y_test);
+    let mlp_pred = MlpProbe::fit_predict(&x_train, &y_train, &x_test, d, k, mlp_steps, 0);
+    let mlp_rmse = per_pos(&mlp_pred, &y_test);
+    // Rollout: z0 from frame 0 of each test episode, then the real actions.
+    let e = test.episodes;
+    let t = test.steps;
+    let z0: Vec<f32> = (0..e)
+        .flat_map(|i| x_test[i * (t + 1) * d..(i * (t + 1) + 1) * d].to_vec())
+        .collect();
+    let z0 = Tensor::<2>::from_data(TensorData::new(z0, [e, d]), &device);
+    let actions = Tensor::<3>::from_data(TensorData::new(test.actions.clone(), [e, t, 2]), &device);
+    let rolled = model
+        .predictor
+        .rollout(z0, actions)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32");
+    let rollout_rmse_px = (0..t)
+        .map(|step| {
+            let z: Vec<f32> = (0..e)
+                .flat_map(|i| rolled[(i * t + step) * d..(i * t + step + 1) * d].to_vec())
+                .collect();
+            let truth: Vec<f32> = (0..e)
+                .flat_map(|i| y_test[(i * (t + 1) + step + 1) * k..(i * (t + 1) + step + 2) * k].to_vec())
+                .collect();
+            per_pos(&linear.predict(&z), &truth)
+        })
+        .collect();
+    let std = dim_std(&x_test, d);
+    ProbeReport {
+        linear_rmse_px: linear_rmse,
+        mlp_rmse_px: mlp_rmse,
+        rollout_rmse_px,
+        effective_rank: effective_rank(&x_test, d),
+        latent_dim: d,
+        min_dim_std: std.iter().cloned().fold(f32::INFINITY, f32::min),
+        mean_dim_std: std.iter().sum::<f32>() / d as f32,
+        targets: names,
+        train_frames: x_train.len() / d,
+        test_frames: x_test.len() / d,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_probe_recovers_a_linear_map() {
+        // y = 2·x0 − x1 + 3, exactly.
+        let x: Vec<f32> = (0..50).flat_map(|i| [i as f32 * 0.1, (i * i % 7) as f32]).collect();
+        let y: Vec<f32> = x.chunks(2).map(|r| 2.0 * r[0] - r[1] + 3.0).collect();
+        let p = LinearProbe::fit(&x, &y, 2, 1, 0.0);
+        assert!(rmse(&p.predict(&x), &y, 1) < 1e-3);
+    }
+
+    #[test]
+    fn effective_rank_of_isotropic_and_collapsed_latents() {
+        // Rows ±e_j: covariance is a multiple of the identity → rank d.
+        let d = 4;
+        let mut x = Vec::new();
+        for j in 0..d {
+            for s in [1.0f32, -1.0] {
+                let mut r = vec![0.0; d];
+                r[j] = s;
+                x.extend(r);
+            }
+        }
+        assert!((effective_rank(&x, d) - 4.0).abs() < 1e-3);
+        // All rows on one line → rank 1.
+        let line: Vec<f32> = (0..10).flat_map(|i| [i as f32, 2.0 * i as f32, 0.0, 0.0]).collect();
+        assert!((effective_rank(&line, d) - 1.0).abs() < 1e-3);
+    }
+}

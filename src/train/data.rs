@@ -1,0 +1,149 @@
+//! Episodes in memory for training and probing, loaded from a collected dataset (or collected
+//! on the fly), and batches of windows cut from them.
+
+use super::collect::{collect_in_memory, CollectConfig};
+use super::dataset::{DatasetHeader, Shard};
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use rand::{Rng, RngExt};
+use std::path::Path;
+
+/// Equal-length episodes: frames `[E, T+1, C, H, W]` u8, actions `[E, T, 2]`, states
+/// `[E, T+1, S]`.
+#[derive(Debug, Clone, Default)]
+pub struct Episodes {
+    pub episodes: usize,
+    pub steps: usize,
+    pub frame_shape: [usize; 3],
+    pub state_dim: usize,
+    pub frames: Vec<u8>,
+    pub actions: Vec<f32>,
+    pub states: Vec<f32>,
+    pub scene: String,
+}
+
+impl Episodes {
+    /// Loads every shard of a dataset folder written by `amisim collect`.
+    pub fn load(dir: &Path) -> Result<Episodes> {
+        let header_path = dir.join("header.json");
+        let header: DatasetHeader = serde_json::from_str(
+            &std::fs::read_to_string(&header_path).with_context(|| format!("reading {}", header_path.display()))?,
+        )
+        .with_context(|| format!("{}: not a dataset header", header_path.display()))?;
+        let mut all = Episodes {
+            scene: header.scene.clone(),
+            ..Default::default()
+        };
+        for name in &header.shards {
+            let (shard, _) = Shard::read(&dir.join(name))?;
+            all.append(shard)?;
+        }
+        if all.episodes == 0 {
+            bail!("{}: the dataset holds no episodes", dir.display());
+        }
+        Ok(all)
+    }
+
+    /// Collects episodes with the Bevy world, without writing files.
+    pub fn collect(cfg: &CollectConfig) -> Result<Episodes> {
+        let (shard, header) = collect_in_memory(cfg, false)?;
+        let mut all = Episodes {
+            scene: header.scene,
+            ..Default::default()
+        };
+        all.append(shard)?;
+        Ok(all)
+    }
+
+    fn append(&mut self, s: Shard) -> Result<()> {
+        let state_dim = if s.episodes > 0 {
+            s.states.len() / (s.episodes * (s.steps + 1))
+        } else {
+            0
+        };
+        if self.episodes == 0 {
+            self.steps = s.steps;
+            self.frame_shape = s.frame_shape;
+            self.state_dim = state_dim;
+        } else if (self.steps, self.frame_shape, self.state_dim) != (s.steps, s.frame_shape, state_dim) {
+            bail!("shards disagree on episode length or frame shape");
+        }
+        self.episodes += s.episodes;
+        self.frames.extend(s.frames);
+        self.actions.extend(s.actions);
+        self.states.extend(s.states);
+        Ok(())
+    }
+
+    pub fn frame_len(&self) -> usize {
+        self.frame_shape.iter().product()
+    }
+
+    /// Frame `t` of episode `e`, `[C, H, W]`.
+    pub fn frame(&self, e: usize, t: usize) -> &[u8] {
+        let n = self.frame_len();
+        let i = e * (self.steps + 1) + t;
+        &self.frames[i * n..(i + 1) * n]
+    }
+
+    /// Ground-truth state `t` of episode `e`.
+    pub fn state(&self, e: usize, t: usize) -> &[f32] {
+        let i = e * (self.steps + 1) + t;
+        &self.states[i * self.state_dim..(i + 1) * self.state_dim]
+    }
+
+    /// Action `t` of episode `e`.
+    pub fn action(&self, e: usize, t: usize) -> [f32; 2] {
+        let i = (e * self.steps + t) * 2;
+        [self.actions[i], self.actions[i + 1]]
+    }
+
+    /// Splits into (first `n` episodes, the rest).
+    pub fn split(&self, n: usize) -> (Episodes, Episodes) {
+        let n = n.min(self.episodes);
+        let (fl, sl, al) = (
+            self.frame_len() * (self.steps + 1),
+            self.state_dim * (self.steps + 1),
+            self.steps * 2,
+        );
+        let part = |a: usize, b: usize| Episodes {
+            episodes: b - a,
+            steps: self.steps,
+            frame_shape: self.frame_shape,
+            state_dim: self.state_dim,
+            frames: self.frames[a * fl..b * fl].to_vec(),
+            actions: self.actions[a * al..b * al].to_vec(),
+            states: self.states[a * sl..b * sl].to_vec(),
+            scene: self.scene.clone(),
+        };
+        (part(0, n), part(n, self.episodes))
+    }
+
+    /// A batch of `batch` windows of `window` frames (and `window − 1` actions), drawn with `rng`:
+    /// frames `[batch, window, C, H, W]` scaled to `0..=1`, actions `[batch, window − 1, 2]`.
+    pub fn batch(&self, batch: usize, window: usize, rng: &mut impl Rng, device: &Device) -> (Tensor<5>, Tensor<3>) {
+        assert!(
+            window >= 2 && window <= self.steps + 1,
+            "window {window} does not fit episodes of {} frames",
+            self.steps + 1
+        );
+        let [c, h, w] = self.frame_shape;
+        let mut frames = Vec::with_capacity(batch * window * self.frame_len());
+        let mut actions = Vec::with_capacity(batch * (window - 1) * 2);
+        for _ in 0..batch {
+            let e = rng.random_range(0..self.episodes);
+            let t0 = rng.random_range(0..=self.steps + 1 - window);
+            for t in t0..t0 + window {
+                frames.extend_from_slice(self.frame(e, t));
+            }
+            for t in t0..t0 + window - 1 {
+                actions.extend_from_slice(&self.action(e, t));
+            }
+        }
+        let frames: Vec<f32> = frames.iter().map(|&v| v as f32 / 255.0).collect();
+        (
+            Tensor::from_data(TensorData::new(frames, [batch, window, c, h, w]), device),
+            Tensor::from_data(TensorData::new(actions, [batch, window - 1, 2]), device),
+        )
+    }
+}

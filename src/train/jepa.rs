@@ -1,0 +1,396 @@
+//! `amisim train`: self-supervised training of the JEPA world model, a custom burn loop.
+//!
+//! Each step: 1. draw a batch of windows, 2. encode, roll the predictor out open-loop and compute
+//! every loss term, 3. stop on a non-finite loss (the last checkpoint stays), 4. backward and an
+//! AdamW step with the scheduled learning rate and clipped gradients, 5. log.
+//! Checkpoints are single safetensors files holding the weights, the optimizer state, the
+//! step and the resolved config, written to a temporary file and renamed.
+
+use super::data::Episodes;
+use crate::world_model::jepa::{Jepa, JepaConfig, LossTerms, LOSS_NAMES};
+use anyhow::{bail, Context, Result};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Everything a training run is defined by; saved in every checkpoint.
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    pub model: JepaConfig,
+    #[config(default = 2000)]
+    pub steps: usize,
+    #[config(default = 64)]
+    pub batch: usize,
+    /// Frames per training window (the predictor is unrolled `window − 1` steps).
+    #[config(default = 9)]
+    pub window: usize,
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    #[config(default = 1e-5)]
+    pub min_lr: f64,
+    #[config(default = 100)]
+    pub warmup: usize,
+    #[config(default = 1e-4)]
+    pub weight_decay: f32,
+    /// Each parameter's gradient is clipped to this L2 norm.
+    #[config(default = 1.0)]
+    pub clip: f32,
+    #[config(default = 0)]
+    pub seed: u64,
+    #[config(default = 50)]
+    pub log_every: usize,
+    #[config(default = 500)]
+    pub checkpoint_every: usize,
+}
+
+impl TrainConfig {
+    /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        let span = (self.steps.saturating_sub(self.warmup)).max(1) as f64;
+        let p = ((step - self.warmup) as f64 / span).min(1.0);
+        self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+    }
+}
+
+/// Gives every parameter an id derived from its path in the module tree. Burn draws ids at
+/// random; the optimizer's state is keyed by id, so a resumed run (a freshly built model with
+/// loaded weights) only finds its Adam moments again when ids are the same in every process.
+pub fn stable_param_ids<M: Module>(module: M) -> M {
+    struct StableIds(Vec<String>);
+    impl ModuleMapper for StableIds {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.0.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.0.pop();
+        }
+        fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            // FNV-1a of the path.
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in self.0.join(".").bytes() {
+                h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+            param.id = ParamId::from(h);
+            param
+        }
+    }
+    module.map(&mut StableIds(Vec::new()))
+}
+
+/// Builds a module with its random initial values drawn from `seed`. Burn's seed may be global
+/// to the process and parameters are initialised lazily (on first use), so the build and the
+/// first touch of every parameter happen under one lock: models built at once on different
+/// threads would otherwise draw interleaved values.
+pub fn seeded<M: Module>(device: &Device, seed: u64, build: impl FnOnce() -> M) -> M {
+    struct Touch;
+    impl ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    let module = build();
+    module.visit(&mut Touch);
+    module
+}
+
+/// The CPU device used for training and inference.
+pub fn cpu_device() -> Device {
+    Device::flex()
+}
+
+/// Name of the checkpoint file in a run folder.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    pub config: TrainConfig,
+    pub step: usize,
+    pub model: Jepa,
+    optimizer: Option<Vec<u8>>,
+}
+
+/// Writes the model (and optimizer state) at `step` to `path` atomically.
+pub fn save_checkpoint(
+    path: &Path,
+    cfg: &TrainConfig,
+    step: usize,
+    model: &Jepa,
+    optim: Option<&ModuleOptimizer>,
+) -> Result<()> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("serialising the model: {e:?}"))?;
+    let weights = store
+        .get_bytes()
+        .map_err(|e| anyhow::anyhow!("serialising the model: {e:?}"))?;
+    let st = safetensors::SafeTensors::deserialize(&weights)?;
+    let optim_bytes: Option<Vec<u8>> = match optim {
+        Some(o) => Some(
+            o.into_bytes()
+                .map_err(|e| anyhow::anyhow!("serialising the optimizer: {e:?}"))?
+                .to_vec(),
+        ),
+        None => None,
+    };
+    let mut views: Vec<(String, TensorView<'_>)> = st.tensors().into_iter().collect();
+    if let Some(b) = &optim_bytes {
+        views.push(("__optimizer__".into(), TensorView::new(Dtype::U8, vec![b.len()], b)?));
+    }
+    let mut meta = HashMap::new();
+    meta.insert("amisim.config".to_string(), cfg.to_string());
+    meta.insert("amisim.step".to_string(), step.to_string());
+    meta.insert("amisim.format".to_string(), "amisim-jepa-v1".to_string());
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("safetensors.tmp");
+    safetensors::serialize_to_file(views, Some(meta), &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads a checkpoint. With `expected`, its model config must match (a clear error names the
+/// difference otherwise).
+pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Device) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    let config_json = meta.get("amisim.config").with_context(|| {
+        format!(
+            "{}: not an amisim checkpoint (no amisim.config metadata)",
+            path.display()
+        )
+    })?;
+    let config: TrainConfig = serde_json::from_str(config_json)
+        .with_context(|| format!("{}: the saved config does not parse", path.display()))?;
+    if let Some(exp) = expected {
+        if &config.model != exp {
+            let a: serde_json::Value = serde_json::from_str(&config.model.to_string())?;
+            let b: serde_json::Value = serde_json::from_str(&exp.to_string())?;
+            let mut diffs = Vec::new();
+            json_diff("model", &a, &b, &mut diffs);
+            bail!(
+                "{}: the checkpoint's model config differs from the requested one: {}",
+                path.display(),
+                diffs.join("; ")
+            );
+        }
+    }
+    let step: usize = meta.get("amisim.step").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let optimizer = st.tensor("__optimizer__").ok().map(|t| t.data().to_vec());
+    let mut model = stable_param_ids(config.model.init(device));
+    let result = model
+        .load_from(&mut SafetensorsStore::from_bytes(Some(bytes)))
+        .map_err(|e| anyhow::anyhow!("{}: loading weights: {e:?}", path.display()))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() {
+        bail!(
+            "{}: the weights do not fit the model (missing {:?}, errors {:?})",
+            path.display(),
+            result.missing,
+            result.errors
+        );
+    }
+    Ok(Checkpoint {
+        config,
+        step,
+        model,
+        optimizer,
+    })
+}
+
+/// What a finished (or stopped) run reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub steps: usize,
+    pub last: Option<LossTerms>,
+    pub frames_per_s: f64,
+    pub ms_per_step: f64,
+    pub checkpoint: PathBuf,
+}
+
+/// Trains from `data` into the run folder `out` (`checkpoint.safetensors`, `metrics.csv`,
+/// `config.json`). With `resume`, continues from the checkpoint there exactly.
+pub fn train(
+    cfg: &TrainConfig,
+    data: &Episodes,
+    out: &Path,
+    resume: bool,
+    show_progress: bool,
+) -> Result<TrainSummary> {
+    if cfg.window < 2 || cfg.window > data.steps + 1 {
+        bail!(
+            "window {} must be in 2..={} (frames per episode)",
+            cfg.window,
+            data.steps + 1
+        );
+    }
+    if cfg.model.encoder.resolution != data.frame_shape[1] || cfg.model.encoder.in_channels != data.frame_shape[0] {
+        bail!(
+            "the encoder expects {}×{}×{} frames, the data has {:?}",
+            cfg.model.encoder.in_channels,
+            cfg.model.encoder.resolution,
+            cfg.model.encoder.resolution,
+            data.frame_shape
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let ckpt_path = out.join(CHECKPOINT);
+    let device = cpu_device().autodiff();
+    let optim_cfg = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip)));
+    let (mut model, mut optim, start) = if resume {
+        let ck = load_checkpoint(&ckpt_path, Some(&cfg.model), &device)?;
+        let mut optim = optim_cfg.init();
+        if let Some(b) = ck.optimizer {
+            optim = optim
+                .from_bytes(burn::tensor::Bytes::from_bytes_vec(b))
+                .map_err(|e| anyhow::anyhow!("{}: optimizer state: {e:?}", ckpt_path.display()))?;
+        }
+        (ck.model, optim, ck.step)
+    } else {
+        (
+            stable_param_ids(seeded(&device, cfg.seed, || cfg.model.init(&device))),
+            optim_cfg.init(),
+            0,
+        )
+    };
+    std::fs::write(out.join("config.json"), cfg.to_string())?;
+    let csv_path = out.join("metrics.csv");
+    let mut csv = if resume && csv_path.exists() {
+        keep_csv_rows_before(&csv_path, start)?;
+        std::fs::OpenOptions::new().append(true).open(&csv_path)?
+    } else {
+        let mut f = std::fs::File::create(&csv_path)?;
+        writeln!(
+            f,
+            "step,lr,{},frames_per_s",
+            LOSS_NAMES.map(|n| format!("loss/{n}")).join(",")
+        )?;
+        f
+    };
+    let bar = if show_progress {
+        ProgressBar::new(cfg.steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("train [{bar:25}] {pos}/{len} {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.set_position(start as u64);
+    let frames_per_step = cfg.batch * cfg.window;
+    let started = Instant::now();
+    let mut last = None;
+    let mut window_start = Instant::now();
+    for step in start..cfg.steps {
+        // The batch of step `s` depends only on (seed, s), so a resumed run sees the same data.
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        rng.set_stream(step as u64 + 1);
+        let (frames, actions) = data.batch(cfg.batch, cfg.window, &mut rng, &device);
+        let (loss, terms) = model.loss(frames, actions, &cfg.model);
+        if !terms.total.is_finite() {
+            bar.abandon();
+            bail!(
+                "loss is {} at step {step} ({terms:?}); training stopped, the last good checkpoint ({}) is kept",
+                terms.total,
+                ckpt_path.display()
+            );
+        }
+        let lr = cfg.lr_at(step);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+        last = Some(terms);
+        let done = step + 1;
+        if done % cfg.log_every == 0 || done == cfg.steps {
+            let n = (done - start).min(cfg.log_every).max(1);
+            let fps = (n * frames_per_step) as f64 / window_start.elapsed().as_secs_f64();
+            window_start = Instant::now();
+            let vals = terms.values().map(|v| format!("{v:.5}")).join(",");
+            writeln!(csv, "{done},{lr:.3e},{vals},{fps:.1}")?;
+            csv.flush()?;
+            let msg = format!(
+                "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} | {fps:.0} frames/s",
+                terms.total, terms.prediction, terms.variance, terms.covariance, terms.smoothness, terms.idm
+            );
+            bar.set_message(msg.clone());
+            if !show_progress {
+                eprintln!("step {done}: {msg}");
+            }
+        }
+        bar.set_position(done as u64);
+        if done % cfg.checkpoint_every == 0 || done == cfg.steps {
+            save_checkpoint(&ckpt_path, cfg, done, &model, Some(&optim))?;
+        }
+    }
+    bar.finish();
+    let secs = started.elapsed().as_secs_f64();
+    let steps = cfg.steps.saturating_sub(start).max(1);
+    Ok(TrainSummary {
+        steps: cfg.steps,
+        last,
+        frames_per_s: (steps * frames_per_step) as f64 / secs,
+        ms_per_step: secs * 1e3 / steps as f64,
+        checkpoint: ckpt_path,
+    })
+}
+
+/// Drops CSV rows logged after `step` (they belong to a run that stopped before its next
+/// checkpoint), so a resumed log has each step once.
+fn keep_csv_rows_before(path: &Path, step: usize) -> Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let kept: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| {
+            *i == 0
+                || l.split(',')
+                    .next()
+                    .and_then(|s| s.parse::<usize>().ok())
+                    .is_some_and(|s| s <= step)
+        })
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(path, kept.join("\n") + "\n")?;
+    Ok(())
+}
+
+/// Lists the leaves where two JSON trees differ, as `path: checkpoint A, requested B`.
+fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let null = serde_json::Value::Null;
+                json_diff(
+                    &format!("{path}.{k}"),
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        _ if a != b => out.push(format!("{path}: checkpoint {a}, requested {b}")),
+        _ => {}
+    }
+}

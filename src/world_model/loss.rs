@@ -1,0 +1,75 @@
+//! Loss terms of JEPA training, each a function of tensors so it can be tested against a
+//! hand-computed value. Latents are `[n, d]` unless said otherwise.
+
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// Mean squared error over every element.
+pub fn mse<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<1> {
+    (a - b).square().mean()
+}
+
+/// VICReg variance term: `mean_d relu(1 − sqrt(var_d(z) + 1e-4))`, variance over the batch
+/// (unbiased). Pushes every dimension to vary across samples.
+pub fn variance(z: Tensor<2>) -> Tensor<1> {
+    let std = (z.var(0) + 1e-4).sqrt(); // [1, d]
+    relu(-std + 1.0).mean()
+}
+
+/// VICReg covariance term: squared off-diagonal entries of the batch covariance, summed and
+/// divided by `d`. Pushes dimensions to carry different information.
+pub fn covariance(z: Tensor<2>) -> Tensor<1> {
+    let [n, d] = z.dims();
+    let centred = z.clone() - z.mean_dim(0); // [n, d]
+    let cov = centred.clone().transpose().matmul(centred) / (n as f32 - 1.0).max(1.0); // [d, d]
+    let diag = cov.clone() * Tensor::eye(d, &cov.device());
+    (cov.square().sum() - diag.square().sum()) / d as f32
+}
+
+/// Temporal smoothness: mean squared change between consecutive latents of `[b, t, d]`.
+pub fn temporal_smoothness(z: Tensor<3>) -> Tensor<1> {
+    let [b, t, d] = z.dims();
+    if t < 2 {
+        return Tensor::zeros([1], &z.device());
+    }
+    let next = z.clone().slice([0..b, 1..t, 0..d]);
+    let prev = z.slice([0..b, 0..t - 1, 0..d]);
+    mse(next, prev)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t2(v: &[f32], shape: [usize; 2]) -> Tensor<2> {
+        Tensor::from_data(TensorData::new(v.to_vec(), shape), &Device::flex())
+    }
+
+    fn scalar(t: Tensor<1>) -> f32 {
+        t.into_scalar()
+    }
+
+    #[test]
+    fn variance_matches_hand_computation() {
+        // Column 0: [0, 2] → var 2 (unbiased), std sqrt(2.0001) > 1 → 0.
+        // Column 1: [1, 1] → var 0, std 0.01 → 0.99.
+        let z = t2(&[0.0, 1.0, 2.0, 1.0], [2, 2]);
+        assert!((scalar(variance(z)) - 0.99 / 2.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn covariance_matches_hand_computation() {
+        // Columns [0, 2, 4] and [1, 3, 8]: means 2 and 4; centred [-2, 0, 2], [-3, -1, 4].
+        // cov01 = (6 + 0 + 8) / 2 = 7 → off-diagonal sum of squares 2·49 = 98, / d = 49.
+        let z = t2(&[0.0, 1.0, 2.0, 3.0, 4.0, 8.0], [3, 2]);
+        assert!((scalar(covariance(z)) - 49.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn smoothness_and_mse_match_hand_computation() {
+        let z: Tensor<3> = Tensor::from_data(TensorData::new(vec![0.0f32, 0.0, 1.0, 2.0], [1, 2, 2]), &Device::flex());
+        // Differences (1, 2): mean of squares 2.5.
+        assert!((scalar(temporal_smoothness(z)) - 2.5).abs() < 1e-6);
+        assert!((scalar(mse(t2(&[1.0, 2.0], [1, 2]), t2(&[0.0, 0.0], [1, 2]))) - 2.5).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,199 @@
+//! The JEPA world model on tiny settings: shapes, learning, checkpoints, resume, NaN handling.
+
+use amisim::perception::ConvEncoderConfig;
+use amisim::train::data::Episodes;
+use amisim::train::jepa::{cpu_device, load_checkpoint, save_checkpoint, train, TrainConfig};
+use amisim::world_model::jepa::{JepaConfig, LossWeights};
+use burn::prelude::*;
+use rand::{RngExt, SeedableRng};
+
+const RES: usize = 16;
+
+/// Synthetic episodes: a bright square that moves by the actions, on 16×16 frames.
+fn toy_episodes(episodes: usize, steps: usize) -> Episodes {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let mut e = Episodes {
+        episodes,
+        steps,
+        frame_shape: [3, RES, RES],
+        state_dim: 7,
+        scene: "toy".into(),
+        ..Default::default()
+    };
+    for _ in 0..episodes {
+        let (mut x, mut y) = (rng.random_range(3.0..12.0f32), rng.random_range(3.0..12.0f32));
+        for t in 0..=steps {
+            let mut f = vec![0u8; 3 * RES * RES];
+            for dy in 0..2 {
+                for dx in 0..2 {
+                    f[(y as usize + dy) * RES + x as usize + dx] = 255;
+                }
+            }
+            e.frames.extend(f);
+            e.states.extend([x, y, 0.0, f32::NAN, f32::NAN, 0.0, 0.0]);
+            if t < steps {
+                let a = [rng.random_range(-1.0..1.0f32), rng.random_range(-1.0..1.0f32)];
+                e.actions.extend(a);
+                x = (x + a[0]).clamp(1.0, 13.0);
+                y = (y + a[1]).clamp(1.0, 13.0);
+            }
+        }
+    }
+    e
+}
+
+fn tiny_config() -> TrainConfig {
+    TrainConfig::new(JepaConfig::new(ConvEncoderConfig::lenet(RES, 16), LossWeights::new()))
+        .with_batch(8)
+        .with_window(4)
+        .with_steps(4)
+        .with_warmup(1)
+        .with_log_every(1)
+        .with_checkpoint_every(2)
+}
+
+/// Every model tensor of a checkpoint, by name (the optimizer state and metadata aside).
+fn weights(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != "__optimizer__")
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty());
+    v
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("amisim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn shapes() {
+    let device = cpu_device();
+    let enc = ConvEncoderConfig::new().init(&device);
+    let z = enc.forward(Tensor::zeros([2, 3, 65, 65], &device));
+    assert_eq!(z.dims(), [2, 64]);
+    let cfg = JepaConfig::new(ConvEncoderConfig::lenet(RES, 16), LossWeights::new());
+    let model = cfg.init(&device);
+    let rolled = model
+        .predictor
+        .rollout(Tensor::zeros([3, 16], &device), Tensor::zeros([3, 5, 2], &device));
+    assert_eq!(rolled.dims(), [3, 5, 16]);
+}
+
+#[test]
+fn a_few_steps_lower_the_loss_on_a_fixed_batch() {
+    let data = toy_episodes(16, 6);
+    let cfg = tiny_config();
+    let device = cpu_device().autodiff();
+    let mut model = amisim::train::jepa::seeded(&device, 1, || cfg.model.init(&device));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let (frames, actions) = data.batch(8, 4, &mut rng, &device);
+    let mut optim = burn::optim::AdamWConfig::new().init();
+    let (_, first) = model.loss(frames.clone(), actions.clone(), &cfg.model);
+    for _ in 0..30 {
+        let (loss, _) = model.loss(frames.clone(), actions.clone(), &cfg.model);
+        let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(5e-3, model, grads);
+    }
+    let (_, last) = model.loss(frames, actions, &cfg.model);
+    assert!(last.total < first.total * 0.9, "loss {} → {}", first.total, last.total);
+}
+
+#[test]
+fn checkpoint_round_trip_gives_identical_outputs_and_mismatch_is_an_error() {
+    let dir = temp_dir("ckpt");
+    let cfg = tiny_config();
+    let device = cpu_device();
+    let model = cfg.model.init(&device);
+    let path = dir.join("c.safetensors");
+    save_checkpoint(&path, &cfg, 7, &model, None).unwrap();
+    let ck = load_checkpoint(&path, Some(&cfg.model), &device).unwrap();
+    assert_eq!(ck.step, 7);
+    let x = Tensor::<4>::random([2, 3, RES, RES], burn::tensor::Distribution::Default, &device);
+    let a = model.encoder.forward(x.clone()).into_data();
+    let b = ck.model.encoder.forward(x).into_data();
+    assert_eq!(a, b);
+    // A different model config is refused with both configs in the message.
+    let other = JepaConfig::new(ConvEncoderConfig::lenet(RES, 32), LossWeights::new());
+    let err = load_checkpoint(&path, Some(&other), &device).err().unwrap().to_string();
+    assert!(
+        err.contains("model.encoder.latent: checkpoint 16, requested 32"),
+        "{err}"
+    );
+    // Not a checkpoint at all.
+    std::fs::write(dir.join("junk.safetensors"), b"junk").unwrap();
+    assert!(load_checkpoint(&dir.join("junk.safetensors"), None, &device).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn training_is_deterministic() {
+    let data = toy_episodes(16, 6);
+    let (a, b) = (temp_dir("det-a"), temp_dir("det-b"));
+    train(&tiny_config(), &data, &a, false, false).unwrap();
+    train(&tiny_config(), &data, &b, false, false).unwrap();
+    let (wa, wb) = (
+        weights(&a.join("checkpoint.safetensors")),
+        weights(&b.join("checkpoint.safetensors")),
+    );
+    assert!(wa == wb, "two runs with the same seed differ");
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let data = toy_episodes(16, 6);
+    let (a, b) = (temp_dir("straight"), temp_dir("resumed"));
+    train(&tiny_config(), &data, &a, false, false).unwrap();
+    // Stop after 2 steps (a checkpoint is written at 2), then resume to 4.
+    train(&tiny_config().with_steps(2), &data, &b, false, false).unwrap();
+    let resumed = train(&tiny_config(), &data, &b, true, false).unwrap();
+    assert_eq!(resumed.steps, 4);
+    let (wa, wb) = (
+        weights(&a.join("checkpoint.safetensors")),
+        weights(&b.join("checkpoint.safetensors")),
+    );
+    assert!(wa == wb, "resumed run differs from the straight one");
+    // Without the optimizer state the resumed run would differ: the test can fail.
+    let c = temp_dir("no-optim");
+    train(&tiny_config().with_steps(2), &data, &c, false, false).unwrap();
+    let ck = load_checkpoint(&c.join("checkpoint.safetensors"), None, &cpu_device()).unwrap();
+    amisim::train::jepa::save_checkpoint(&c.join("checkpoint.safetensors"), &tiny_config(), 2, &ck.model, None)
+        .unwrap();
+    train(&tiny_config(), &data, &c, true, false).unwrap();
+    assert!(
+        weights(&c.join("checkpoint.safetensors")) != wa,
+        "dropping the optimizer state changed nothing"
+    );
+    std::fs::remove_dir_all(&c).unwrap();
+    let csv = std::fs::read_to_string(b.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "header + one row per step:\n{csv}");
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
+    let data = toy_episodes(16, 6);
+    let dir = temp_dir("nan");
+    let cfg = tiny_config()
+        .with_steps(200)
+        .with_checkpoint_every(1)
+        .with_lr(1e12)
+        .with_clip(1e30);
+    let err = train(&cfg, &data, &dir, false, false)
+        .expect_err("training should stop")
+        .to_string();
+    assert!(err.contains("training stopped"), "{err}");
+    let ck = load_checkpoint(&dir.join("checkpoint.safetensors"), None, &cpu_device()).unwrap();
+    assert!(ck.step >= 1 && ck.step < 200);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
