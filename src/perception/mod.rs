@@ -31,6 +31,13 @@ pub struct ConvEncoderConfig {
     /// Size of the latent vector.
     #[config(default = 64)]
     pub latent: usize,
+    /// Per-channel mean and std of the input frames (in `0..=1`), subtracted and divided before
+    /// the first convolution; empty for none. Training fills them from the data: the agent's
+    /// blob covers a tiny share of the frame, and without this it barely moves the input.
+    #[config(default = "vec![]")]
+    pub input_mean: Vec<f32>,
+    #[config(default = "vec![]")]
+    pub input_std: Vec<f32>,
 }
 
 impl ConvEncoderConfig {
@@ -67,11 +74,24 @@ impl ConvEncoderConfig {
             c_in = c;
         }
         let side = self.feature_side();
+        let (shift, scale) = if self.input_mean.len() == self.in_channels && self.input_std.len() == self.in_channels {
+            let mean = Tensor::<1>::from_data(TensorData::new(self.input_mean.clone(), [self.in_channels]), device);
+            let inv: Vec<f32> = self.input_std.iter().map(|s| 1.0 / s.max(1e-6)).collect();
+            let inv = Tensor::<1>::from_data(TensorData::new(inv, [self.in_channels]), device);
+            (
+                Some(mean.reshape([1, self.in_channels, 1, 1])),
+                Some(inv.reshape([1, self.in_channels, 1, 1])),
+            )
+        } else {
+            (None, None)
+        };
         ConvEncoder {
             stages,
             blocks,
             head: LinearConfig::new(c_in * side * side, self.latent).init(device),
             latent: self.latent,
+            shift,
+            scale,
         }
     }
 }
@@ -104,12 +124,18 @@ pub struct ConvEncoder {
     blocks: Vec<Vec<ResBlock>>,
     head: Linear,
     latent: usize,
+    /// Input normalisation (constants, not trained): `(x − shift) · scale`, `[1, c, 1, 1]`.
+    shift: Option<Tensor<4>>,
+    scale: Option<Tensor<4>>,
 }
 
 impl ConvEncoder {
     /// Encodes frames `[batch, c, h, w]` → `[batch, latent]`.
     pub fn forward(&self, frames: Tensor<4>) -> Tensor<2> {
-        let mut x = frames;
+        let mut x = match (&self.shift, &self.scale) {
+            (Some(shift), Some(scale)) => (frames - shift.clone()) * scale.clone(),
+            _ => frames,
+        };
         for (conv, blocks) in self.stages.iter().zip(&self.blocks) {
             x = relu(conv.forward(x)); // [batch, c, side / s, side / s]
             for b in blocks {

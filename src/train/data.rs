@@ -98,6 +98,33 @@ impl Episodes {
         [self.actions[i], self.actions[i + 1]]
     }
 
+    /// Per-channel mean and std of the frames (values in `0..=1`), from at most 2 000 frames
+    /// spread over the data.
+    pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
+        let [c, h, w] = self.frame_shape;
+        let frames = self.episodes * (self.steps + 1);
+        let stride = (frames / 2000).max(1);
+        let (mut sum, mut sq, mut n) = (vec![0f64; c], vec![0f64; c], 0f64);
+        for f in (0..frames).step_by(stride) {
+            let px = &self.frames[f * c * h * w..(f + 1) * c * h * w];
+            for ch in 0..c {
+                for &v in &px[ch * h * w..(ch + 1) * h * w] {
+                    let v = v as f64 / 255.0;
+                    sum[ch] += v;
+                    sq[ch] += v * v;
+                }
+            }
+            n += (h * w) as f64;
+        }
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+        let std = sq
+            .iter()
+            .zip(&sum)
+            .map(|(q, s)| ((q / n - (s / n).powi(2)).max(0.0).sqrt() as f32).max(1e-3))
+            .collect();
+        (mean, std)
+    }
+
     /// Splits into (first `n` episodes, the rest).
     pub fn split(&self, n: usize) -> (Episodes, Episodes) {
         let n = n.min(self.episodes);

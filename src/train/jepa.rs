@@ -236,6 +236,21 @@ pub fn train(
     resume: bool,
     show_progress: bool,
 ) -> Result<TrainSummary> {
+    // Input normalisation comes from the data unless the config fixes it (a resumed run reads
+    // it from the checkpoint's config, which must match).
+    let mut cfg = cfg.clone();
+    if cfg.model.encoder.input_mean.is_empty() {
+        if resume {
+            let saved = load_checkpoint(&out.join(CHECKPOINT), None, &cpu_device())?;
+            cfg.model.encoder.input_mean = saved.config.model.encoder.input_mean;
+            cfg.model.encoder.input_std = saved.config.model.encoder.input_std;
+        } else {
+            let (mean, std) = data.channel_stats();
+            cfg.model.encoder.input_mean = mean;
+            cfg.model.encoder.input_std = std;
+        }
+    }
+    let cfg = &cfg;
     if cfg.window < 2 || cfg.window > data.steps + 1 {
         bail!(
             "window {} must be in 2..={} (frames per episode)",
