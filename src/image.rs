@@ -46,3 +46,153 @@ pub fn contact_sheet(frames: &[&[u8]], h: usize, w: usize, cols: usize, scale: u
     }
     (width as u32, height as u32, rgb)
 }
+
+/// 3×5 bitmap glyphs for digits and '.', one row per `u8` (3 low bits, left = 4).
+fn glyph(c: char) -> Option<[u8; 5]> {
+    Some(match c {
+        '0' => [7, 5, 5, 5, 7],
+        '1' => [2, 6, 2, 2, 7],
+        '2' => [7, 1, 7, 4, 7],
+        '3' => [7, 1, 7, 1, 7],
+        '4' => [5, 5, 7, 1, 1],
+        '5' => [7, 4, 7, 1, 7],
+        '6' => [7, 4, 7, 5, 7],
+        '7' => [7, 1, 1, 1, 1],
+        '8' => [7, 5, 7, 5, 7],
+        '9' => [7, 5, 7, 1, 7],
+        '.' => [0, 0, 0, 0, 2],
+        _ => return None,
+    })
+}
+
+/// An RGB canvas for simple plots.
+pub struct Canvas {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+}
+
+impl Canvas {
+    pub fn new(width: usize, height: usize) -> Canvas {
+        Canvas {
+            width,
+            height,
+            rgb: vec![255; width * height * 3],
+        }
+    }
+
+    pub fn set(&mut self, x: i64, y: i64, c: [u8; 3]) {
+        if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
+            let o = (y as usize * self.width + x as usize) * 3;
+            self.rgb[o..o + 3].copy_from_slice(&c);
+        }
+    }
+
+    /// A line from (x0, y0) to (x1, y1), `thick` pixels wide.
+    pub fn line(&mut self, x0: f64, y0: f64, x1: f64, y1: f64, c: [u8; 3], thick: i64) {
+        let n = ((x1 - x0).abs().max((y1 - y0).abs()) as usize).max(1);
+        for i in 0..=n {
+            let f = i as f64 / n as f64;
+            let (x, y) = ((x0 + (x1 - x0) * f).round() as i64, (y0 + (y1 - y0) * f).round() as i64);
+            for dy in 0..thick {
+                for dx in 0..thick {
+                    self.set(x + dx - thick / 2, y + dy - thick / 2, c);
+                }
+            }
+        }
+    }
+
+    /// Digits and dots at (x, y) (top-left), each glyph pixel `scale` pixels.
+    pub fn text(&mut self, x: i64, y: i64, s: &str, c: [u8; 3], scale: i64) {
+        for (k, ch) in s.chars().enumerate() {
+            let Some(g) = glyph(ch) else { continue };
+            for (r, bits) in g.iter().enumerate() {
+                for col in 0..3 {
+                    if bits & (4 >> col) != 0 {
+                        for dy in 0..scale {
+                            for dx in 0..scale {
+                                self.set(x + (k as i64 * 4 + col) * scale + dx, y + r as i64 * scale + dy, c);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A line plot of `series` (each a list of y values for x = 1, 2, …) with numbered axes;
+/// y from 0 to the largest value. Colours cycle blue, orange, green.
+pub fn line_plot(series: &[&[f32]]) -> Canvas {
+    let (w, h) = (640usize, 400usize);
+    let (left, right, top, bottom) = (60.0, 20.0, 20.0, 40.0);
+    let mut c = Canvas::new(w, h);
+    let n = series.iter().map(|s| s.len()).max().unwrap_or(1).max(2);
+    let ymax = series
+        .iter()
+        .flat_map(|s| s.iter())
+        .cloned()
+        .fold(0.0f32, f32::max)
+        .max(1e-3) as f64;
+    // A round top for the y axis.
+    let step = [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+        .into_iter()
+        .find(|s| ymax / s <= 8.0)
+        .unwrap_or(200.0);
+    let ytop = (ymax / step).ceil() * step;
+    let px = |i: f64| left + (i - 1.0) / (n - 1) as f64 * (w as f64 - left - right);
+    let py = |v: f64| h as f64 - bottom - v / ytop * (h as f64 - top - bottom);
+    let grey = [220, 220, 220];
+    let mut v = 0.0;
+    while v <= ytop + 1e-9 {
+        c.line(left, py(v), w as f64 - right, py(v), grey, 1);
+        let label = if step < 1.0 {
+            format!("{v:.1}")
+        } else {
+            format!("{v:.0}")
+        };
+        c.text(8, py(v) as i64 - 5, &label, [60, 60, 60], 2);
+        v += step;
+    }
+    let xstep = if n > 16 { 4 } else { 1 };
+    for i in (1..=n).filter(|i| *i == 1 || i % xstep == 0) {
+        c.line(
+            px(i as f64),
+            h as f64 - bottom,
+            px(i as f64),
+            h as f64 - bottom + 5.0,
+            [60, 60, 60],
+            1,
+        );
+        c.text(
+            px(i as f64) as i64 - 4,
+            h as i64 - bottom as i64 + 10,
+            &i.to_string(),
+            [60, 60, 60],
+            2,
+        );
+    }
+    c.line(left, top, left, h as f64 - bottom, [60, 60, 60], 1);
+    c.line(
+        left,
+        h as f64 - bottom,
+        w as f64 - right,
+        h as f64 - bottom,
+        [60, 60, 60],
+        1,
+    );
+    let colours = [[31, 119, 180], [255, 127, 14], [44, 160, 44]];
+    for (k, s) in series.iter().enumerate() {
+        for i in 1..s.len() {
+            c.line(
+                px(i as f64),
+                py(s[i - 1] as f64),
+                px((i + 1) as f64),
+                py(s[i] as f64),
+                colours[k % 3],
+                3,
+            );
+        }
+    }
+    c
+}

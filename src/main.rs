@@ -131,6 +131,9 @@ struct ProbeArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Write the rollout probe curve (RMSE px against steps) as a PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -447,6 +450,12 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
     let train_data = collect(a.train_episodes, 16, a.seed)?;
     let test_data = collect(a.test_episodes, a.rollout, a.seed + 1)?;
     let report = probe(&ck.model, &train_data, &test_data, 500);
+    if let Some(p) = &a.plot {
+        // Blue: the rollout probe; orange: the linear probe on real frames, for reference.
+        let flat = vec![report.linear_rmse_px; report.rollout_rmse_px.len()];
+        let canvas = amisim::image::line_plot(&[&report.rollout_rmse_px, &flat]);
+        amisim::image::save_rgb_png(p, canvas.width as u32, canvas.height as u32, &canvas.rgb)?;
+    }
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

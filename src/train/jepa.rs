@@ -7,7 +7,7 @@
 //! step and the resolved config, written to a temporary file and renamed.
 
 use super::data::Episodes;
-use crate::world_model::jepa::{Jepa, JepaConfig, LossTerms, LOSS_NAMES};
+use crate::world_model::jepa::{ema_momentum_at, ema_update, Jepa, JepaConfig, LossTerms, LOSS_NAMES};
 use anyhow::{bail, Context, Result};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -335,6 +335,10 @@ pub fn train(
         let lr = cfg.lr_at(step);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(lr, model, grads);
+        if let (Some(m0), Some(target)) = (cfg.model.ema_momentum, model.target.take()) {
+            let m = ema_momentum_at(m0, step, cfg.steps);
+            model.target = Some(ema_update(target, &model.encoder, m));
+        }
         last = Some(terms);
         let done = step + 1;
         if done % cfg.log_every == 0 || done == cfg.steps {
@@ -345,12 +349,19 @@ pub fn train(
             writeln!(csv, "{done},{lr:.3e},{vals},{fps:.1}")?;
             csv.flush()?;
             let msg = format!(
-                "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} | {fps:.0} frames/s",
-                terms.total, terms.prediction, terms.variance, terms.covariance, terms.smoothness, terms.idm
+                "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4} | {fps:.0} frames/s",
+                terms.total,
+                terms.prediction,
+                terms.variance,
+                terms.covariance,
+                terms.smoothness,
+                terms.idm,
+                terms.sigreg
             );
             bar.set_message(msg.clone());
-            if !show_progress {
-                eprintln!("step {done}: {msg}");
+            if bar.is_hidden() {
+                // No terminal (a log file, CI): one line every `log_every` steps instead.
+                eprintln!("step {done}/{}: lr {lr:.2e} {msg}", cfg.steps);
             }
         }
         bar.set_position(done as u64);

@@ -2,7 +2,7 @@
 //! its self-supervised loss (prediction in latent space over an open-loop rollout, with
 //! anti-collapse terms).
 
-use super::loss::{covariance, mse, temporal_smoothness, variance};
+use super::loss::{covariance, mse, sigreg, temporal_smoothness, variance};
 use super::{InverseDynamics, InverseDynamicsConfig, Predictor, PredictorConfig};
 use crate::perception::{ConvEncoder, ConvEncoderConfig};
 use burn::prelude::*;
@@ -20,6 +20,9 @@ pub struct LossWeights {
     pub smoothness: f32,
     #[config(default = 1.0)]
     pub idm: f32,
+    /// SIGReg (LeJEPA) on the encoder's latents; 0 = off.
+    #[config(default = 0.0)]
+    pub sigreg: f32,
 }
 
 /// Settings of the whole world model.
@@ -33,6 +36,12 @@ pub struct JepaConfig {
     /// Stop the gradient through the targets (the encoder's latents of the next frames).
     #[config(default = true)]
     pub stop_grad_target: bool,
+    /// Targets from an EMA copy of the encoder (I-JEPA style) with this starting momentum,
+    /// raised to 1 over training on a cosine schedule; `None` = the online encoder's latents.
+    pub ema_momentum: Option<f64>,
+    /// Random unit directions SIGReg projects onto.
+    #[config(default = 64)]
+    pub sigreg_directions: usize,
     pub weights: LossWeights,
 }
 
@@ -47,6 +56,7 @@ impl JepaConfig {
             idm: InverseDynamicsConfig::new(latent)
                 .with_hidden(self.idm_hidden)
                 .init(device),
+            target: self.ema_momentum.map(|_| self.encoder.init(device)),
         }
     }
 }
@@ -77,10 +87,20 @@ pub struct Jepa {
     pub encoder: ConvEncoder,
     pub predictor: Predictor,
     pub idm: InverseDynamics,
+    /// The EMA target encoder, when the config asks for one (never trained by gradients).
+    pub target: Option<ConvEncoder>,
 }
 
 /// Names of the loss terms, in the order of [`LossTerms::values`].
-pub const LOSS_NAMES: [&str; 6] = ["total", "prediction", "variance", "covariance", "smoothness", "idm"];
+pub const LOSS_NAMES: [&str; 7] = [
+    "total",
+    "prediction",
+    "variance",
+    "covariance",
+    "smoothness",
+    "idm",
+    "sigreg",
+];
 
 /// The value of every loss term of one batch (unweighted, except `total`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -91,10 +111,11 @@ pub struct LossTerms {
     pub covariance: f32,
     pub smoothness: f32,
     pub idm: f32,
+    pub sigreg: f32,
 }
 
 impl LossTerms {
-    pub fn values(&self) -> [f32; 6] {
+    pub fn values(&self) -> [f32; 7] {
         [
             self.total,
             self.prediction,
@@ -102,6 +123,7 @@ impl LossTerms {
             self.covariance,
             self.smoothness,
             self.idm,
+            self.sigreg,
         ]
     }
 }
@@ -111,11 +133,25 @@ impl Jepa {
     /// Returns the weighted total (to backpropagate) and every term's value.
     pub fn loss(&self, frames: Tensor<5>, actions: Tensor<3>, cfg: &JepaConfig) -> (Tensor<1>, LossTerms) {
         let [b, t, c, h, w] = frames.dims();
-        let z = self.encoder.forward(frames.reshape([b * t, c, h, w])); // [b·t, d]
+        let frames_flat = frames.reshape([b * t, c, h, w]);
+        let z = self.encoder.forward(frames_flat.clone()); // [b·t, d]
         let d = z.dims()[1];
         let z3 = z.clone().reshape([b, t, d]);
-        let target = z3.clone().slice([0..b, 1..t, 0..d]); // [b, t-1, d]
-        let target = if cfg.stop_grad_target { target.detach() } else { target };
+        let target = match &self.target {
+            // EMA targets: the target encoder on the next frames, never differentiated.
+            Some(enc) => {
+                let next = frames_next(&frames_flat, b, t);
+                enc.forward(next).detach().reshape([b, t - 1, d])
+            }
+            None => {
+                let target = z3.clone().slice([0..b, 1..t, 0..d]); // [b, t-1, d]
+                if cfg.stop_grad_target {
+                    target.detach()
+                } else {
+                    target
+                }
+            }
+        };
         let z0 = z3.clone().slice([0..b, 0..1, 0..d]).reshape([b, d]);
         let predicted = self.predictor.rollout(z0, actions.clone()); // [b, t-1, d]
         let l_pred = mse(predicted, target);
@@ -123,10 +159,23 @@ impl Jepa {
         let l_cov = covariance(z);
         let l_smooth = temporal_smoothness(z3.clone());
         let before = z3.clone().slice([0..b, 0..t - 1, 0..d]).reshape([b * (t - 1), d]);
-        let after = z3.slice([0..b, 1..t, 0..d]).reshape([b * (t - 1), d]);
+        let after = z3.clone().slice([0..b, 1..t, 0..d]).reshape([b * (t - 1), d]);
         let l_idm = mse(self.idm.forward(before, after), actions.reshape([b * (t - 1), 2]));
         let wt = &cfg.weights;
-        let total = l_pred.clone() * wt.prediction
+        let l_sig = if wt.sigreg > 0.0 {
+            // Fresh random directions each step, as LeJEPA does.
+            let dirs = Tensor::<2>::random(
+                [d, cfg.sigreg_directions],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &z3.device(),
+            );
+            let norm = dirs.clone().square().sum_dim(0).sqrt();
+            sigreg(z3.clone().reshape([b * t, d]), dirs / norm)
+        } else {
+            Tensor::zeros([1], &z3.device())
+        };
+        let total = l_sig.clone() * wt.sigreg
+            + l_pred.clone() * wt.prediction
             + l_var.clone() * wt.variance
             + l_cov.clone() * wt.covariance
             + l_smooth.clone() * wt.smoothness
@@ -139,7 +188,56 @@ impl Jepa {
             covariance: v(l_cov),
             smoothness: v(l_smooth),
             idm: v(l_idm),
+            sigreg: v(l_sig),
         };
         (total, terms)
     }
+}
+
+/// Frames 1.. of every window, from the flattened `[b·t, c, h, w]`.
+fn frames_next(flat: &Tensor<4>, b: usize, t: usize) -> Tensor<4> {
+    let [_, c, h, w] = flat.dims();
+    flat.clone()
+        .reshape([b, t, c, h, w])
+        .slice([0..b, 1..t, 0..c, 0..h, 0..w])
+        .reshape([b * (t - 1), c, h, w])
+}
+
+/// EMA momentum at `step` of `steps`: from `m0` to 1 on a cosine.
+pub fn ema_momentum_at(m0: f64, step: usize, steps: usize) -> f64 {
+    let p = (step as f64 / steps.max(1) as f64).min(1.0);
+    1.0 - (1.0 - m0) * (1.0 + (std::f64::consts::PI * p).cos()) / 2.0
+}
+
+/// `target ← m·target + (1 − m)·online`, parameter by parameter (matched by id: the target is
+/// built with the same stable ids as the online encoder).
+pub fn ema_update(target: ConvEncoder, online: &ConvEncoder, m: f64) -> ConvEncoder {
+    use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
+    use std::collections::HashMap;
+    struct Grab(HashMap<ParamId, Tensor<1>>);
+    impl ModuleVisitor for Grab {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.insert(p.id, p.val().detach().reshape([-1]));
+        }
+    }
+    struct Ema {
+        src: HashMap<ParamId, Tensor<1>>,
+        m: f32,
+    }
+    impl ModuleMapper for Ema {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let Some(o) = self.src.remove(&p.id) else { return p };
+            let m = self.m;
+            p.map(|t| {
+                let dims = t.dims();
+                (t.detach() * m + o.reshape(dims) * (1.0 - m)).detach()
+            })
+        }
+    }
+    let mut grab = Grab(HashMap::new());
+    online.visit(&mut grab);
+    target.map(&mut Ema {
+        src: grab.0,
+        m: m as f32,
+    })
 }

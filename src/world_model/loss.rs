@@ -37,6 +37,32 @@ pub fn temporal_smoothness(z: Tensor<3>) -> Tensor<1> {
     mse(next, prev)
 }
 
+/// SIGReg (sketched isotropic Gaussian regularisation, LeJEPA): along each of the unit
+/// `directions` `[d, m]`, the Epps–Pulley distance between the empirical characteristic
+/// function of the projected latents and that of a standard normal,
+/// `Σ_k w_k [(mean cos(t_k p) − e^{−t_k²/2})² + (mean sin(t_k p))²]`, averaged over directions,
+/// with knots `t_k` evenly spaced on `[0.2, 4]` and weights `w_k = e^{−t_k²/2}·Δt`.
+pub fn sigreg(z: Tensor<2>, directions: Tensor<2>) -> Tensor<1> {
+    let p = z.matmul(directions); // [n, m]
+    let m = p.dims()[1];
+    let knots = 20;
+    let dt = (4.0 - 0.2) / (knots - 1) as f32;
+    let mut total: Option<Tensor<1>> = None;
+    for k in 0..knots {
+        let t = 0.2 + k as f32 * dt;
+        let target = (-t * t / 2.0).exp();
+        let tp = p.clone() * t;
+        let re = tp.clone().cos().mean_dim(0) - target; // [1, m]
+        let im = tp.sin().mean_dim(0);
+        let term = (re.square() + im.square()).sum() * (target * dt / m as f32);
+        total = Some(match total {
+            Some(acc) => acc + term,
+            None => term,
+        });
+    }
+    total.expect("at least one knot")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +89,26 @@ mod tests {
         // cov01 = (6 + 0 + 8) / 2 = 7 → off-diagonal sum of squares 2·49 = 98, / d = 49.
         let z = t2(&[0.0, 1.0, 2.0, 3.0, 4.0, 8.0], [3, 2]);
         assert!((scalar(covariance(z)) - 49.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn sigreg_matches_hand_computation_and_prefers_gaussian_latents() {
+        // One direction, two samples at ±1: mean cos(t) − e^{−t²/2} and mean sin = 0.
+        let z = t2(&[1.0, -1.0], [2, 1]);
+        let u = t2(&[1.0], [1, 1]);
+        let dt = 3.8f32 / 19.0;
+        let expect: f32 = (0..20)
+            .map(|k| {
+                let t = 0.2 + k as f32 * dt;
+                let g = (-t * t / 2.0).exp();
+                (t.cos() - g).powi(2) * g * dt
+            })
+            .sum();
+        assert!((scalar(sigreg(z, u.clone())) - expect).abs() < 1e-5);
+        // Collapsed latents (all zero) score worse than roughly Gaussian ones.
+        let collapsed = t2(&[0.0; 8], [8, 1]);
+        let spread = t2(&[-1.53, -0.89, -0.49, -0.16, 0.16, 0.49, 0.89, 1.53], [8, 1]);
+        assert!(scalar(sigreg(collapsed, u.clone())) > 5.0 * scalar(sigreg(spread, u)));
     }
 
     #[test]

@@ -197,3 +197,73 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
     assert!(ck.step >= 1 && ck.step < 200);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn ema_update_follows_its_formula() {
+    use amisim::world_model::jepa::{ema_momentum_at, ema_update};
+    let device = cpu_device();
+    let cfg = ConvEncoderConfig::lenet(RES, 8);
+    let online = amisim::train::jepa::seeded(&device, 1, || cfg.init(&device));
+    let target = amisim::train::jepa::seeded(&device, 2, || cfg.init(&device));
+    // Same structure built twice: give both the path-derived ids the trainer uses.
+    let online = amisim::train::jepa::stable_param_ids(online);
+    let target = amisim::train::jepa::stable_param_ids(target);
+    let flat = |e: &amisim::perception::ConvEncoder| -> Vec<f32> {
+        let mut st = burn::store::SafetensorsStore::from_bytes(None);
+        burn::store::ModuleSnapshot::save_into(e, &mut st).unwrap();
+        let bytes = st.get_bytes().unwrap();
+        let s = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut names: Vec<String> = s.names().into_iter().map(|n| n.to_string()).collect();
+        names.sort();
+        names
+            .iter()
+            .flat_map(|n| {
+                s.tensor(n)
+                    .unwrap()
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (o, t) = (flat(&online), flat(&target));
+    let updated = flat(&ema_update(target, &online, 0.9));
+    assert_eq!(updated.len(), o.len());
+    for ((u, o), t) in updated.iter().zip(&o).zip(&t) {
+        assert!((u - (0.9 * t + 0.1 * o)).abs() < 1e-6, "{u} vs 0.9·{t} + 0.1·{o}");
+    }
+    // The momentum schedule runs from m0 to 1.
+    assert!((ema_momentum_at(0.996, 0, 100) - 0.996).abs() < 1e-12);
+    assert!((ema_momentum_at(0.996, 100, 100) - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn ema_and_sigreg_objectives_train() {
+    let data = toy_episodes(16, 6);
+    let dir = temp_dir("ema");
+    let mut cfg = tiny_config();
+    cfg.model.ema_momentum = Some(0.99);
+    cfg.model.weights.variance = 0.0;
+    cfg.model.weights.covariance = 0.0;
+    cfg.model.weights.sigreg = 1.0;
+    let s = train(&cfg, &data, &dir, false, false).unwrap();
+    let t = s.last.unwrap();
+    assert!(t.total.is_finite() && t.sigreg > 0.0, "{t:?}");
+    // The target encoder is saved and reloads.
+    let ck = load_checkpoint(
+        &dir.join("checkpoint.safetensors"),
+        Some(&s_config(&dir)),
+        &cpu_device(),
+    )
+    .unwrap();
+    assert!(ck.model.target.is_some());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The model config a run saved.
+fn s_config(dir: &std::path::Path) -> JepaConfig {
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let cfg: TrainConfig = serde_json::from_str(&text).unwrap();
+    cfg.model
+}
