@@ -37,6 +37,13 @@ enum Command {
     Train(TrainArgs),
     /// Probe a trained encoder and predictor: linear/MLP position probes, rollout probe, rank.
     Probe(ProbeArgs),
+    /// Write a checkpoint's weights and config without the optimizer state (for shipping).
+    Export {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Check scene files and print what they hold (all shipped scenes when none is given).
     Scenes {
         /// Scene names or paths to `.ron` files.
@@ -299,6 +306,11 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Train(a) => train_command(a)?,
+        Command::Export { checkpoint, out } => {
+            let ck = load_checkpoint(&checkpoint, None, &cpu_device())?;
+            amisim::train::jepa::save_checkpoint(&out, &ck.config, ck.step, &ck.model, None)?;
+            println!("wrote {} (step {}, no optimizer state)", out.display(), ck.step);
+        }
         Command::Probe(a) => probe_command(a)?,
         Command::Scenes { scenes } => {
             let names = if scenes.is_empty() {

@@ -7,7 +7,8 @@
 //! step and the resolved config, written to a temporary file and renamed.
 
 use super::data::Episodes;
-use crate::world_model::jepa::{ema_momentum_at, ema_update, Jepa, JepaConfig, LossTerms, LOSS_NAMES};
+use crate::perception::ConvEncoderConfig;
+use crate::world_model::jepa::{ema_momentum_at, ema_update, Jepa, JepaConfig, LossTerms, LossWeights, LOSS_NAMES};
 use anyhow::{bail, Context, Result};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
@@ -27,12 +28,12 @@ use std::time::Instant;
 #[derive(Config, Debug)]
 pub struct TrainConfig {
     pub model: JepaConfig,
-    #[config(default = 2000)]
+    #[config(default = 3000)]
     pub steps: usize,
-    #[config(default = 64)]
+    #[config(default = 32)]
     pub batch: usize,
     /// Frames per training window (the predictor is unrolled `window − 1` steps).
-    #[config(default = 9)]
+    #[config(default = 17)]
     pub window: usize,
     #[config(default = 1e-3)]
     pub lr: f64,
@@ -179,7 +180,14 @@ pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Devi
             path.display()
         )
     })?;
-    let config: TrainConfig = serde_json::from_str(config_json)
+    // Entries added to the config after the checkpoint was written take their defaults.
+    let mut saved: serde_json::Value = serde_json::from_str(config_json)
+        .with_context(|| format!("{}: the saved config is not JSON", path.display()))?;
+    let defaults: serde_json::Value = serde_json::from_str(
+        &TrainConfig::new(JepaConfig::new(ConvEncoderConfig::new(), LossWeights::new())).to_string(),
+    )?;
+    fill_missing(&mut saved, &defaults);
+    let config: TrainConfig = serde_json::from_value(saved)
         .with_context(|| format!("{}: the saved config does not parse", path.display()))?;
     if let Some(exp) = expected {
         if &config.model != exp {
@@ -401,6 +409,20 @@ fn keep_csv_rows_before(path: &Path, step: usize) -> Result<()> {
     Ok(())
 }
 
+/// Adds to `value` every object entry of `defaults` it lacks, recursively.
+fn fill_missing(value: &mut serde_json::Value, defaults: &serde_json::Value) {
+    if let (serde_json::Value::Object(v), serde_json::Value::Object(d)) = (value, defaults) {
+        for (k, dv) in d {
+            match v.get_mut(k) {
+                Some(vv) => fill_missing(vv, dv),
+                None => {
+                    v.insert(k.clone(), dv.clone());
+                }
+            }
+        }
+    }
+}
+
 /// Lists the leaves where two JSON trees differ, as `path: checkpoint A, requested B`.
 fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
     match (a, b) {
@@ -418,5 +440,32 @@ fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut
         }
         _ if a != b => out.push(format!("{path}: checkpoint {a}, requested {b}")),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_config_entries_take_defaults() {
+        let mut saved = serde_json::json!({"a": 1, "b": {"c": 2}});
+        let defaults = serde_json::json!({"a": 9, "b": {"c": 9, "d": 3}, "e": 4});
+        fill_missing(&mut saved, &defaults);
+        assert_eq!(saved, serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}, "e": 4}));
+    }
+
+    #[test]
+    fn learning_rate_warms_up_then_decays_to_min() {
+        let cfg = TrainConfig::new(JepaConfig::new(ConvEncoderConfig::new(), LossWeights::new()))
+            .with_steps(1000)
+            .with_warmup(100)
+            .with_lr(1e-3)
+            .with_min_lr(1e-5);
+        assert!((cfg.lr_at(0) - 1e-5).abs() < 1e-12);
+        assert!((cfg.lr_at(99) - 1e-3).abs() < 1e-12);
+        assert!((cfg.lr_at(100) - 1e-3).abs() < 1e-12);
+        assert!((cfg.lr_at(550) - (1e-5 + 0.5 * (1e-3 - 1e-5))).abs() < 1e-9);
+        assert!((cfg.lr_at(1000) - 1e-5).abs() < 1e-12);
     }
 }

@@ -267,3 +267,31 @@ fn s_config(dir: &std::path::Path) -> JepaConfig {
     let cfg: TrainConfig = serde_json::from_str(&text).unwrap();
     cfg.model
 }
+
+#[test]
+fn probe_json_on_the_shipped_two_rooms_model() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amisim"))
+        .args([
+            "probe",
+            "--scene",
+            "two_rooms",
+            "--train-episodes",
+            "60",
+            "--test-episodes",
+            "16",
+            "--rollout",
+            "8",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let linear = v["linear_rmse_px"].as_f64().unwrap();
+    assert!(v["mlp_rmse_px"].as_f64().unwrap().is_finite());
+    assert_eq!(v["rollout_rmse_px"].as_array().unwrap().len(), 8);
+    assert!(v["effective_rank"].as_f64().unwrap() > 2.0);
+    // An untrained encoder sits near the spread of positions (about 22 px); the shipped one
+    // must locate the agent.
+    assert!(linear < 6.0, "linear probe {linear} px");
+}
