@@ -138,10 +138,17 @@ impl Jepa {
         let d = z.dims()[1];
         let z3 = z.clone().reshape([b, t, d]);
         let target = match &self.target {
-            // EMA targets: the target encoder on the next frames, never differentiated.
+            // EMA targets: the target encoder on the next frames, never differentiated. It runs
+            // outside autodiff altogether: a graph that is built but never backpropagated
+            // would be kept alive step after step.
             Some(enc) => {
-                let next = frames_next(&frames_flat, b, t);
-                enc.forward(next).detach().reshape([b, t - 1, d])
+                let next = frames_next(&frames_flat, b, t).without_autodiff();
+                let out = enc.valid().forward(next).reshape([b, t - 1, d]);
+                if frames_flat.is_autodiff() {
+                    out.autodiff()
+                } else {
+                    out
+                }
             }
             None => {
                 let target = z3.clone().slice([0..b, 1..t, 0..d]); // [b, t-1, d]
