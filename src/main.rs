@@ -2,14 +2,12 @@
 
 use amisim::bench::{bench_env_all, bench_train, EnvBenchRow};
 use amisim::eval::probe::probe;
-use amisim::perception::ConvEncoderConfig;
 use amisim::train::collect::{collect, CollectConfig};
 use amisim::train::data::Episodes;
 use amisim::train::jepa::{cpu_device, load_checkpoint, train, TrainConfig};
 use amisim::world::policy::{PolicyKind, RandomWalkConfig};
 use amisim::world::scene::shipped_scene_names;
 use amisim::world::{check_adapter, Scene};
-use amisim::world_model::jepa::{JepaConfig, LossWeights};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -274,7 +272,7 @@ fn run(cli: Cli) -> Result<()> {
                     json,
                 },
         } => {
-            let cfg = default_train_config(65).with_batch(batch).with_window(window);
+            let cfg = TrainConfig::default_for(65).with_batch(batch).with_window(window);
             let mut rows = Vec::new();
             for b in &backend {
                 #[allow(deprecated)]
@@ -349,14 +347,6 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// The default training config for frames of `resolution` pixels.
-fn default_train_config(resolution: usize) -> TrainConfig {
-    TrainConfig::new(JepaConfig::new(
-        ConvEncoderConfig::new().with_resolution(resolution),
-        LossWeights::new(),
-    ))
-}
-
 /// Sets `key` (dotted path) in a JSON tree to `value` (parsed as JSON, else as a string);
 /// the key must exist.
 fn set_json(tree: &mut serde_json::Value, key: &str, value: &str) -> Result<()> {
@@ -378,16 +368,7 @@ fn train_command(a: TrainArgs) -> Result<()> {
                 "collecting {} episodes of {} steps in {scene} …",
                 a.episodes, a.episode_steps
             );
-            Episodes::collect(&CollectConfig {
-                scene: scene.clone(),
-                policy: PolicyKind::RandomWalk,
-                episodes: a.episodes,
-                steps: a.episode_steps,
-                envs: 256,
-                seed: 0,
-                shard_episodes: a.episodes,
-                random_walk: RandomWalkConfig::default(),
-            })?
+            Episodes::collect(&CollectConfig::random_walk(scene, a.episodes, a.episode_steps, 256, 0))?
         }
         (None, None) => anyhow::bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
     };
@@ -396,7 +377,7 @@ fn train_command(a: TrainArgs) -> Result<()> {
             let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
             serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
         }
-        None => default_train_config(data.frame_shape[1]),
+        None => TrainConfig::default_for(data.frame_shape[1]),
     };
     let mut tree: serde_json::Value = serde_json::from_str(&base.to_string())?;
     for kv in &a.sets {
@@ -447,18 +428,8 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
         );
     }
     let ck = load_checkpoint(&path, None, &cpu_device())?;
-    let collect = |episodes: usize, steps: usize, seed: u64| {
-        Episodes::collect(&CollectConfig {
-            scene: a.scene.clone(),
-            policy: PolicyKind::RandomWalk,
-            episodes,
-            steps,
-            envs: 128,
-            seed,
-            shard_episodes: episodes,
-            random_walk: RandomWalkConfig::default(),
-        })
-    };
+    let collect =
+        |episodes, steps, seed| Episodes::collect(&CollectConfig::random_walk(&a.scene, episodes, steps, 128, seed));
     let train_data = collect(a.train_episodes, 16, a.seed)?;
     let test_data = collect(a.test_episodes, a.rollout, a.seed + 1)?;
     let report = probe(&ck.model, &train_data, &test_data, 500);

@@ -27,6 +27,22 @@ pub struct CollectConfig {
     pub random_walk: RandomWalkConfig,
 }
 
+impl CollectConfig {
+    /// The reference random walk in `scene`, all episodes in one shard.
+    pub fn random_walk(scene: &str, episodes: usize, steps: usize, envs: usize, seed: u64) -> CollectConfig {
+        CollectConfig {
+            scene: scene.to_string(),
+            policy: PolicyKind::RandomWalk,
+            episodes,
+            steps,
+            envs,
+            seed,
+            shard_episodes: episodes,
+            random_walk: RandomWalkConfig::default(),
+        }
+    }
+}
+
 /// Salt that separates the policy's RNG streams from the episodes'.
 const POLICY_SALT: u64 = 0x05ee_d0fa_11c0_ffee;
 

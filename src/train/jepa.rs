@@ -55,6 +55,14 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The default recipe for frames of `resolution` pixels.
+    pub fn default_for(resolution: usize) -> TrainConfig {
+        TrainConfig::new(JepaConfig::new(
+            ConvEncoderConfig::new().with_resolution(resolution),
+            LossWeights::new(),
+        ))
+    }
+
     /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`.
     pub fn lr_at(&self, step: usize) -> f64 {
         if step < self.warmup {
@@ -183,9 +191,8 @@ pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Devi
     // Entries added to the config after the checkpoint was written take their defaults.
     let mut saved: serde_json::Value = serde_json::from_str(config_json)
         .with_context(|| format!("{}: the saved config is not JSON", path.display()))?;
-    let defaults: serde_json::Value = serde_json::from_str(
-        &TrainConfig::new(JepaConfig::new(ConvEncoderConfig::new(), LossWeights::new())).to_string(),
-    )?;
+    let defaults: serde_json::Value =
+        serde_json::from_str(&TrainConfig::default_for(ConvEncoderConfig::new().resolution).to_string())?;
     fill_missing(&mut saved, &defaults);
     let config: TrainConfig = serde_json::from_value(saved)
         .with_context(|| format!("{}: the saved config does not parse", path.display()))?;
@@ -457,7 +464,7 @@ mod tests {
 
     #[test]
     fn learning_rate_warms_up_then_decays_to_min() {
-        let cfg = TrainConfig::new(JepaConfig::new(ConvEncoderConfig::new(), LossWeights::new()))
+        let cfg = TrainConfig::default_for(65)
             .with_steps(1000)
             .with_warmup(100)
             .with_lr(1e-3)
