@@ -197,17 +197,7 @@ pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Devi
     let config: TrainConfig = serde_json::from_value(saved)
         .with_context(|| format!("{}: the saved config does not parse", path.display()))?;
     if let Some(exp) = expected {
-        if &config.model != exp {
-            let a: serde_json::Value = serde_json::from_str(&config.model.to_string())?;
-            let b: serde_json::Value = serde_json::from_str(&exp.to_string())?;
-            let mut diffs = Vec::new();
-            json_diff("model", &a, &b, &mut diffs);
-            bail!(
-                "{}: the checkpoint's model config differs from the requested one: {}",
-                path.display(),
-                diffs.join("; ")
-            );
-        }
+        check_model_config(path, &config.model, exp)?;
     }
     let step: usize = meta.get("amisim.step").and_then(|s| s.parse().ok()).unwrap_or(0);
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
@@ -232,6 +222,22 @@ pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Devi
     })
 }
 
+/// Fails, naming every differing entry, when a checkpoint's model config is not `expected`.
+fn check_model_config(path: &Path, saved: &JepaConfig, expected: &JepaConfig) -> Result<()> {
+    if saved == expected {
+        return Ok(());
+    }
+    let a: serde_json::Value = serde_json::from_str(&saved.to_string())?;
+    let b: serde_json::Value = serde_json::from_str(&expected.to_string())?;
+    let mut diffs = Vec::new();
+    json_diff("model", &a, &b, &mut diffs);
+    bail!(
+        "{}: the checkpoint's model config differs from the requested one: {}",
+        path.display(),
+        diffs.join("; ")
+    );
+}
+
 /// What a finished (or stopped) run reports.
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
@@ -251,21 +257,6 @@ pub fn train(
     resume: bool,
     show_progress: bool,
 ) -> Result<TrainSummary> {
-    // Input normalisation comes from the data unless the config fixes it (a resumed run reads
-    // it from the checkpoint's config, which must match).
-    let mut cfg = cfg.clone();
-    if cfg.model.encoder.input_mean.is_empty() {
-        if resume {
-            let saved = load_checkpoint(&out.join(CHECKPOINT), None, &cpu_device())?;
-            cfg.model.encoder.input_mean = saved.config.model.encoder.input_mean;
-            cfg.model.encoder.input_std = saved.config.model.encoder.input_std;
-        } else {
-            let (mean, std) = data.channel_stats();
-            cfg.model.encoder.input_mean = mean;
-            cfg.model.encoder.input_std = std;
-        }
-    }
-    let cfg = &cfg;
     if cfg.window < 2 || cfg.window > data.steps + 1 {
         bail!(
             "window {} must be in 2..={} (frames per episode)",
@@ -285,24 +276,45 @@ pub fn train(
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ckpt_path = out.join(CHECKPOINT);
     let device = cpu_device().autodiff();
+    let resumed = if resume {
+        Some(load_checkpoint(&ckpt_path, None, &device)?)
+    } else {
+        None
+    };
+    // Input normalisation comes from the data unless the config fixes it; a resumed run reads
+    // it from the checkpoint's config, whose model config must then match.
+    let mut cfg = cfg.clone();
+    if cfg.model.encoder.input_mean.is_empty() {
+        let (mean, std) = match &resumed {
+            Some(ck) => (
+                ck.config.model.encoder.input_mean.clone(),
+                ck.config.model.encoder.input_std.clone(),
+            ),
+            None => data.channel_stats(),
+        };
+        cfg.model.encoder.input_mean = mean;
+        cfg.model.encoder.input_std = std;
+    }
+    let cfg = &cfg;
     let optim_cfg = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip)));
-    let (mut model, mut optim, start) = if resume {
-        let ck = load_checkpoint(&ckpt_path, Some(&cfg.model), &device)?;
-        let mut optim = optim_cfg.init();
-        if let Some(b) = ck.optimizer {
-            optim = optim
-                .from_bytes(burn::tensor::Bytes::from_bytes_vec(b))
-                .map_err(|e| anyhow::anyhow!("{}: optimizer state: {e:?}", ckpt_path.display()))?;
+    let (mut model, mut optim, start) = match resumed {
+        Some(ck) => {
+            check_model_config(&ckpt_path, &ck.config.model, &cfg.model)?;
+            let mut optim = optim_cfg.init();
+            if let Some(b) = ck.optimizer {
+                optim = optim
+                    .from_bytes(burn::tensor::Bytes::from_bytes_vec(b))
+                    .map_err(|e| anyhow::anyhow!("{}: optimizer state: {e:?}", ckpt_path.display()))?;
+            }
+            (ck.model, optim, ck.step)
         }
-        (ck.model, optim, ck.step)
-    } else {
-        (
+        None => (
             stable_param_ids(seeded(&device, cfg.seed, || cfg.model.init(&device))),
             optim_cfg.init(),
             0,
-        )
+        ),
     };
     std::fs::write(out.join("config.json"), cfg.to_string())?;
     let csv_path = out.join("metrics.csv");
