@@ -145,12 +145,21 @@ pub fn rmse(pred: &[f32], truth: &[f32], k: usize) -> f32 {
     (s / n.max(1) as f64).sqrt() as f32
 }
 
+/// Per-dimension mean of rows `x` `[n, d]`.
+fn column_means(x: &[f32], d: usize) -> Vec<f64> {
+    let n = (x.len() / d) as f64;
+    (0..d)
+        .map(|j| x.iter().skip(j).step_by(d).map(|&v| v as f64).sum::<f64>() / n)
+        .collect()
+}
+
 /// Per-dimension standard deviation of rows `x` `[n, d]`.
 pub fn dim_std(x: &[f32], d: usize) -> Vec<f32> {
     let n = (x.len() / d) as f64;
-    (0..d)
-        .map(|j| {
-            let mean: f64 = x.iter().skip(j).step_by(d).map(|&v| v as f64).sum::<f64>() / n;
+    column_means(x, d)
+        .into_iter()
+        .enumerate()
+        .map(|(j, mean)| {
             let var: f64 = x
                 .iter()
                 .skip(j)
@@ -167,9 +176,7 @@ pub fn dim_std(x: &[f32], d: usize) -> Vec<f32> {
 /// covariance (Roy & Vetterli, 2007). `d` for isotropic latents, 1 for a collapsed line.
 pub fn effective_rank(x: &[f32], d: usize) -> f32 {
     let n = x.len() / d;
-    let mean: Vec<f64> = (0..d)
-        .map(|j| x.iter().skip(j).step_by(d).map(|&v| v as f64).sum::<f64>() / n as f64)
-        .collect();
+    let mean = column_means(x, d);
     let mut cov = vec![0.0f64; d * d];
     for i in 0..n {
         for p in 0..d {
@@ -289,10 +296,8 @@ impl MlpProbe {
 }
 
 fn moments(v: &[f32], w: usize) -> (Vec<f32>, Vec<f32>) {
-    let std = dim_std(v, w);
-    let n = (v.len() / w) as f32;
-    let mean = (0..w).map(|j| v.iter().skip(j).step_by(w).sum::<f32>() / n).collect();
-    (mean, std.into_iter().map(|s| s.max(1e-6)).collect())
+    let mean = column_means(v, w).into_iter().map(|m| m as f32).collect();
+    (mean, dim_std(v, w).into_iter().map(|s| s.max(1e-6)).collect())
 }
 
 /// The probe report (`amisim probe --json`).
