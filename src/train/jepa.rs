@@ -7,7 +7,7 @@
 //! step and the resolved config, written to a temporary file and renamed.
 
 use super::data::Episodes;
-use crate::perception::ConvEncoderConfig;
+use crate::perception::EncoderConfig;
 use crate::world_model::jepa::{ema_momentum_at, ema_update, Jepa, JepaConfig, LossTerms, LossWeights, LOSS_NAMES};
 use anyhow::{bail, Context, Result};
 use burn::grad_clipping::GradientClippingConfig;
@@ -58,7 +58,7 @@ impl TrainConfig {
     /// The default recipe for frames of `resolution` pixels.
     pub fn default_for(resolution: usize) -> TrainConfig {
         TrainConfig::new(JepaConfig::new(
-            ConvEncoderConfig::new().with_resolution(resolution),
+            EncoderConfig::new().with_resolution(resolution),
             LossWeights::new(),
         ))
     }
@@ -80,11 +80,17 @@ impl TrainConfig {
 pub fn stable_param_ids<M: Module>(module: M) -> M {
     struct StableIds(Vec<String>);
     impl ModuleMapper for StableIds {
-        fn enter_module(&mut self, name: &str, _container_type: &str) {
-            self.0.push(name.to_string());
+        // Enum variants (the encoder's kind) are not part of the path, as in the checkpoint
+        // files: the config says which kind it is.
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            if !container_type.starts_with("Enum:") {
+                self.0.push(name.to_string());
+            }
         }
-        fn exit_module(&mut self, _name: &str, _container_type: &str) {
-            self.0.pop();
+        fn exit_module(&mut self, _name: &str, container_type: &str) {
+            if !container_type.starts_with("Enum:") {
+                self.0.pop();
+            }
         }
         fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             // FNV-1a of the path.
@@ -142,7 +148,7 @@ pub fn save_checkpoint(
     model: &Jepa,
     optim: Option<&ModuleOptimizer>,
 ) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(None);
+    let mut store = SafetensorsStore::from_bytes(None).skip_enum_variants(true);
     model
         .save_into(&mut store)
         .map_err(|e| anyhow::anyhow!("serialising the model: {e:?}"))?;
@@ -192,19 +198,24 @@ pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Devi
     let mut saved: serde_json::Value = serde_json::from_str(config_json)
         .with_context(|| format!("{}: the saved config is not JSON", path.display()))?;
     let defaults: serde_json::Value =
-        serde_json::from_str(&TrainConfig::default_for(ConvEncoderConfig::new().resolution).to_string())?;
+        serde_json::from_str(&TrainConfig::default_for(EncoderConfig::new().resolution).to_string())?;
     fill_missing(&mut saved, &defaults);
     let config: TrainConfig = serde_json::from_value(saved)
         .with_context(|| format!("{}: the saved config does not parse", path.display()))?;
     if let Some(exp) = expected {
         check_model_config(path, &config.model, exp)?;
     }
+    config
+        .model
+        .encoder
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let step: usize = meta.get("amisim.step").and_then(|s| s.parse().ok()).unwrap_or(0);
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let optimizer = st.tensor("__optimizer__").ok().map(|t| t.data().to_vec());
     let mut model = stable_param_ids(config.model.init(device));
     let result = model
-        .load_from(&mut SafetensorsStore::from_bytes(Some(bytes)))
+        .load_from(&mut SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true))
         .map_err(|e| anyhow::anyhow!("{}: loading weights: {e:?}", path.display()))?;
     if !result.missing.is_empty() || !result.errors.is_empty() {
         bail!(
@@ -263,6 +274,9 @@ pub fn train(
             cfg.window,
             data.steps + 1
         );
+    }
+    if let Err(e) = cfg.model.encoder.validate() {
+        bail!("config: {e}");
     }
     if cfg.model.encoder.resolution != data.frame_shape[1] || cfg.model.encoder.in_channels != data.frame_shape[0] {
         bail!(

@@ -4,7 +4,7 @@
 
 use super::loss::{covariance, mse, sigreg, temporal_smoothness, variance};
 use super::{InverseDynamics, InverseDynamicsConfig, Predictor, PredictorConfig};
-use crate::perception::{ConvEncoder, ConvEncoderConfig};
+use crate::perception::{Encoder, EncoderConfig};
 use burn::prelude::*;
 
 /// Weights of the loss terms; a zero weight turns a term off (it is still reported).
@@ -28,7 +28,7 @@ pub struct LossWeights {
 /// Settings of the whole world model.
 #[derive(Config, Debug, PartialEq)]
 pub struct JepaConfig {
-    pub encoder: ConvEncoderConfig,
+    pub encoder: EncoderConfig,
     #[config(default = 256)]
     pub predictor_hidden: usize,
     #[config(default = 128)]
@@ -61,34 +61,14 @@ impl JepaConfig {
     }
 }
 
-impl PartialEq for ConvEncoderConfig {
-    fn eq(&self, o: &Self) -> bool {
-        (
-            self.in_channels,
-            self.resolution,
-            &self.channels,
-            &self.strides,
-            self.res_blocks,
-            self.latent,
-        ) == (
-            o.in_channels,
-            o.resolution,
-            &o.channels,
-            &o.strides,
-            o.res_blocks,
-            o.latent,
-        )
-    }
-}
-
 /// Encoder, predictor and inverse-dynamics head.
 #[derive(Module, Debug)]
 pub struct Jepa {
-    pub encoder: ConvEncoder,
+    pub encoder: Encoder,
     pub predictor: Predictor,
     pub idm: InverseDynamics,
     /// The EMA target encoder, when the config asks for one (never trained by gradients).
-    pub target: Option<ConvEncoder>,
+    pub target: Option<Encoder>,
 }
 
 /// Names of the loss terms, in the order of [`LossTerms::values`].
@@ -218,7 +198,7 @@ pub fn ema_momentum_at(m0: f64, step: usize, steps: usize) -> f64 {
 
 /// `target ← m·target + (1 − m)·online`, parameter by parameter (matched by id: the target is
 /// built with the same stable ids as the online encoder).
-pub fn ema_update(target: ConvEncoder, online: &ConvEncoder, m: f64) -> ConvEncoder {
+pub fn ema_update(target: Encoder, online: &Encoder, m: f64) -> Encoder {
     use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
     use std::collections::HashMap;
     struct Grab(HashMap<ParamId, Tensor<1>>);

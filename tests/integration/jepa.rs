@@ -1,6 +1,6 @@
 //! The JEPA world model on tiny settings: shapes, learning, checkpoints, resume, NaN handling.
 
-use amisim::perception::ConvEncoderConfig;
+use amisim::perception::{Encoder, EncoderConfig, EncoderKind};
 use amisim::train::data::Episodes;
 use amisim::train::jepa::{cpu_device, load_checkpoint, save_checkpoint, train, TrainConfig};
 use amisim::world_model::jepa::{JepaConfig, LossWeights};
@@ -43,7 +43,7 @@ fn toy_episodes(episodes: usize, steps: usize) -> Episodes {
 }
 
 fn tiny_config() -> TrainConfig {
-    TrainConfig::new(JepaConfig::new(ConvEncoderConfig::lenet(RES, 16), LossWeights::new()))
+    TrainConfig::new(JepaConfig::new(EncoderConfig::lenet(RES, 16), LossWeights::new()))
         .with_batch(8)
         .with_window(4)
         .with_steps(4)
@@ -76,15 +76,58 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 #[test]
 fn shapes() {
     let device = cpu_device();
-    let enc = ConvEncoderConfig::new().init(&device);
+    let enc = EncoderConfig::new().init(&device);
     let z = enc.forward(Tensor::zeros([2, 3, 65, 65], &device));
     assert_eq!(z.dims(), [2, 64]);
-    let cfg = JepaConfig::new(ConvEncoderConfig::lenet(RES, 16), LossWeights::new());
+    let cfg = JepaConfig::new(EncoderConfig::lenet(RES, 16), LossWeights::new());
     let model = cfg.init(&device);
     let rolled = model
         .predictor
         .rollout(Tensor::zeros([3, 16], &device), Tensor::zeros([3, 5, 2], &device));
     assert_eq!(rolled.dims(), [3, 5, 16]);
+    // The conv encoder with spatial soft-argmax features, and the ViT with its patch tokens
+    // (65 px cropped to 16 patches of 16 px).
+    let conv = EncoderConfig::new().with_spatial_softmax(true).init(&device);
+    assert_eq!(conv.forward(Tensor::zeros([2, 3, 65, 65], &device)).dims(), [2, 64]);
+    let vit_cfg = EncoderConfig::new()
+        .with_kind(EncoderKind::Vit)
+        .with_patch(16)
+        .with_width(32)
+        .with_latent(24);
+    let Encoder::Vit(vit) = vit_cfg.init(&device) else {
+        panic!("kind Vit builds a ViT")
+    };
+    let (z, tokens) = vit.forward_tokens(Tensor::zeros([2, 3, 65, 65], &device));
+    assert_eq!((z.dims(), tokens.dims()), ([2, 24], [2, 16, 32]));
+}
+
+#[test]
+fn vit_world_model_learns_and_bad_encoder_config_is_named() {
+    let data = toy_episodes(16, 6);
+    let mut cfg = tiny_config();
+    cfg.model.encoder = EncoderConfig::tiny_vit(RES, 16);
+    let device = cpu_device().autodiff();
+    let mut model = amisim::train::jepa::seeded(&device, 1, || cfg.model.init(&device));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let (frames, actions) = data.batch(8, 4, &mut rng, &device);
+    let mut optim = burn::optim::AdamWConfig::new().init();
+    let (_, first) = model.loss(frames.clone(), actions.clone(), &cfg.model);
+    for _ in 0..30 {
+        let (loss, _) = model.loss(frames.clone(), actions.clone(), &cfg.model);
+        let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(5e-3, model, grads);
+    }
+    let (_, last) = model.loss(frames, actions, &cfg.model);
+    assert!(last.total < first.total * 0.9, "loss {} → {}", first.total, last.total);
+    // Width 18 does not split over 4 heads: train refuses before building anything.
+    cfg.model.encoder = cfg.model.encoder.clone().with_width(18).with_heads(4);
+    let dir = temp_dir("badvit");
+    let err = train(&cfg, &data, &dir, false, false).err().unwrap().to_string();
+    assert!(
+        err.contains("model.encoder.width = 18") && err.contains("model.encoder.heads = 4"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -121,7 +164,7 @@ fn checkpoint_round_trip_gives_identical_outputs_and_mismatch_is_an_error() {
     let b = ck.model.encoder.forward(x).into_data();
     assert_eq!(a, b);
     // A different model config is refused with both configs in the message.
-    let other = JepaConfig::new(ConvEncoderConfig::lenet(RES, 32), LossWeights::new());
+    let other = JepaConfig::new(EncoderConfig::lenet(RES, 32), LossWeights::new());
     let err = load_checkpoint(&path, Some(&other), &device).err().unwrap().to_string();
     assert!(
         err.contains("model.encoder.latent: checkpoint 16, requested 32"),
@@ -202,13 +245,13 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint() {
 fn ema_update_follows_its_formula() {
     use amisim::world_model::jepa::{ema_momentum_at, ema_update};
     let device = cpu_device();
-    let cfg = ConvEncoderConfig::lenet(RES, 8);
+    let cfg = EncoderConfig::lenet(RES, 8);
     let online = amisim::train::jepa::seeded(&device, 1, || cfg.init(&device));
     let target = amisim::train::jepa::seeded(&device, 2, || cfg.init(&device));
     // Same structure built twice: give both the path-derived ids the trainer uses.
     let online = amisim::train::jepa::stable_param_ids(online);
     let target = amisim::train::jepa::stable_param_ids(target);
-    let flat = |e: &amisim::perception::ConvEncoder| -> Vec<f32> {
+    let flat = |e: &amisim::perception::Encoder| -> Vec<f32> {
         let mut st = burn::store::SafetensorsStore::from_bytes(None);
         burn::store::ModuleSnapshot::save_into(e, &mut st).unwrap();
         let bytes = st.get_bytes().unwrap();
