@@ -404,8 +404,8 @@ fn train_command(a: TrainArgs) -> Result<()> {
     let summary = train(&cfg, &data, &a.out, a.resume, true)?;
     if let Some(t) = summary.last {
         println!(
-            "done: {} steps, loss {:.4} (pred {:.4} var {:.4} cov {:.4} smooth {:.4} idm {:.4}), {:.0} frames/s, {:.0} ms/step",
-            summary.steps, t.total, t.prediction, t.variance, t.covariance, t.smoothness, t.idm, summary.frames_per_s, summary.ms_per_step
+            "done: {} steps, loss {:.4} (pred {:.4} var {:.4} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4}), {:.0} frames/s, {:.0} ms/step",
+            summary.steps, t.total, t.prediction, t.variance, t.covariance, t.smoothness, t.idm, t.sigreg, summary.frames_per_s, summary.ms_per_step
         );
     }
     println!("checkpoint: {}", summary.checkpoint.display());
@@ -462,6 +462,23 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
             .map(|(i, v)| format!("{}:{v:.2}", i + 1))
             .collect();
         println!("rollout probe RMSE (px) by step: {}", steps.join(" "));
+        if report.by_target.len() > 1 {
+            for t in &report.by_target {
+                let steps: Vec<String> = t
+                    .rollout_rmse_px
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| format!("{}:{v:.2}", i + 1))
+                    .collect();
+                println!(
+                    "  {}: linear {:.2} px, MLP {:.2} px, rollout by step: {}",
+                    t.target,
+                    t.linear_rmse_px,
+                    t.mlp_rmse_px,
+                    steps.join(" ")
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -145,6 +145,19 @@ pub fn rmse(pred: &[f32], truth: &[f32], k: usize) -> f32 {
     (s / n.max(1) as f64).sqrt() as f32
 }
 
+/// Euclidean position error of target `i` (columns `2i`, `2i + 1` of rows of `k` values).
+pub fn position_rmse(pred: &[f32], truth: &[f32], k: usize, i: usize) -> f32 {
+    let n = pred.len() / k;
+    let s: f64 = (0..n)
+        .map(|r| {
+            (2 * i..2 * i + 2)
+                .map(|c| ((pred[r * k + c] - truth[r * k + c]) as f64).powi(2))
+                .sum::<f64>()
+        })
+        .sum();
+    (s / n.max(1) as f64).sqrt() as f32
+}
+
 /// Per-dimension mean of rows `x` `[n, d]`.
 fn column_means(x: &[f32], d: usize) -> Vec<f64> {
     let n = (x.len() / d) as f64;
@@ -315,6 +328,17 @@ pub struct ProbeReport {
     pub targets: Vec<String>,
     pub train_frames: usize,
     pub test_frames: usize,
+    /// The same errors for each target alone (agent, box), in the order of `targets`.
+    pub by_target: Vec<TargetErrors>,
+}
+
+/// Probe errors of one target, in pixels.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetErrors {
+    pub target: String,
+    pub linear_rmse_px: f32,
+    pub mlp_rmse_px: f32,
+    pub rollout_rmse_px: Vec<f32>,
 }
 
 /// Ground-truth probe targets of every frame: agent (x, y), and box (x, y) when present.
@@ -351,7 +375,8 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
     let linear = LinearProbe::fit(&x_train, &y_train, d, k, 1e-6);
     // Errors are per position: with a box, the RMSE over 4 values counts two positions.
     let per_pos = |p: &[f32], t: &[f32]| rmse(p, t, k) / ((k / 2) as f32).sqrt();
-    let linear_rmse = per_pos(&linear.predict(&x_test), &y_test);
+    let linear_pred = linear.predict(&x_test);
+    let linear_rmse = per_pos(&linear_pred, &y_test);
     let mlp_pred = MlpProbe::fit_predict(&x_train, &y_train, &x_test, d, k, mlp_steps, 0);
     let mlp_rmse = per_pos(&mlp_pred, &y_test);
     // Rollout: z0 from frame 0 of each test episode, then the real actions.
@@ -369,7 +394,8 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         .convert::<f32>()
         .try_into_vec::<f32>()
         .expect("f32");
-    let rollout_rmse_px = (0..t)
+    // Per step: the linear probe's predictions on the rolled-out latents and the truth.
+    let per_step: Vec<(Vec<f32>, Vec<f32>)> = (0..t)
         .map(|step| {
             let z: Vec<f32> = (0..e)
                 .flat_map(|i| rolled[(i * t + step) * d..(i * t + step + 1) * d].to_vec())
@@ -377,7 +403,21 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
             let truth: Vec<f32> = (0..e)
                 .flat_map(|i| y_test[(i * (t + 1) + step + 1) * k..(i * (t + 1) + step + 2) * k].to_vec())
                 .collect();
-            per_pos(&linear.predict(&z), &truth)
+            (linear.predict(&z), truth)
+        })
+        .collect();
+    let rollout_rmse_px = per_step.iter().map(|(p, truth)| per_pos(p, truth)).collect();
+    let by_target = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| TargetErrors {
+            target: name.clone(),
+            linear_rmse_px: position_rmse(&linear_pred, &y_test, k, i),
+            mlp_rmse_px: position_rmse(&mlp_pred, &y_test, k, i),
+            rollout_rmse_px: per_step
+                .iter()
+                .map(|(p, truth)| position_rmse(p, truth, k, i))
+                .collect(),
         })
         .collect();
     let std = dim_std(&x_test, d);
@@ -392,12 +432,22 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         targets: names,
         train_frames: x_train.len() / d,
         test_frames: x_test.len() / d,
+        by_target,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn position_error_per_target() {
+        // Two rows of (agent x, y, box x, y): the agent is exact, the box off by (3, 4) and (0, 0).
+        let pred = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let truth = [1.0, 2.0, 0.0, 0.0, 5.0, 6.0, 7.0, 8.0];
+        assert_eq!(position_rmse(&pred, &truth, 4, 0), 0.0);
+        assert!((position_rmse(&pred, &truth, 4, 1) - (25.0f32 / 2.0).sqrt()).abs() < 1e-6);
+    }
 
     #[test]
     fn linear_probe_recovers_a_linear_map() {

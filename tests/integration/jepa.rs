@@ -334,6 +334,10 @@ fn probe_json_on_the_shipped_two_rooms_model() {
     assert!(v["mlp_rmse_px"].as_f64().unwrap().is_finite());
     assert_eq!(v["rollout_rmse_px"].as_array().unwrap().len(), 8);
     assert!(v["effective_rank"].as_f64().unwrap() > 2.0);
+    // One target (the agent): its own error is the overall one.
+    let agent = &v["by_target"][0];
+    assert_eq!(agent["target"], "agent");
+    assert!((agent["linear_rmse_px"].as_f64().unwrap() - linear).abs() < 1e-4, "{agent}");
     // An untrained encoder sits near the spread of positions (about 22 px); the shipped one
     // must locate the agent.
     assert!(linear < 6.0, "linear probe {linear} px");
