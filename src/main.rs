@@ -176,6 +176,7 @@ enum BenchWhat {
 }
 
 fn main() -> ExitCode {
+    amisim::tune_allocator();
     quiet_display_probe();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,

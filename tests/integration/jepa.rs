@@ -337,7 +337,10 @@ fn probe_json_on_the_shipped_two_rooms_model() {
     // One target (the agent): its own error is the overall one.
     let agent = &v["by_target"][0];
     assert_eq!(agent["target"], "agent");
-    assert!((agent["linear_rmse_px"].as_f64().unwrap() - linear).abs() < 1e-4, "{agent}");
+    assert!(
+        (agent["linear_rmse_px"].as_f64().unwrap() - linear).abs() < 1e-4,
+        "{agent}"
+    );
     // An untrained encoder sits near the spread of positions (about 22 px); the shipped one
     // must locate the agent.
     assert!(linear < 6.0, "linear probe {linear} px");
