@@ -92,16 +92,29 @@ pub struct TrainBenchRow {
 /// predictor and inverse dynamics on `window − 1` steps).
 pub fn jepa_forward_flops(cfg: &crate::world_model::jepa::JepaConfig, window: usize) -> f64 {
     let e = &cfg.encoder;
-    let mut side = e.resolution;
-    let mut c_in = e.in_channels;
-    let mut enc = 0.0;
-    for (&c, &s) in e.channels.iter().zip(&e.strides) {
-        side = side.div_ceil(s);
-        enc += 2.0 * (c_in * c * 9 * side * side) as f64;
-        enc += e.res_blocks as f64 * 2.0 * 2.0 * (c * c * 9 * side * side) as f64;
-        c_in = c;
-    }
-    enc += 2.0 * (c_in * side * side * e.latent) as f64;
+    let enc = match e.kind {
+        crate::perception::EncoderKind::Conv => {
+            let mut side = e.resolution;
+            let mut c_in = e.in_channels;
+            let mut enc = 0.0;
+            for (&c, &s) in e.channels.iter().zip(&e.strides) {
+                side = side.div_ceil(s);
+                enc += 2.0 * (c_in * c * 9 * side * side) as f64;
+                enc += e.res_blocks as f64 * 2.0 * 2.0 * (c * c * 9 * side * side) as f64;
+                c_in = c;
+            }
+            let keypoints = if e.spatial_softmax { 2 * c_in } else { 0 };
+            enc + 2.0 * ((c_in * side * side + keypoints) * e.latent) as f64
+        }
+        crate::perception::EncoderKind::Vit => {
+            // Patch embedding, then per block: QKV + output projections (4 w²), the MLP
+            // (8 w²) per token and attention scores + mixing (2 n w) per token.
+            let (n, w) = (e.tokens(), e.width);
+            let p2c = e.patch * e.patch * e.in_channels;
+            let per_token = p2c * w + e.depth * (12 * w * w + 2 * n * w);
+            2.0 * (n * per_token + w * e.latent) as f64
+        }
+    };
     let d = e.latent;
     let h = cfg.predictor_hidden;
     let pred = 2.0 * ((d + 2) * h + h * h + h * d) as f64;

@@ -155,6 +155,9 @@ enum BenchWhat {
         /// Timed optimiser steps per backend.
         #[arg(long, default_value_t = 5)]
         steps: usize,
+        /// Override any model config entry, as for `train`: `--set model.encoder.kind=Vit`.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -270,10 +273,16 @@ fn run(cli: Cli) -> Result<()> {
                     batch,
                     window,
                     steps,
+                    sets,
                     json,
                 },
         } => {
-            let cfg = TrainConfig::default_for(65).with_batch(batch).with_window(window);
+            let cfg = with_sets(TrainConfig::default_for(65), &sets)?
+                .with_batch(batch)
+                .with_window(window);
+            if let Err(e) = cfg.model.encoder.validate() {
+                anyhow::bail!("config: {e}");
+            }
             let mut rows = Vec::new();
             for b in &backend {
                 #[allow(deprecated)]
@@ -361,6 +370,18 @@ fn set_json(tree: &mut serde_json::Value, key: &str, value: &str) -> Result<()> 
     Ok(())
 }
 
+/// `base` with every `KEY=VALUE` of `--set` applied.
+fn with_sets(base: TrainConfig, sets: &[String]) -> Result<TrainConfig> {
+    let mut tree: serde_json::Value = serde_json::from_str(&base.to_string())?;
+    for kv in sets {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--set {kv}: expected KEY=VALUE"))?;
+        set_json(&mut tree, k, v)?;
+    }
+    serde_json::from_value(tree).map_err(|e| anyhow::anyhow!("config: {e}"))
+}
+
 fn train_command(a: TrainArgs) -> Result<()> {
     let data = match (&a.data, &a.scene) {
         (Some(dir), _) => Episodes::load(dir)?,
@@ -380,14 +401,7 @@ fn train_command(a: TrainArgs) -> Result<()> {
         }
         None => TrainConfig::default_for(data.frame_shape[1]),
     };
-    let mut tree: serde_json::Value = serde_json::from_str(&base.to_string())?;
-    for kv in &a.sets {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--set {kv}: expected KEY=VALUE"))?;
-        set_json(&mut tree, k, v)?;
-    }
-    let mut cfg: TrainConfig = serde_json::from_value(tree).map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    let mut cfg = with_sets(base, &a.sets)?;
     if let Some(s) = a.steps {
         cfg.steps = s;
     }
