@@ -74,6 +74,9 @@ struct CollectArgs {
     /// Share of random-walk episodes forced through a door.
     #[arg(long, default_value_t = RandomWalkConfig::default().cross_rate)]
     cross_rate: f32,
+    /// Share of random-walk episodes that start by pushing the box (scenes with a box).
+    #[arg(long, default_value_t = RandomWalkConfig::default().push_rate)]
+    push_rate: f32,
     /// Output folder.
     #[arg(long, default_value = "out/dataset")]
     out: PathBuf,
@@ -218,6 +221,7 @@ fn run(cli: Cli) -> Result<()> {
                 shard_episodes: a.shard_episodes,
                 random_walk: RandomWalkConfig {
                     cross_rate: a.cross_rate,
+                    push_rate: a.push_rate,
                     ..Default::default()
                 },
             };

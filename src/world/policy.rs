@@ -30,6 +30,10 @@ pub struct RandomWalkConfig {
     pub step_max: f32,
     /// Share of episodes placed so that the walk passes through a door.
     pub cross_rate: f32,
+    /// Share of episodes (in scenes with a box) that start next to the box heading into it, so
+    /// that the walk pushes it: a plain random walk meets the box too rarely to learn pushing.
+    #[serde(default)]
+    pub push_rate: f32,
 }
 
 impl Default for RandomWalkConfig {
@@ -41,6 +45,7 @@ impl Default for RandomWalkConfig {
             step_min: 0.2,
             step_max: 1.8,
             cross_rate: 0.35,
+            push_rate: 0.5,
         }
     }
 }
@@ -112,6 +117,13 @@ pub fn plan_episode(
         }
         (Scene::TopDown(s), PolicyKind::RandomWalk) => {
             let layout = state.layout.clone().expect("top-down state has a layout");
+            if let (Some(b), Some(spec)) = (state.pushable, &s.pushable) {
+                if steps >= 1 && rng.random::<f32>() < cfg.push_rate {
+                    if let Some(plan) = push_walk(scene, cfg, state, b, spec.half_size, steps, rng) {
+                        return plan;
+                    }
+                }
+            }
             let crossing = !layout.doors.is_empty() && steps >= 2 && rng.random::<f32>() < cfg.cross_rate;
             if !crossing {
                 let h0 = rng.random_range(-PI..PI);
@@ -168,6 +180,43 @@ pub fn plan_episode(
                 .collect()
         }
     }
+}
+
+/// A walk that starts 1–6 units off a side of the box, heading into it; checked with the
+/// simulator and kept only if the box moves. Moves `state.agent` to the start.
+fn push_walk(
+    scene: &Scene,
+    cfg: &RandomWalkConfig,
+    state: &mut EnvState,
+    b: Vec2,
+    half_size: f32,
+    steps: usize,
+    rng: &mut impl Rng,
+) -> Option<Vec<[f32; 2]>> {
+    let Scene::TopDown(s) = scene else { return None };
+    let layout = state.layout.clone()?;
+    let r = s.agent.radius;
+    for _ in 0..CROSSING_TRIES {
+        let dir = Vec2::from_angle(rng.random_range(-PI..PI));
+        // Distance from the box centre to its boundary along `dir` (a square), plus a gap.
+        let to_edge = half_size / dir.x.abs().max(dir.y.abs());
+        let start = b + dir * (to_edge + r + rng.random_range(1.0..6.0));
+        if layout.room_of(start).is_none() || layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
+            continue;
+        }
+        let h0 = (-dir).to_angle() + rng.random_range(-PI / 8.0..PI / 8.0);
+        let actions = walk(rng, cfg, h0, steps);
+        let mut trial = state.clone();
+        trial.agent = start;
+        for a in &actions {
+            sim::step(scene, &mut trial, [a.x, a.y]);
+        }
+        if trial.pushable.is_some_and(|p| p.distance(b) > 1.0) {
+            state.agent = start;
+            return Some(to_arrays(actions));
+        }
+    }
+    None
 }
 
 /// A random walk of `n` steps starting with heading `h0`.

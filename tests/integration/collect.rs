@@ -79,3 +79,34 @@ fn random_walks_cross_the_door_at_about_the_configured_rate() {
     assert!((0.25..0.5).contains(&rate), "crossing rate {rate}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn push_box_walks_move_the_box_at_about_the_configured_rate() {
+    let dir = std::env::temp_dir().join(format!("amisim-push-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = config(PolicyKind::RandomWalk);
+    cfg.scene = "push_box".into();
+    cfg.episodes = 200;
+    cfg.envs = 100;
+    cfg.steps = 16;
+    cfg.shard_episodes = 200;
+    let mut moved_share = |push_rate: f32| {
+        cfg.random_walk.push_rate = push_rate;
+        collect(&cfg, &dir, None, false).unwrap();
+        let (s, _) = Shard::read(&shard_path(&dir, 0)).unwrap();
+        let moved = (0..s.episodes)
+            .filter(|e| {
+                let (b0, b1) = (&s.states[(e * 17) * 7 + 3..], &s.states[(e * 17 + 16) * 7 + 3..]);
+                (b1[0] - b0[0]).hypot(b1[1] - b0[1]) > 1.0
+            })
+            .count();
+        moved as f32 / s.episodes as f32
+    };
+    let (none, half) = (moved_share(0.0), moved_share(0.5));
+    assert!(none < 0.15, "plain walks moved the box in {none} of episodes");
+    assert!(
+        (0.4..0.75).contains(&half),
+        "push_rate 0.5 moved the box in {half} of episodes"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
