@@ -1,7 +1,8 @@
 # PyTorch twin of amisim's default JEPA training step, for the speed ratio in
 # `amisim bench train` (run both in one shell session, one after the other):
 #   python bench/torch_twin.py 64 9        # batch, window -> s/step, frames/s
-# Mirrors src/perception (3 strided 3x3 convs 3->16->32->32, ReLU, linear to 64),
+# Mirrors src/perception (3 strided 3x3 convs 3->16->32->32, ReLU, spatial soft-argmax,
+# linear to 64),
 # src/world_model (residual MLP predictor 66->256->256->64, inverse dynamics 128->128->2)
 # and the loss of src/world_model/jepa.rs (rollout MSE with detached targets, VICReg
 # variance + covariance, smoothness, IDM), with AdamW.
@@ -13,11 +14,14 @@ class Enc(nn.Module):
     def __init__(s):
         super().__init__()
         s.c = nn.ModuleList([nn.Conv2d(3, 16, 3, 2, 1), nn.Conv2d(16, 32, 3, 2, 1), nn.Conv2d(32, 32, 3, 2, 1)])
-        s.fc = nn.Linear(32 * 9 * 9, D)
+        s.fc = nn.Linear(32 * 9 * 9 + 2 * 32, D)
+        g = torch.linspace(-1, 1, 9)
+        s.gx, s.gy = g.repeat(9), g.repeat_interleave(9)
     def forward(s, x):
         for c in s.c:
             x = torch.relu(c(x))
-        return s.fc(x.flatten(1))
+        attn = torch.softmax(x.flatten(2), -1)
+        return s.fc(torch.cat([x.flatten(1), (attn * s.gx).sum(-1), (attn * s.gy).sum(-1)], 1))
 class Pred(nn.Module):
     def __init__(s):
         super().__init__(); s.l1, s.l2, s.l3 = nn.Linear(D + 2, 256), nn.Linear(256, 256), nn.Linear(256, D)

@@ -6,7 +6,9 @@
 //! - [`train`]: data collection by exploration (and, later, self-supervised training).
 //! - [`bench`]: throughput measurements.
 
+pub mod actor;
 pub mod bench;
+pub mod cost;
 pub mod eval;
 pub mod image;
 pub mod perception;

@@ -61,7 +61,7 @@ pub struct EncoderConfig {
     /// Conv: also feed the head each last-stage channel's spatial soft-argmax (expected x and y
     /// under a softmax over the feature map, as in deep spatial autoencoders): features that
     /// move linearly with what they track, so positions are a linear read-out of the latent.
-    #[config(default = false)]
+    #[config(default = true)]
     pub spatial_softmax: bool,
     /// ViT: side of the square patches; frames are cropped to a multiple of it (65 → 64).
     #[config(default = 8)]

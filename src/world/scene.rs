@@ -286,6 +286,14 @@ impl Scene {
         }
     }
 
+    /// The top-down scene, if this is one.
+    pub fn top_down(&self) -> Option<&TopDownScene> {
+        match self {
+            Scene::TopDown(s) => Some(s),
+            Scene::FirstPerson(_) => None,
+        }
+    }
+
     /// Observation side in pixels.
     pub fn resolution(&self) -> u32 {
         match self {

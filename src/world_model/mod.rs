@@ -37,6 +37,11 @@ pub struct Predictor {
 }
 
 impl Predictor {
+    /// The three layers, input to output (for the planner's hand-written rollout).
+    pub fn layers(&self) -> [&Linear; 3] {
+        [&self.l1, &self.l2, &self.l3]
+    }
+
     /// One step: `z` `[batch, latent]`, `a` `[batch, action]` → `[batch, latent]`.
     pub fn forward(&self, z: Tensor<2>, a: Tensor<2>) -> Tensor<2> {
         let h = relu(self.l1.forward(Tensor::cat(vec![z.clone(), a], 1))); // [batch, hidden]

@@ -3,5 +3,6 @@
 mod collect;
 mod jepa;
 mod physics;
+mod plan;
 mod render;
 mod scenes;

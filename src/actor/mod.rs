@@ -1,0 +1,105 @@
+//! The actor: deliberative (mode-2) planning by simulating futures with a model of the world,
+//! in a receding-horizon loop.
+//!
+//! - [`model`]: the dynamics planners imagine with (the learned predictor; the simulator for
+//!   the oracle baseline).
+//! - [`planner`]: CEM, MPPI and gradient descent over action sequences.
+//! - [`Mpc`]: plans, executes `replan_every` actions, then plans again warm-started from the
+//!   rest of the previous plan, shifted.
+
+pub mod model;
+pub mod planner;
+
+use model::Dynamics;
+use planner::{plan, Plan, PlannerConfig};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
+
+/// Receding-horizon control of several problems (environments) at once.
+pub struct Mpc {
+    pub cfg: PlannerConfig,
+    /// Warm start of each problem's next plan, `[len, 2]`.
+    means: Vec<Vec<f32>>,
+    /// Actions of the current plan still to execute.
+    queues: Vec<VecDeque<[f32; 2]>>,
+    rngs: Vec<ChaCha8Rng>,
+    /// The latest plan of each problem.
+    pub last: Vec<Option<Plan>>,
+}
+
+/// The warm start for the next plan: `plan` without its first `k` actions, the last action
+/// repeated to fill the horizon again.
+pub fn shift(plan: &[f32], k: usize) -> Vec<f32> {
+    let len = plan.len() / 2;
+    let k = k.min(len);
+    let mut out = plan[2 * k..].to_vec();
+    let last = if len > 0 {
+        [plan[2 * len - 2], plan[2 * len - 1]]
+    } else {
+        [0.0, 0.0]
+    };
+    for _ in 0..k {
+        out.extend_from_slice(&last);
+    }
+    out
+}
+
+impl Mpc {
+    /// One controller per problem, each with its own random stream.
+    pub fn new(cfg: PlannerConfig, seeds: &[u64]) -> Mpc {
+        let l = cfg.len();
+        Mpc {
+            means: vec![vec![0.0; l * 2]; seeds.len()],
+            queues: vec![VecDeque::new(); seeds.len()],
+            rngs: seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect(),
+            last: vec![None; seeds.len()],
+            cfg,
+        }
+    }
+
+    /// Whether problem `i` plans at its next action.
+    pub fn needs_plan(&self, i: usize) -> bool {
+        self.queues[i].is_empty()
+    }
+
+    /// The next action of each problem in `active` (others get none). Problems whose plan is
+    /// used up plan again, all in one batch: `starts` and `goals` (`[problems, dim]`) are
+    /// indexed like the problems. Returns the actions and whether any planning happened.
+    pub fn act<D: Dynamics>(
+        &mut self,
+        dynamics: &D,
+        starts: &[D::Start],
+        goals: &[f32],
+        active: &[usize],
+        trace: bool,
+    ) -> (Vec<(usize, [f32; 2])>, bool)
+    where
+        D::Start: Clone,
+    {
+        let dim = dynamics.dim();
+        let due: Vec<usize> = active.iter().copied().filter(|&i| self.needs_plan(i)).collect();
+        if !due.is_empty() {
+            let s: Vec<D::Start> = due.iter().map(|&i| starts[i].clone()).collect();
+            let g: Vec<f32> = due
+                .iter()
+                .flat_map(|&i| goals[i * dim..(i + 1) * dim].to_vec())
+                .collect();
+            let init: Vec<Vec<f32>> = due.iter().map(|&i| self.means[i].clone()).collect();
+            let mut rngs: Vec<ChaCha8Rng> = due.iter().map(|&i| self.rngs[i].clone()).collect();
+            let plans = plan(&self.cfg, dynamics, &s, &g, &init, &mut rngs, trace);
+            let k = self.cfg.replan_every;
+            for ((&i, p), rng) in due.iter().zip(plans).zip(rngs) {
+                self.rngs[i] = rng;
+                self.queues[i] = p.actions.chunks_exact(2).take(k).map(|a| [a[0], a[1]]).collect();
+                self.means[i] = shift(&p.actions, k);
+                self.last[i] = Some(p);
+            }
+        }
+        let actions = active
+            .iter()
+            .map(|&i| (i, self.queues[i].pop_front().unwrap_or([0.0, 0.0])))
+            .collect();
+        (actions, !due.is_empty())
+    }
+}

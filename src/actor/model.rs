@@ -1,0 +1,263 @@
+//! What the planner imagines with: the learned predictor (batched, off autodiff, a
+//! hand-written rollout on the same matmul kernels as burn's CPU backend) or, for the oracle
+//! baseline, the true simulator.
+
+use crate::cost::CostConfig;
+use crate::world::scene::Scene;
+use crate::world::sim::{self, EnvState};
+use crate::world_model::Predictor;
+use burn::prelude::*;
+use rayon::prelude::*;
+
+/// A batched model of the dynamics for planning.
+pub trait Dynamics: Sync {
+    /// What a planning problem starts from (a latent, a simulator state).
+    type Start: Sync;
+    /// Size of an imagined state.
+    fn dim(&self) -> usize;
+    /// Rolls out `n` action sequences per start: `actions` `[starts·n, len, 2]` (the `n`
+    /// candidates of start `p` are rows `p·n..(p+1)·n`) → states `[starts·n, len, dim]`.
+    fn rollout(&self, starts: &[Self::Start], n: usize, actions: &[f32], len: usize) -> Vec<f32>;
+    /// Energies and their gradients with respect to the actions, where the model is
+    /// differentiable: `goals` `[starts, dim]`.
+    fn energy_gradient(
+        &self,
+        _starts: &[Self::Start],
+        _n: usize,
+        _actions: &[f32],
+        _len: usize,
+        _goals: &[f32],
+        _cost: &CostConfig,
+    ) -> Option<(Vec<f32>, Vec<f32>)> {
+        None
+    }
+}
+
+/// `out[m, n] = x[m, k] · w[k, n]` added to what `out` holds (all row-major).
+fn matmul_acc(x: &[f32], w: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
+    assert!(x.len() >= m * k && w.len() >= k * n && out.len() >= m * n);
+    let par = if m * n * k > 1 << 20 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above bound every index gemm reads or writes for these shapes and
+    // unit column strides.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            x.as_ptr(),
+            1,
+            k as isize,
+            w.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 weights")
+}
+
+/// The residual-MLP predictor `z' = z + W3·relu(W2·relu(W1·[z, a] + b1) + b2) + b3`, with its
+/// weights copied out of burn.
+#[derive(Debug, Clone)]
+pub struct MlpRollout {
+    latent: usize,
+    hidden: usize,
+    /// `W1` split into its latent rows `[latent, hidden]` and action rows `[2, hidden]`.
+    w1z: Vec<f32>,
+    w1a: Vec<f32>,
+    b1: Vec<f32>,
+    w2: Vec<f32>,
+    b2: Vec<f32>,
+    w3: Vec<f32>,
+    b3: Vec<f32>,
+}
+
+impl MlpRollout {
+    pub fn new(p: &Predictor) -> MlpRollout {
+        let [l1, l2, l3] = p.layers();
+        let [inputs, hidden] = l1.weight.dims();
+        let latent = inputs - 2;
+        let w1 = to_vec(l1.weight.val());
+        let bias = |l: &burn::nn::Linear, n: usize| l.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; n]);
+        MlpRollout {
+            latent,
+            hidden,
+            w1z: w1[..latent * hidden].to_vec(),
+            w1a: w1[latent * hidden..].to_vec(),
+            b1: bias(l1, hidden),
+            w2: to_vec(l2.weight.val()),
+            b2: bias(l2, hidden),
+            w3: to_vec(l3.weight.val()),
+            b3: bias(l3, latent),
+        }
+    }
+
+    /// One step for `m` rows in place: `z` `[m, latent]`, `a` `[m, 2]`; `h1`, `h2` scratch.
+    fn step(&self, z: &mut [f32], a: &[f32], h1: &mut [f32], h2: &mut [f32], m: usize) {
+        let (d, h) = (self.latent, self.hidden);
+        for r in 0..m {
+            let (a0, a1) = (a[2 * r], a[2 * r + 1]);
+            let row = &mut h1[r * h..(r + 1) * h];
+            for j in 0..h {
+                row[j] = self.b1[j] + a0 * self.w1a[j] + a1 * self.w1a[h + j];
+            }
+        }
+        matmul_acc(z, &self.w1z, h1, m, d, h);
+        h1[..m * h].iter_mut().for_each(|v| *v = v.max(0.0));
+        for r in 0..m {
+            h2[r * h..(r + 1) * h].copy_from_slice(&self.b2);
+        }
+        matmul_acc(h1, &self.w2, h2, m, h, h);
+        h2[..m * h].iter_mut().for_each(|v| *v = v.max(0.0));
+        for r in 0..m {
+            for (v, b) in z[r * d..(r + 1) * d].iter_mut().zip(&self.b3) {
+                *v += b;
+            }
+        }
+        matmul_acc(h2, &self.w3, z, m, h, d);
+    }
+
+    /// Open-loop rollout of `m` rows: `z0` `[m, latent]`, `actions` `[m, len, 2]` →
+    /// `[m, len, latent]`.
+    pub fn rollout_rows(&self, z0: &[f32], actions: &[f32], m: usize, len: usize) -> Vec<f32> {
+        let (d, h) = (self.latent, self.hidden);
+        let mut z = z0.to_vec();
+        let mut a = vec![0.0; m * 2];
+        let (mut h1, mut h2) = (vec![0.0; m * h], vec![0.0; m * h]);
+        let mut out = vec![0.0; m * len * d];
+        for t in 0..len {
+            for r in 0..m {
+                a[2 * r..2 * r + 2].copy_from_slice(&actions[(r * len + t) * 2..(r * len + t) * 2 + 2]);
+            }
+            self.step(&mut z, &a, &mut h1, &mut h2, m);
+            for r in 0..m {
+                out[(r * len + t) * d..(r * len + t + 1) * d].copy_from_slice(&z[r * d..(r + 1) * d]);
+            }
+        }
+        out
+    }
+}
+
+/// The learned world model as planning dynamics: starts are latents `[latent]`.
+pub struct LatentDynamics {
+    pub mlp: MlpRollout,
+    /// The predictor on an autodiff device, for the gradient planner.
+    pub differentiable: Option<Predictor>,
+}
+
+impl LatentDynamics {
+    pub fn new(predictor: &Predictor, differentiable: Option<Predictor>) -> LatentDynamics {
+        LatentDynamics {
+            mlp: MlpRollout::new(predictor),
+            differentiable,
+        }
+    }
+}
+
+/// Copies each start `n` times: `[starts, d]` → `[starts·n, d]`.
+fn repeat_rows(starts: &[Vec<f32>], n: usize) -> Vec<f32> {
+    starts
+        .iter()
+        .flat_map(|s| std::iter::repeat_n(s.as_slice(), n).flatten().copied())
+        .collect()
+}
+
+impl Dynamics for LatentDynamics {
+    type Start = Vec<f32>;
+
+    fn dim(&self) -> usize {
+        self.mlp.latent
+    }
+
+    fn rollout(&self, starts: &[Vec<f32>], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
+        self.mlp
+            .rollout_rows(&repeat_rows(starts, n), actions, starts.len() * n, len)
+    }
+
+    fn energy_gradient(
+        &self,
+        starts: &[Vec<f32>],
+        n: usize,
+        actions: &[f32],
+        len: usize,
+        goals: &[f32],
+        cost: &CostConfig,
+    ) -> Option<(Vec<f32>, Vec<f32>)> {
+        let p = self.differentiable.as_ref()?;
+        let device = p.devices().into_iter().next()?;
+        let d = self.mlp.latent;
+        let m = starts.len() * n;
+        let z0 = Tensor::<2>::from_data(TensorData::new(repeat_rows(starts, n), [m, d]), &device);
+        let goal_rows: Vec<f32> = (0..starts.len())
+            .flat_map(|s| std::iter::repeat_n(&goals[s * d..(s + 1) * d], n).flatten().copied())
+            .collect();
+        let g = Tensor::<2>::from_data(TensorData::new(goal_rows, [m, d]), &device);
+        let a = Tensor::<3>::from_data(TensorData::new(actions.to_vec(), [m, len, 2]), &device).require_grad();
+        let states = p.rollout(z0, a.clone());
+        let e = cost.energy_tensor(states, g, a.clone());
+        let grads = e.clone().sum().backward();
+        let ga = a.grad(&grads)?;
+        Some((to_vec(e.inner()), to_vec(ga)))
+    }
+}
+
+/// The true simulator as planning dynamics (the oracle): imagined states are the agent's
+/// position, and the box's where the scene has one.
+pub struct SimDynamics {
+    pub scene: Scene,
+}
+
+impl SimDynamics {
+    /// The imagined state of a simulator state.
+    pub fn observe(&self, s: &EnvState) -> Vec<f32> {
+        match s.pushable {
+            Some(b) => vec![s.agent.x, s.agent.y, b.x, b.y],
+            None => vec![s.agent.x, s.agent.y],
+        }
+    }
+}
+
+impl Dynamics for SimDynamics {
+    type Start = EnvState;
+
+    fn dim(&self) -> usize {
+        if self.scene.top_down().and_then(|s| s.pushable.as_ref()).is_some() {
+            4
+        } else {
+            2
+        }
+    }
+
+    fn rollout(&self, starts: &[EnvState], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
+        let dim = self.dim();
+        let mut out = vec![0.0; starts.len() * n * len * dim];
+        out.par_chunks_mut(len * dim).enumerate().for_each(|(i, rows)| {
+            let mut s = starts[i / n].clone();
+            for t in 0..len {
+                let a = &actions[(i * len + t) * 2..(i * len + t) * 2 + 2];
+                sim::step(&self.scene, &mut s, [a[0], a[1]]);
+                rows[t * dim..(t + 1) * dim].copy_from_slice(&self.observe(&s));
+            }
+        });
+        out
+    }
+}

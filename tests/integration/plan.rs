@@ -1,0 +1,185 @@
+//! Planners, the hand-written rollout and the receding-horizon loop.
+
+use amisim::actor::model::{Dynamics, LatentDynamics, MlpRollout};
+use amisim::actor::planner::{plan, PlannerConfig, PlannerKind};
+use amisim::actor::{shift, Mpc};
+use amisim::cost::{CostConfig, Distance, Horizon};
+use amisim::train::jepa::cpu_device;
+use amisim::world_model::PredictorConfig;
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// A toy model whose state is the last action: `s[t] = a[t]`. With the mean goal distance
+/// over the horizon, the optimum is every action at the goal, cost 0.
+struct Echo;
+
+impl Dynamics for Echo {
+    type Start = ();
+    fn dim(&self) -> usize {
+        2
+    }
+    fn rollout(&self, starts: &[()], n: usize, actions: &[f32], _len: usize) -> Vec<f32> {
+        assert_eq!(actions.len() % (starts.len() * n), 0);
+        actions.to_vec()
+    }
+    fn energy_gradient(
+        &self,
+        starts: &[()],
+        n: usize,
+        actions: &[f32],
+        len: usize,
+        goals: &[f32],
+        cost: &CostConfig,
+    ) -> Option<(Vec<f32>, Vec<f32>)> {
+        // d/da of mean_t ‖a_t − g‖ = (a_t − g) / (len ‖a_t − g‖).
+        let states = self.rollout(starts, n, actions, len);
+        let e = cost.energies(&states, goals, n, actions, len);
+        let mut g = vec![0.0; actions.len()];
+        for (i, pair) in actions.chunks_exact(2).enumerate() {
+            let p = i / (len * n);
+            let d = [pair[0] - goals[2 * p], pair[1] - goals[2 * p + 1]];
+            let norm = (d[0] * d[0] + d[1] * d[1]).sqrt().max(1e-6);
+            g[2 * i] = d[0] / (len as f32 * norm);
+            g[2 * i + 1] = d[1] / (len as f32 * norm);
+        }
+        Some((e, g))
+    }
+}
+
+fn echo_config(kind: PlannerKind) -> PlannerConfig {
+    let mut cfg = PlannerConfig::default_for(kind);
+    cfg.horizon = 4;
+    cfg.repeat = 1;
+    cfg.iterations = if kind == PlannerKind::Gradient { 200 } else { 12 };
+    cfg.lr = 0.05;
+    cfg.cost = CostConfig {
+        distance: Distance::L2,
+        horizon: Horizon::Sum,
+        effort: 0.0,
+    };
+    cfg
+}
+
+#[test]
+fn planners_find_the_optimum_of_a_toy_model() {
+    // Two problems with different goals in one batch.
+    let goals = [0.7f32, -0.4, -1.1, 0.5];
+    for kind in [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient] {
+        let cfg = echo_config(kind);
+        let init = vec![vec![0.0; cfg.len() * 2]; 2];
+        let mut rngs: Vec<ChaCha8Rng> = (0..2).map(ChaCha8Rng::seed_from_u64).collect();
+        let plans = plan(&cfg, &Echo, &[(), ()], &goals, &init, &mut rngs, true);
+        for (p, plan) in plans.iter().enumerate() {
+            for a in plan.actions.chunks_exact(2) {
+                let err = ((a[0] - goals[2 * p]).powi(2) + (a[1] - goals[2 * p + 1]).powi(2)).sqrt();
+                assert!(
+                    err < 0.08,
+                    "{kind:?} problem {p}: action {a:?}, goal {:?}",
+                    &goals[2 * p..2 * p + 2]
+                );
+            }
+            assert!(plan.cost < 0.08, "{kind:?}: cost {}", plan.cost);
+            let t = plan.trace.as_ref().unwrap();
+            assert_eq!(t.costs.len(), cfg.samples);
+            assert_eq!(t.candidates.len(), cfg.samples * cfg.len() * 2);
+            assert!(t.costs[t.elites[0]] <= t.costs[*t.elites.last().unwrap()]);
+        }
+        // Started from zero, untrained: the cost at the start was the goal's norm.
+        assert!(plans[1].cost < 0.1 * (1.1f32.hypot(0.5)));
+    }
+}
+
+#[test]
+fn actions_stay_within_the_action_ball() {
+    let mut cfg = echo_config(PlannerKind::Cem);
+    cfg.max_action = 0.5;
+    let goals = [3.0f32, 4.0];
+    let mut rngs = vec![ChaCha8Rng::seed_from_u64(0)];
+    let plans = plan(
+        &cfg,
+        &Echo,
+        &[()],
+        &goals,
+        &[vec![0.0; cfg.len() * 2]],
+        &mut rngs,
+        false,
+    );
+    for a in plans[0].actions.chunks_exact(2) {
+        assert!(a[0].hypot(a[1]) <= 0.5 + 1e-5);
+        // The best it can do is the boundary point toward the goal (0.3, 0.4).
+        assert!((a[0] - 0.3).abs() < 0.05 && (a[1] - 0.4).abs() < 0.05, "{a:?}");
+    }
+}
+
+#[test]
+fn warm_start_shifts_the_plan() {
+    let plan = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    assert_eq!(shift(&plan, 1), vec![3.0, 4.0, 5.0, 6.0, 5.0, 6.0]);
+    assert_eq!(shift(&plan, 2), vec![5.0, 6.0, 5.0, 6.0, 5.0, 6.0]);
+    // The controller executes the first `replan_every` actions, then plans from the shifted
+    // rest: with the toy model the second plan starts where the first left off.
+    let mut cfg = echo_config(PlannerKind::Cem);
+    cfg.replan_every = 2;
+    let mut mpc = Mpc::new(cfg, &[7]);
+    let goals = [0.5f32, 0.5];
+    let (a0, planned) = mpc.act(&Echo, &[()], &goals, &[0], false);
+    assert!(planned);
+    let first = mpc.last[0].clone().unwrap();
+    assert_eq!(a0[0].1, [first.actions[0], first.actions[1]]);
+    let (a1, planned) = mpc.act(&Echo, &[()], &goals, &[0], false);
+    assert!(!planned, "the second action comes from the same plan");
+    assert_eq!(a1[0].1, [first.actions[2], first.actions[3]]);
+    let (_, planned) = mpc.act(&Echo, &[()], &goals, &[0], false);
+    assert!(planned, "plans again after replan_every actions");
+}
+
+#[test]
+fn hand_written_rollout_matches_the_predictor() {
+    let device = cpu_device();
+    let p = amisim::train::jepa::seeded(&device, 3, || PredictorConfig::new(16).with_hidden(32).init(&device));
+    let (m, len) = (5, 7);
+    let z0 = Tensor::<2>::random([m, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let a = Tensor::<3>::random([m, len, 2], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
+    let expected: Vec<f32> = p
+        .rollout(z0.clone(), a.clone())
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let got = MlpRollout::new(&p).rollout_rows(
+        &z0.into_data().try_into_vec::<f32>().unwrap(),
+        &a.into_data().try_into_vec::<f32>().unwrap(),
+        m,
+        len,
+    );
+    let worst = expected
+        .iter()
+        .zip(&got)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(worst < 1e-4, "largest difference {worst}");
+}
+
+#[test]
+fn gradient_planner_lowers_the_latent_cost() {
+    let device = cpu_device();
+    let ad = device.clone().autodiff();
+    let p = amisim::train::jepa::seeded(&device, 4, || PredictorConfig::new(8).with_hidden(16).init(&device));
+    let p_ad = amisim::train::jepa::seeded(&ad, 4, || PredictorConfig::new(8).with_hidden(16).init(&ad));
+    let dynamics = LatentDynamics::new(&p, Some(p_ad));
+    let mut cfg = PlannerConfig::default_for(PlannerKind::Gradient);
+    cfg.horizon = 3;
+    cfg.repeat = 2;
+    cfg.iterations = 40;
+    cfg.lr = 0.05;
+    let start = vec![vec![0.1f32; 8]];
+    let goal: Vec<f32> = (0..8).map(|i| 0.3 * (i as f32 - 3.5) / 3.5).collect();
+    let zero = vec![vec![0.0; cfg.len() * 2]];
+    let before = {
+        let states = dynamics.rollout(&start, 1, &zero[0], cfg.len());
+        cfg.cost.energies(&states, &goal, 1, &zero[0], cfg.len())[0]
+    };
+    let mut rngs = vec![ChaCha8Rng::seed_from_u64(1)];
+    let plans = plan(&cfg, &dynamics, &start, &goal, &zero, &mut rngs, false);
+    assert!(plans[0].cost < before * 0.95, "cost {before} → {}", plans[0].cost);
+}
