@@ -197,3 +197,109 @@ pub fn bench_train(
         peak_fraction: cpu_peak_gflops().map(|p| gflop / secs / p),
     }
 }
+
+/// One row of `amisim bench plan`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanBenchRow {
+    pub implementation: String,
+    pub candidates: usize,
+    pub horizon: usize,
+    pub iterations: usize,
+    pub ms_per_plan: f64,
+    /// Predictor steps (one candidate, one step) per second.
+    pub rollout_steps_per_s: f64,
+    pub gflop_per_s: f64,
+}
+
+/// Latency of one plan (`candidates × horizon × iterations` predictor steps through the default
+/// predictor, cost included) three ways, side by side: burn tensor ops (off autodiff), the
+/// hand-written rollout on gemm, and the full CEM planner around the latter (sampling, cost,
+/// refit).
+pub fn bench_plan(candidates: usize, horizon: usize, iterations: usize, reps: usize) -> Vec<PlanBenchRow> {
+    use crate::actor::model::{LatentDynamics, MlpRollout};
+    use crate::actor::planner::{plan, PlannerConfig, PlannerKind};
+    use burn::prelude::*;
+    use rand::SeedableRng;
+    let device = Device::flex();
+    let cfg = crate::train::jepa::TrainConfig::default_for(65).model;
+    let (d, hidden) = (cfg.encoder.latent, cfg.predictor_hidden);
+    let predictor = crate::train::jepa::seeded(&device, 0, || {
+        crate::world_model::PredictorConfig::new(d)
+            .with_hidden(hidden)
+            .init(&device)
+    });
+    let flop_per_step = 2.0 * ((d + 2) * hidden + hidden * hidden + hidden * d) as f64;
+    let steps = (candidates * horizon * iterations) as f64;
+    let goal = vec![0.5f32; d];
+    let row = |name: &str, secs: f64| PlanBenchRow {
+        implementation: name.to_string(),
+        candidates,
+        horizon,
+        iterations,
+        ms_per_plan: secs * 1e3,
+        rollout_steps_per_s: steps / secs,
+        gflop_per_s: steps * flop_per_step / secs / 1e9,
+    };
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        t0.elapsed().as_secs_f64() / reps as f64
+    };
+    let mut rows = Vec::new();
+    // burn tensor ops: the predictor's own rollout, the cost read back each iteration.
+    let g = Tensor::<2>::from_data(TensorData::new(goal.clone(), [1, d]), &device);
+    let secs = time(&mut || {
+        for _ in 0..iterations {
+            let a = Tensor::<3>::random(
+                [candidates, horizon, 2],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let z0 = Tensor::<2>::zeros([candidates, d], &device);
+            let z = predictor.rollout(z0, a); // [n, h, d]
+            let cost = (z - g.clone().reshape([1, 1, d])).square().sum_dim(2).sum_dim(1);
+            let _ = cost.into_data();
+        }
+    });
+    rows.push(row("burn tensor ops", secs));
+    // The hand-written rollout, the same work.
+    let mlp = MlpRollout::new(&predictor);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let secs = time(&mut || {
+        for _ in 0..iterations {
+            let a: Vec<f32> = (0..candidates * horizon * 2)
+                .map(|_| crate::world::policy::normal(&mut rng))
+                .collect();
+            let z = mlp.rollout_rows(&vec![0.0; candidates * d], &a, candidates, horizon);
+            let cost: f32 = z.iter().zip(goal.iter().cycle()).map(|(x, y)| (x - y) * (x - y)).sum();
+            std::hint::black_box(cost);
+        }
+    });
+    rows.push(row("hand-written (gemm)", secs));
+    // The whole CEM planner (sampling, projection, cost, elites) around it.
+    let dynamics = LatentDynamics::new(&predictor, None);
+    let mut pc = PlannerConfig::default_for(PlannerKind::Cem);
+    pc.horizon = horizon;
+    pc.repeat = 1;
+    pc.samples = candidates;
+    pc.iterations = iterations;
+    pc.elites = pc.elites.min(candidates);
+    let secs = time(&mut || {
+        let mut rngs = vec![rand_chacha::ChaCha8Rng::seed_from_u64(1)];
+        let p = plan(
+            &pc,
+            &dynamics,
+            &[vec![0.0; d]],
+            &goal,
+            &[vec![0.0; pc.len() * 2]],
+            &mut rngs,
+            false,
+        );
+        std::hint::black_box(p);
+    });
+    rows.push(row("CEM planner (gemm)", secs));
+    rows
+}

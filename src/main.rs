@@ -1,5 +1,7 @@
 //! The `amisim` command line.
 
+mod eval_cli;
+
 use amisim::bench::{bench_env_all, bench_train, EnvBenchRow};
 use amisim::eval::probe::probe;
 use amisim::train::collect::{collect, CollectConfig};
@@ -35,6 +37,8 @@ enum Command {
     Train(TrainArgs),
     /// Probe a trained encoder and predictor: linear/MLP position probes, rollout probe, rank.
     Probe(ProbeArgs),
+    /// Evaluate goal-reaching: planners with the world model against random and oracle rows.
+    Eval(eval_cli::EvalArgs),
     /// Write a checkpoint's weights and config without the optimizer state (for shipping).
     Export {
         #[arg(long)]
@@ -161,6 +165,20 @@ enum BenchWhat {
         /// Override any model config entry, as for `train`: `--set model.encoder.kind=Vit`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Latency of one plan and predictor rollout steps per second (burn ops, hand-written, CEM).
+    Plan {
+        #[arg(long, default_value_t = 300)]
+        candidates: usize,
+        #[arg(long, default_value_t = 16)]
+        horizon: usize,
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        /// Timed plans per implementation.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
         #[arg(long)]
         json: bool,
     },
@@ -317,6 +335,41 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&rows)?);
             }
         }
+        Command::Bench {
+            what:
+                BenchWhat::Plan {
+                    candidates,
+                    horizon,
+                    iterations,
+                    reps,
+                    json,
+                },
+        } => {
+            if candidates == 0 || horizon == 0 || iterations == 0 {
+                anyhow::bail!("--candidates, --horizon and --iterations must be ≥ 1");
+            }
+            let rows = amisim::bench::bench_plan(candidates, horizon, iterations, reps.max(1));
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                println!(
+                    "{:<22} {:>11} {:>8} {:>11} {:>12} {:>18} {:>9}",
+                    "implementation", "candidates", "horizon", "iterations", "ms/plan", "rollout steps/s", "GFLOP/s"
+                );
+                for r in &rows {
+                    println!(
+                        "{:<22} {:>11} {:>8} {:>11} {:>12.1} {:>18.0} {:>9.1}",
+                        r.implementation,
+                        r.candidates,
+                        r.horizon,
+                        r.iterations,
+                        r.ms_per_plan,
+                        r.rollout_steps_per_s,
+                        r.gflop_per_s
+                    );
+                }
+            }
+        }
         Command::Train(a) => train_command(a)?,
         Command::Export { checkpoint, out } => {
             let ck = load_checkpoint(&checkpoint, None, &cpu_device())?;
@@ -324,6 +377,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} (step {}, no optimizer state)", out.display(), ck.step);
         }
         Command::Probe(a) => probe_command(a)?,
+        Command::Eval(a) => eval_cli::eval_command(a)?,
         Command::Scenes { scenes } => {
             let names = if scenes.is_empty() {
                 shipped_scene_names()
@@ -432,19 +486,12 @@ fn train_command(a: TrainArgs) -> Result<()> {
 }
 
 fn probe_command(a: ProbeArgs) -> Result<()> {
-    let path = a.checkpoint.clone().unwrap_or_else(|| {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("assets")
-            .join(format!("{}.safetensors", a.scene))
-    });
+    let path = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| eval_cli::default_checkpoint(&a.scene));
     if !path.exists() {
-        anyhow::bail!(
-            "no checkpoint at {}: train one with `amisim train --scene {} --out runs/{}` and pass --checkpoint runs/{}/checkpoint.safetensors",
-            path.display(),
-            a.scene,
-            a.scene,
-            a.scene
-        );
+        return Err(eval_cli::missing_checkpoint(&path, &a.scene));
     }
     let ck = load_checkpoint(&path, None, &cpu_device())?;
     let collect =

@@ -1,3 +1,4 @@
 //! Headless evaluation: probes of what the world model's latents hold.
 
 pub mod probe;
+pub mod run;

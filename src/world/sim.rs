@@ -235,6 +235,23 @@ pub fn clip_action(scene: &Scene, action: [f32; 2]) -> [f32; 2] {
     }
 }
 
+/// The state the goal observation shows: the agent at its goal; with a box, the box at its
+/// goal and the agent just behind it, where pushing it straight from its start would leave it.
+pub fn goal_state(scene: &Scene, s: &EnvState) -> EnvState {
+    let mut g = s.clone();
+    match (scene, s.pushable) {
+        (Scene::TopDown(t), Some(b)) => {
+            let half = t.pushable.as_ref().map_or(0.0, |p| p.half_size);
+            let dir = (s.goal - b).normalize_or(Vec2::X);
+            let to_edge = half / dir.x.abs().max(dir.y.abs());
+            g.pushable = Some(s.goal);
+            g.agent = s.goal - dir * (to_edge + t.agent.radius + 0.5);
+        }
+        _ => g.agent = s.goal,
+    }
+    g
+}
+
 /// One physics step: clip the action, move the agent (and box), stop at walls.
 pub fn step(scene: &Scene, state: &mut EnvState, action: [f32; 2]) {
     let action = clip_action(scene, action);

@@ -1,6 +1,7 @@
 //! Integration tests: the real pipeline on tiny settings. One test binary, one module per area.
 
 mod collect;
+mod eval;
 mod jepa;
 mod physics;
 mod plan;

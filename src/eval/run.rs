@@ -1,0 +1,566 @@
+//! `amisim eval`: goal-reaching episodes in the world, planned with the learned world model,
+//! against a random policy and an oracle that plans with the true simulator.
+//!
+//! Episodes run in batches of `envs` environments side by side; batch `b` holds episodes
+//! `b·envs ..`, each drawn from its own seed, and every planner draws from its own stream per
+//! episode, so an episode's result does not depend on the run around it. `--shard i/n` takes
+//! the batches with `b mod n = i`; [`merge`] joins shard reports into the report of the
+//! whole run.
+
+use crate::actor::model::{LatentDynamics, SimDynamics};
+use crate::actor::planner::{project, PlannerConfig};
+use crate::actor::Mpc;
+use crate::eval::probe::LinearProbe;
+use crate::world::env::{env_rng, Obs, VecEnv};
+use crate::world::scene::Scene;
+use crate::world::sim::{self, EnvState};
+use crate::world_model::jepa::Jepa;
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What acts in a row of the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Uniform random actions in the action ball.
+    Random,
+    /// The planner with the learned world model (latents of the encoder).
+    Latent(PlannerConfig),
+    /// The planner with the true simulator: what the planner could do with a perfect model.
+    Oracle(PlannerConfig),
+}
+
+impl Policy {
+    pub fn name(&self) -> String {
+        let kind = |c: &PlannerConfig| serde_json::to_value(c.kind).unwrap().as_str().unwrap_or("").to_string();
+        match self {
+            Policy::Random => "random".into(),
+            Policy::Latent(c) => kind(c),
+            Policy::Oracle(c) => format!("oracle-{}", kind(c)),
+        }
+    }
+}
+
+/// Settings of an evaluation run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EvalConfig {
+    pub scene: String,
+    pub episodes: usize,
+    /// Environments side by side (the batch).
+    pub envs: usize,
+    pub seed: u64,
+    /// Step budget of an episode (the scene's by default).
+    pub max_steps: u32,
+    pub policies: Vec<Policy>,
+    /// `(i, n)`: this process runs the batches `b` with `b mod n = i`.
+    pub shard: (usize, usize),
+    /// The checkpoint planned with, and its training step.
+    pub checkpoint: String,
+    pub checkpoint_step: usize,
+    /// The checkpoint's resolved training config (model included).
+    pub model: serde_json::Value,
+}
+
+/// One episode's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpisodeResult {
+    pub episode: usize,
+    pub success: bool,
+    /// Steps taken: until success, or the episode's budget.
+    pub steps: u32,
+    /// Distance of the tracked thing (agent, or box) to its goal at the end, in pixels.
+    pub final_distance: f32,
+    pub start_distance: f32,
+}
+
+/// One row of the report: a policy over all episodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RowReport {
+    pub name: String,
+    pub policy: Policy,
+    pub success_rate: f64,
+    /// Wilson score interval, 95 %.
+    pub success_ci95: [f64; 2],
+    pub final_distance_mean: f64,
+    /// Mean steps of the successful episodes.
+    pub steps_mean_success: f64,
+    /// Planning time per environment step, amortised: each planning call's time, divided by
+    /// the environments it planned for and by the steps its plan covers (`replan_every`).
+    pub plan_ms_median: f64,
+    pub plan_ms_p95: f64,
+    /// All planning time over all environment steps.
+    pub plan_ms_per_step: f64,
+    /// Encoding the observations, per environment step.
+    pub encode_ms_per_step: f64,
+    pub episodes: Vec<EpisodeResult>,
+    /// Every planning call's per-step time (for merging shards).
+    pub plan_ms_samples: Vec<f64>,
+    pub plan_ms_total: f64,
+    pub encode_ms_total: f64,
+    pub env_steps: u64,
+}
+
+/// The report (`DIR/report.json`): the first planner row's headline numbers, then every row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub episodes: usize,
+    pub success_rate: f64,
+    pub success_ci95: [f64; 2],
+    pub plan_ms_median: f64,
+    pub plan_ms_p95: f64,
+    pub settings: EvalConfig,
+    pub rows: Vec<RowReport>,
+}
+
+/// Wilson score interval for `k` successes in `n` trials, 95 %.
+pub fn wilson(k: usize, n: usize) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    let (z, n, p) = (1.96f64, n as f64, k as f64 / n as f64);
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    [(centre - half).max(0.0), (centre + half).min(1.0)]
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i]
+}
+
+impl RowReport {
+    /// Statistics from the raw results.
+    fn summarise(
+        name: String,
+        policy: Policy,
+        mut episodes: Vec<EpisodeResult>,
+        mut plan_ms_samples: Vec<f64>,
+        plan_ms_total: f64,
+        encode_ms_total: f64,
+        env_steps: u64,
+    ) -> RowReport {
+        episodes.sort_by_key(|e| e.episode);
+        plan_ms_samples.sort_by(|a, b| a.total_cmp(b));
+        let n = episodes.len();
+        let wins: Vec<&EpisodeResult> = episodes.iter().filter(|e| e.success).collect();
+        let mean = |v: &mut dyn Iterator<Item = f64>, n: usize| if n == 0 { 0.0 } else { v.sum::<f64>() / n as f64 };
+        RowReport {
+            name,
+            policy,
+            success_rate: if n == 0 { 0.0 } else { wins.len() as f64 / n as f64 },
+            success_ci95: wilson(wins.len(), n),
+            final_distance_mean: mean(&mut episodes.iter().map(|e| e.final_distance as f64), n),
+            steps_mean_success: mean(&mut wins.iter().map(|e| e.steps as f64), wins.len()),
+            plan_ms_median: percentile(&plan_ms_samples, 0.5),
+            plan_ms_p95: percentile(&plan_ms_samples, 0.95),
+            plan_ms_per_step: plan_ms_total / env_steps.max(1) as f64,
+            encode_ms_per_step: encode_ms_total / env_steps.max(1) as f64,
+            episodes,
+            plan_ms_samples,
+            plan_ms_total,
+            encode_ms_total,
+            env_steps,
+        }
+    }
+}
+
+impl Report {
+    fn new(settings: EvalConfig, rows: Vec<RowReport>) -> Report {
+        let main = rows
+            .iter()
+            .find(|r| matches!(r.policy, Policy::Latent(_)))
+            .or(rows.first());
+        Report {
+            episodes: main.map_or(0, |r| r.episodes.len()),
+            success_rate: main.map_or(0.0, |r| r.success_rate),
+            success_ci95: main.map_or([0.0, 1.0], |r| r.success_ci95),
+            plan_ms_median: main.map_or(0.0, |r| r.plan_ms_median),
+            plan_ms_p95: main.map_or(0.0, |r| r.plan_ms_p95),
+            settings,
+            rows,
+        }
+    }
+
+    /// Writes `report.json` and `report.csv` (one line per row) into `dir`, atomically.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let write = |name: &str, text: String| -> Result<()> {
+            let path = dir.join(name);
+            let tmp = dir.join(format!(".{name}.tmp"));
+            std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
+        };
+        write("report.json", serde_json::to_string_pretty(self)?)?;
+        let mut csv = String::from(
+            "policy,episodes,success_rate,ci95_low,ci95_high,final_distance_mean,steps_mean_success,plan_ms_median,plan_ms_p95,plan_ms_per_step,encode_ms_per_step\n",
+        );
+        for r in &self.rows {
+            csv += &format!(
+                "{},{},{:.4},{:.4},{:.4},{:.3},{:.2},{:.3},{:.3},{:.3},{:.3}\n",
+                r.name,
+                r.episodes.len(),
+                r.success_rate,
+                r.success_ci95[0],
+                r.success_ci95[1],
+                r.final_distance_mean,
+                r.steps_mean_success,
+                r.plan_ms_median,
+                r.plan_ms_p95,
+                r.plan_ms_per_step,
+                r.encode_ms_per_step
+            );
+        }
+        write("report.csv", csv)
+    }
+
+    /// A table for the terminal.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{:<14} {:>8} {:>9} {:>15} {:>10} {:>8} {:>10} {:>10} {:>10}\n",
+            "policy", "episodes", "success", "95% interval", "final px", "steps", "plan ms", "p95 ms", "ms/step"
+        );
+        for r in &self.rows {
+            s += &format!(
+                "{:<14} {:>8} {:>8.1}% {:>6.1}–{:>5.1}% {:>10.2} {:>8.1} {:>10.2} {:>10.2} {:>10.2}\n",
+                r.name,
+                r.episodes.len(),
+                100.0 * r.success_rate,
+                100.0 * r.success_ci95[0],
+                100.0 * r.success_ci95[1],
+                r.final_distance_mean,
+                r.steps_mean_success,
+                r.plan_ms_median,
+                r.plan_ms_p95,
+                r.plan_ms_per_step
+            );
+        }
+        s
+    }
+}
+
+/// Joins shard reports of one run. Their settings must agree except for the shard.
+pub fn merge(reports: Vec<Report>) -> Result<Report> {
+    let Some(first) = reports.first() else {
+        bail!("nothing to merge")
+    };
+    let mut settings = first.settings.clone();
+    settings.shard = (0, 1);
+    for r in &reports {
+        let mut s = r.settings.clone();
+        s.shard = (0, 1);
+        if s != settings {
+            bail!(
+                "the reports come from different runs (settings differ beyond the shard): {} vs {}",
+                serde_json::to_string(&settings)?,
+                serde_json::to_string(&s)?
+            );
+        }
+    }
+    let mut shards: Vec<usize> = reports.iter().map(|r| r.settings.shard.0).collect();
+    shards.sort();
+    let n = first.settings.shard.1;
+    if shards != (0..n).collect::<Vec<_>>() {
+        bail!("merging needs shards 0..{n} once each, got {shards:?}");
+    }
+    let rows = (0..first.rows.len())
+        .map(|i| {
+            let parts: Vec<&RowReport> = reports.iter().map(|r| &r.rows[i]).collect();
+            RowReport::summarise(
+                parts[0].name.clone(),
+                parts[0].policy.clone(),
+                parts.iter().flat_map(|r| r.episodes.clone()).collect(),
+                parts.iter().flat_map(|r| r.plan_ms_samples.clone()).collect(),
+                parts.iter().map(|r| r.plan_ms_total).sum(),
+                parts.iter().map(|r| r.encode_ms_total).sum(),
+                parts.iter().map(|r| r.env_steps).sum(),
+            )
+        })
+        .collect();
+    Ok(Report::new(settings, rows))
+}
+
+/// Latents of every frame of an observation batch, `[n, d]` row-major.
+pub fn encode(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
+    let [n, c, h, w] = obs.shape;
+    let frames: Vec<f32> = obs.frames.iter().map(|&v| v as f32 / 255.0).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(frames, [n, c, h, w]), device);
+    model
+        .encoder
+        .forward(x)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 latents")
+}
+
+/// Salt of the planners' random streams (apart from the episodes').
+const PLAN_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The seed of a policy's random stream in episode `ep`.
+fn plan_seed(seed: u64, ep: usize) -> u64 {
+    seed.wrapping_mul(PLAN_SALT) ^ (ep as u64).wrapping_add(1).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// Draws, for the PNG strips: per step of an episode, its frame and the imagined path.
+#[derive(Default, Clone)]
+pub struct StripFrame {
+    pub frame: Vec<u8>,
+    /// Positions (x, y) of the chosen plan's imagined states, in pixels.
+    pub path: Vec<[f32; 2]>,
+}
+
+/// The world model and what goes with it.
+pub struct Loaded<'a> {
+    pub model: &'a Jepa,
+    /// The same predictor on an autodiff device (the gradient planner).
+    pub differentiable: Option<crate::world_model::Predictor>,
+    /// Latent → agent position, to draw imagined paths.
+    pub probe: Option<LinearProbe>,
+}
+
+/// Runs every policy of `cfg` over its episodes (this shard's). `progress` is told each
+/// finished episode; `strips` receives the frames of the first `strips` episodes of each row.
+pub fn run(
+    cfg: &EvalConfig,
+    loaded: &Loaded,
+    strips: usize,
+    mut progress: impl FnMut(&str, usize),
+) -> Result<(Report, Vec<(String, usize, Vec<StripFrame>)>)> {
+    let scene = Scene::load(&cfg.scene)?;
+    let (i_shard, n_shard) = cfg.shard;
+    if n_shard == 0 || i_shard >= n_shard {
+        bail!("--shard {i_shard}/{n_shard}: expected i/n with i < n");
+    }
+    if cfg.envs == 0 {
+        bail!("--envs must be ≥ 1");
+    }
+    for p in &cfg.policies {
+        if let Policy::Latent(c) | Policy::Oracle(c) = p {
+            c.validate().map_err(|e| anyhow::anyhow!("{}: {e}", p.name()))?;
+            if matches!(p, Policy::Oracle(_)) && c.kind == crate::actor::planner::PlannerKind::Gradient {
+                bail!("the oracle plans with the simulator, which has no gradient: use cem or mppi");
+            }
+        }
+    }
+    let device = Device::flex();
+    let mut env = VecEnv::new(scene.clone(), cfg.envs)?;
+    let batches: Vec<usize> = (0..cfg.episodes.div_ceil(cfg.envs))
+        .filter(|b| b % n_shard == i_shard)
+        .collect();
+    let latent = LatentDynamics::new(&loaded.model.predictor, loaded.differentiable.clone());
+    let oracle = SimDynamics { scene: scene.clone() };
+    let mut rows = Vec::new();
+    let mut all_strips = Vec::new();
+    for policy in &cfg.policies {
+        let name = policy.name();
+        let mut episodes = Vec::new();
+        let (mut samples, mut plan_total, mut encode_total, mut env_steps) = (Vec::new(), 0.0, 0.0, 0u64);
+        for &b in &batches {
+            let ids: Vec<usize> = (b * cfg.envs..(b + 1) * cfg.envs).collect();
+            let starts: Vec<EnvState> = ids
+                .iter()
+                .map(|&ep| sim::sample_episode(&scene, &mut env_rng(cfg.seed, ep)))
+                .collect::<Result<_, _>>()?;
+            let goal_states: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(&scene, s)).collect();
+            // Goals: the encoder's view of the goal observation (latent), or the goal state.
+            let goals_latent = if matches!(policy, Policy::Latent(_)) {
+                env.set_states(goal_states.clone());
+                encode(loaded.model, &env.render()?, &device)
+            } else {
+                Vec::new()
+            };
+            let goals_sim: Vec<f32> = goal_states.iter().flat_map(|g| oracle.observe(g)).collect();
+            env.set_states(starts.clone());
+            let mut obs = env.render()?;
+            let seeds: Vec<u64> = ids.iter().map(|&ep| plan_seed(cfg.seed, ep)).collect();
+            let mut mpc = match policy {
+                Policy::Latent(c) | Policy::Oracle(c) => Some(Mpc::new(c.clone(), &seeds)),
+                Policy::Random => None,
+            };
+            let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
+            let n = cfg.envs;
+            let mut active: Vec<usize> = (0..n).collect();
+            let mut result: Vec<Option<EpisodeResult>> = vec![None; n];
+            let start_distance: Vec<f32> = starts.iter().map(|s| s.goal_distance(&scene)).collect();
+            let drawn: Vec<usize> = (0..n).filter(|&i| ids[i] < strips.min(cfg.episodes)).collect();
+            let mut strip: Vec<Vec<StripFrame>> = vec![Vec::new(); n];
+            let max_steps = cfg.max_steps;
+            for _t in 0..max_steps {
+                let mut actions = vec![[0.0f32; 2]; n];
+                match (policy, &mut mpc) {
+                    (Policy::Latent(c), Some(mpc)) => {
+                        let t0 = Instant::now();
+                        let z = encode(loaded.model, &obs, &device);
+                        encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
+                        let d = loaded.model.encoder.latent();
+                        let zs: Vec<Vec<f32>> = z.chunks_exact(d).map(|r| r.to_vec()).collect();
+                        let t1 = Instant::now();
+                        let (acts, planned) = mpc.act(&latent, &zs, &goals_latent, &active, !drawn.is_empty());
+                        let ms = t1.elapsed().as_secs_f64() * 1e3;
+                        if planned {
+                            plan_total += ms;
+                            samples.push(ms / active.len() as f64 / c.replan_every as f64);
+                        }
+                        for (i, a) in acts {
+                            actions[i] = a;
+                        }
+                    }
+                    (Policy::Oracle(c), Some(mpc)) => {
+                        let states = env.states().to_vec();
+                        let t1 = Instant::now();
+                        let (acts, planned) = mpc.act(&oracle, &states, &goals_sim, &active, false);
+                        let ms = t1.elapsed().as_secs_f64() * 1e3;
+                        if planned {
+                            plan_total += ms;
+                            samples.push(ms / active.len() as f64 / c.replan_every as f64);
+                        }
+                        for (i, a) in acts {
+                            actions[i] = a;
+                        }
+                    }
+                    _ => {
+                        let m = match &scene {
+                            Scene::TopDown(s) => s.agent.max_step,
+                            Scene::FirstPerson(s) => s.agent.max_forward,
+                        };
+                        for &i in &active {
+                            let mut a = [rngs[i].random_range(-m..=m), rngs[i].random_range(-m..=m)];
+                            project(&mut a, m);
+                            actions[i] = a;
+                        }
+                    }
+                }
+                for &i in &drawn {
+                    if active.contains(&i) {
+                        let path = imagined_path(policy, mpc.as_ref(), i, loaded.probe.as_ref());
+                        strip[i].push(StripFrame {
+                            frame: obs.frame(i).to_vec(),
+                            path,
+                        });
+                    }
+                }
+                let (next, infos) = env.step(&actions)?;
+                obs = next;
+                env_steps += active.len() as u64;
+                active.retain(|&i| {
+                    let info = &infos[i];
+                    let over = info.success || info.steps >= max_steps;
+                    if over {
+                        result[i] = Some(EpisodeResult {
+                            episode: ids[i],
+                            success: info.success,
+                            steps: info.steps,
+                            final_distance: info.goal_distance,
+                            start_distance: start_distance[i],
+                        });
+                    }
+                    !over
+                });
+                if active.is_empty() {
+                    break;
+                }
+            }
+            for &i in &drawn {
+                strip[i].push(StripFrame {
+                    frame: obs.frame(i).to_vec(),
+                    path: Vec::new(),
+                });
+                all_strips.push((name.clone(), ids[i], std::mem::take(&mut strip[i])));
+            }
+            for (i, r) in result.into_iter().enumerate() {
+                if ids[i] < cfg.episodes {
+                    episodes.push(r.context("an episode did not finish")?);
+                    progress(&name, ids[i]);
+                }
+            }
+        }
+        rows.push(RowReport::summarise(
+            name,
+            policy.clone(),
+            episodes,
+            samples,
+            plan_total,
+            encode_total,
+            env_steps,
+        ));
+    }
+    Ok((Report::new(cfg.clone(), rows), all_strips))
+}
+
+/// The agent positions along the latest plan of problem `i` (the probe reads latents; the
+/// oracle's states are positions already).
+fn imagined_path(policy: &Policy, mpc: Option<&Mpc>, i: usize, probe: Option<&LinearProbe>) -> Vec<[f32; 2]> {
+    let Some(plan) = mpc.and_then(|m| m.last[i].as_ref()) else {
+        return Vec::new();
+    };
+    match policy {
+        Policy::Latent(_) => {
+            let Some(probe) = probe else { return Vec::new() };
+            let pred = probe.predict(&plan.imagined);
+            pred.chunks_exact(probe.k).map(|p| [p[0], p[1]]).collect()
+        }
+        Policy::Oracle(_) => {
+            let len = plan.actions.len() / 2;
+            let dim = plan.imagined.len() / len.max(1);
+            plan.imagined.chunks_exact(dim).map(|p| [p[0], p[1]]).collect()
+        }
+        Policy::Random => Vec::new(),
+    }
+}
+
+/// Writes one PNG per strip: frames left to right (every `every`-th step), ×4, the imagined
+/// path in yellow.
+pub fn write_strips(dir: &Path, strips: &[(String, usize, Vec<StripFrame>)], side: usize) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let scale = 4usize;
+    let cols = 10usize;
+    for (name, ep, frames) in strips {
+        if frames.is_empty() {
+            continue;
+        }
+        let every = frames.len().div_ceil(cols).max(1);
+        let picked: Vec<&StripFrame> = frames
+            .iter()
+            .step_by(every)
+            .chain(std::iter::once(frames.last().unwrap()))
+            .collect();
+        let tile = side * scale;
+        let width = picked.len() * (tile + 2);
+        let mut canvas = crate::image::Canvas::new(width, tile);
+        for (k, f) in picked.iter().enumerate() {
+            let ox = k * (tile + 2);
+            let plane = side * side;
+            for y in 0..tile {
+                for x in 0..tile {
+                    let p = (y / scale) * side + x / scale;
+                    let c = [f.frame[p], f.frame[plane + p], f.frame[2 * plane + p]];
+                    canvas.set((ox + x) as i64, y as i64, c);
+                }
+            }
+            for w in f.path.windows(2) {
+                let s = scale as f64;
+                canvas.line(
+                    ox as f64 + w[0][0] as f64 * s,
+                    w[0][1] as f64 * s,
+                    ox as f64 + w[1][0] as f64 * s,
+                    w[1][1] as f64 * s,
+                    [255, 220, 0],
+                    1,
+                );
+            }
+        }
+        let path = dir.join(format!("episode_{ep:04}_{name}.png"));
+        crate::image::save_rgb_png(&path, canvas.width as u32, canvas.height as u32, &canvas.rgb)?;
+        written.push(path);
+    }
+    Ok(written)
+}

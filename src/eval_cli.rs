@@ -1,0 +1,262 @@
+//! `amisim eval`: arguments and the command.
+
+use amisim::actor::planner::{PlannerConfig, PlannerKind};
+use amisim::cost::{Distance, Horizon};
+use amisim::eval::probe::{encode_all, targets, LinearProbe};
+use amisim::eval::run::{merge, run, write_strips, EvalConfig, Loaded, Policy, Report};
+use amisim::train::collect::CollectConfig;
+use amisim::train::data::Episodes;
+use amisim::train::jepa::{cpu_device, load_checkpoint};
+use amisim::world::Scene;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Scene to evaluate in.
+    #[arg(long, default_value = "two_rooms")]
+    pub scene: String,
+    /// Checkpoint to plan with (default: the shipped model for the scene, assets/<scene>.safetensors).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long, default_value_t = 200)]
+    pub episodes: usize,
+    /// Environments run (and planned for) side by side.
+    #[arg(long, default_value_t = 20)]
+    pub envs: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Planners with the learned world model, one report row each.
+    #[arg(long, value_delimiter = ',', default_value = "cem")]
+    pub planner: Vec<PlannerKind>,
+    /// Baseline rows: random, oracle (the first sampling planner with the true simulator), none.
+    #[arg(long, value_delimiter = ',', default_value = "random,oracle")]
+    pub baseline: Vec<String>,
+    /// Decision steps per plan (each held for --repeat environment steps).
+    #[arg(long)]
+    pub horizon: Option<usize>,
+    #[arg(long)]
+    pub repeat: Option<usize>,
+    /// Candidates per iteration (CEM, MPPI) or starting points (gradient).
+    #[arg(long)]
+    pub samples: Option<usize>,
+    #[arg(long)]
+    pub iterations: Option<usize>,
+    #[arg(long)]
+    pub elites: Option<usize>,
+    /// Environment steps executed between plans.
+    #[arg(long)]
+    pub replan_every: Option<usize>,
+    #[arg(long)]
+    pub init_std: Option<f32>,
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    #[arg(long)]
+    pub lr: Option<f32>,
+    #[arg(long)]
+    pub max_action: Option<f32>,
+    /// Goal distance: l1 or l2.
+    #[arg(long, value_enum)]
+    pub distance: Option<Distance>,
+    /// Which imagined steps count: terminal or sum.
+    #[arg(long, value_enum)]
+    pub cost: Option<Horizon>,
+    /// Weight of the effort term.
+    #[arg(long)]
+    pub effort: Option<f32>,
+    /// Step budget per episode (default: the scene's).
+    #[arg(long)]
+    pub max_steps: Option<u32>,
+    /// Run only part of the episodes: `i/n` takes batches i, i+n, … (merge with --merge).
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Write report.json, report.csv and PNG strips here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Episodes per row drawn as PNG strips (with --out).
+    #[arg(long, default_value_t = 3)]
+    pub strips: usize,
+    /// Merge shard reports (report.json files) into one, written to --out.
+    #[arg(long, num_args = 1..)]
+    pub merge: Vec<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl EvalArgs {
+    fn planner(&self, kind: PlannerKind) -> PlannerConfig {
+        let mut c = PlannerConfig::default_for(kind);
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+        }
+        over!(
+            horizon,
+            repeat,
+            samples,
+            iterations,
+            elites,
+            replan_every,
+            init_std,
+            temperature,
+            lr,
+            max_action
+        );
+        if let Some(d) = self.distance {
+            c.cost.distance = d;
+        }
+        if let Some(h) = self.cost {
+            c.cost.horizon = h;
+        }
+        if let Some(e) = self.effort {
+            c.cost.effort = e;
+        }
+        c
+    }
+}
+
+pub fn default_checkpoint(scene: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(format!("{scene}.safetensors"))
+}
+
+pub fn missing_checkpoint(path: &std::path::Path, scene: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "no checkpoint at {}: train one with `amisim train --scene {scene} --out runs/{scene}` and pass --checkpoint runs/{scene}/checkpoint.safetensors",
+        path.display()
+    )
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s
+        .split_once('/')
+        .with_context(|| format!("--shard {s}: expected i/n, e.g. 0/4"))?;
+    let (i, n): (usize, usize) = (
+        i.trim()
+            .parse()
+            .with_context(|| format!("--shard {s}: `{i}` is not a number"))?,
+        n.trim()
+            .parse()
+            .with_context(|| format!("--shard {s}: `{n}` is not a number"))?,
+    );
+    if n == 0 || i >= n {
+        bail!("--shard {s}: expected i/n with 0 ≤ i < n");
+    }
+    Ok((i, n))
+}
+
+fn print(report: &Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+pub fn eval_command(a: EvalArgs) -> Result<()> {
+    if !a.merge.is_empty() {
+        let reports = a
+            .merge
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                serde_json::from_str::<Report>(&text).with_context(|| format!("{}: not an eval report", p.display()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let merged = merge(reports)?;
+        if let Some(dir) = &a.out {
+            merged.write(dir)?;
+            eprintln!("wrote {}", dir.join("report.json").display());
+        }
+        return print(&merged, a.json);
+    }
+    let path = a.checkpoint.clone().unwrap_or_else(|| default_checkpoint(&a.scene));
+    if !path.exists() {
+        return Err(missing_checkpoint(&path, &a.scene));
+    }
+    let device = cpu_device();
+    let ck = load_checkpoint(&path, None, &device)?;
+    let scene = Scene::load(&a.scene)?;
+    let mut policies = Vec::new();
+    for b in &a.baseline {
+        match b.as_str() {
+            "random" => policies.push(Policy::Random),
+            "oracle" | "none" => {}
+            other => bail!("--baseline {other}: expected random, oracle or none"),
+        }
+    }
+    for &k in &a.planner {
+        policies.push(Policy::Latent(a.planner(k)));
+    }
+    if a.baseline.iter().any(|b| b == "oracle") {
+        let kind = a
+            .planner
+            .iter()
+            .copied()
+            .find(|k| *k != PlannerKind::Gradient)
+            .unwrap_or(PlannerKind::Cem);
+        policies.push(Policy::Oracle(a.planner(kind)));
+    }
+    let cfg = EvalConfig {
+        scene: a.scene.clone(),
+        episodes: a.episodes,
+        envs: a.envs.min(a.episodes.max(1)),
+        seed: a.seed,
+        max_steps: a.max_steps.unwrap_or(scene.episode().max_steps),
+        policies,
+        shard: a.shard.as_deref().map(parse_shard).transpose()?.unwrap_or((0, 1)),
+        checkpoint: path.display().to_string(),
+        checkpoint_step: ck.step,
+        model: serde_json::from_str(&ck.config.to_string())?,
+    };
+    let differentiable = if a.planner.contains(&PlannerKind::Gradient) {
+        Some(
+            load_checkpoint(&path, None, &device.clone().autodiff())?
+                .model
+                .predictor,
+        )
+    } else {
+        None
+    };
+    let strips = if a.out.is_some() { a.strips } else { 0 };
+    let probe = if strips > 0 {
+        // A linear position probe on fresh random-walk episodes, to draw imagined paths.
+        let data = Episodes::collect(&CollectConfig::random_walk(&a.scene, 100, 16, 50, 7_000_001))?;
+        let (x, d) = encode_all(&ck.model, &data, &device);
+        let (y, k, _) = targets(&data);
+        Some(LinearProbe::fit(&x, &y, d, k, 1e-6))
+    } else {
+        None
+    };
+    let loaded = Loaded {
+        model: &ck.model,
+        differentiable,
+        probe,
+    };
+    let per_row = cfg.episodes.div_ceil(cfg.envs).div_ceil(cfg.shard.1) * cfg.envs;
+    let bar = indicatif::ProgressBar::new((per_row * cfg.policies.len()) as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} episodes {elapsed}<{eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let (report, strip_frames) = run(&cfg, &loaded, strips, |name, _| {
+        bar.set_prefix(name.to_string());
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    if let Some(dir) = &a.out {
+        report.write(dir)?;
+        let side = scene.resolution() as usize;
+        let pngs = write_strips(dir, &strip_frames, side)?;
+        eprintln!(
+            "wrote {} and {} strip(s) to {}",
+            dir.join("report.json").display(),
+            pngs.len(),
+            dir.display()
+        );
+    }
+    print(&report, a.json)
+}

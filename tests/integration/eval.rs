@@ -1,0 +1,97 @@
+//! `amisim eval`: deterministic reports, shards that merge into the whole run.
+
+use amisim::actor::planner::{PlannerConfig, PlannerKind};
+use amisim::eval::run::{merge, run, wilson, EvalConfig, Loaded, Policy, Report};
+use amisim::perception::EncoderConfig;
+use amisim::train::jepa::cpu_device;
+use amisim::world_model::jepa::{JepaConfig, LossWeights};
+
+fn tiny_planner(kind: PlannerKind) -> PlannerConfig {
+    let mut c = PlannerConfig::default_for(kind);
+    c.horizon = 3;
+    c.repeat = 2;
+    c.samples = 16;
+    c.elites = 4;
+    c.iterations = 2;
+    c.replan_every = 2;
+    c
+}
+
+fn config(shard: (usize, usize)) -> EvalConfig {
+    EvalConfig {
+        scene: "two_rooms".into(),
+        episodes: 5,
+        envs: 2,
+        seed: 11,
+        max_steps: 10,
+        policies: vec![
+            Policy::Random,
+            Policy::Latent(tiny_planner(PlannerKind::Cem)),
+            Policy::Latent(tiny_planner(PlannerKind::Mppi)),
+            Policy::Oracle(tiny_planner(PlannerKind::Cem)),
+        ],
+        shard,
+        checkpoint: "untrained".into(),
+        checkpoint_step: 0,
+        model: serde_json::Value::Null,
+    }
+}
+
+/// Everything but the timings, which are the only thing allowed to differ between runs.
+fn outcomes(r: &Report) -> Vec<(String, String, f64, [f64; 2])> {
+    r.rows
+        .iter()
+        .map(|row| {
+            (
+                row.name.clone(),
+                serde_json::to_string(&row.episodes).unwrap(),
+                row.success_rate,
+                row.success_ci95,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
+    let device = cpu_device();
+    let model = amisim::train::jepa::seeded(&device, 5, || {
+        JepaConfig::new(EncoderConfig::lenet(65, 8), LossWeights::new()).init(&device)
+    });
+    let loaded = Loaded {
+        model: &model,
+        differentiable: None,
+        probe: None,
+    };
+    let (a, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
+    let (b, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
+    assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    assert_eq!(a.episodes, 5);
+    assert_eq!(a.rows.len(), 4);
+    for row in &a.rows {
+        let ids: Vec<usize> = row.episodes.iter().map(|e| e.episode).collect();
+        assert_eq!(ids, vec![0, 1, 2, 3, 4], "{}", row.name);
+    }
+    // Every row plays the same episodes: the start distances agree.
+    let starts = |i: usize| a.rows[i].episodes.iter().map(|e| e.start_distance).collect::<Vec<_>>();
+    assert_eq!(starts(0), starts(3));
+    let (s0, _) = run(&config((0, 2)), &loaded, 0, |_, _| {}).unwrap();
+    let (s1, _) = run(&config((1, 2)), &loaded, 0, |_, _| {}).unwrap();
+    assert_eq!(s0.rows[0].episodes.len() + s1.rows[0].episodes.len(), 5);
+    let merged = merge(vec![s1, s0.clone()]).unwrap();
+    assert_eq!(outcomes(&merged), outcomes(&a), "shards merged equal the unsharded run");
+    assert_eq!(merged.settings, a.settings);
+    // A shard missing is an error that says so.
+    let err = merge(vec![s0]).unwrap_err().to_string();
+    assert!(err.contains("shards 0..2"), "{err}");
+}
+
+#[test]
+fn wilson_interval() {
+    // 95 of 100: the Wilson interval is about [88.8 %, 97.8 %].
+    let [lo, hi] = wilson(95, 100);
+    assert!((lo - 0.8882).abs() < 1e-3 && (hi - 0.9785).abs() < 1e-3, "{lo} {hi}");
+    assert_eq!(wilson(0, 0), [0.0, 1.0]);
+    let [lo, hi] = wilson(10, 10);
+    assert!(hi == 1.0 && lo > 0.69 && lo < 0.73, "{lo}");
+}
