@@ -81,6 +81,9 @@ struct CollectArgs {
     /// Share of random-walk episodes that start by pushing the box (scenes with a box).
     #[arg(long, default_value_t = RandomWalkConfig::default().push_rate)]
     push_rate: f32,
+    /// Share of random-walk episodes that start by walking into a wall.
+    #[arg(long, default_value_t = RandomWalkConfig::default().wall_rate)]
+    wall_rate: f32,
     /// Output folder.
     #[arg(long, default_value = "out/dataset")]
     out: PathBuf,
@@ -240,6 +243,7 @@ fn run(cli: Cli) -> Result<()> {
                 random_walk: RandomWalkConfig {
                     cross_rate: a.cross_rate,
                     push_rate: a.push_rate,
+                    wall_rate: a.wall_rate,
                     ..Default::default()
                 },
             };

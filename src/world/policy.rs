@@ -34,6 +34,10 @@ pub struct RandomWalkConfig {
     /// that the walk pushes it: a plain random walk meets the box too rarely to learn pushing.
     #[serde(default)]
     pub push_rate: f32,
+    /// Share of episodes that start next to a wall heading into it, so that the data shows
+    /// walls stopping the agent (what a planner pushing toward a goal behind a wall meets).
+    #[serde(default)]
+    pub wall_rate: f32,
 }
 
 impl Default for RandomWalkConfig {
@@ -46,6 +50,7 @@ impl Default for RandomWalkConfig {
             step_max: 1.8,
             cross_rate: 0.35,
             push_rate: 0.5,
+            wall_rate: 0.0,
         }
     }
 }
@@ -122,6 +127,11 @@ pub fn plan_episode(
                     if let Some(plan) = push_walk(scene, cfg, state, b, spec.half_size, steps, rng) {
                         return plan;
                     }
+                }
+            }
+            if steps >= 1 && cfg.wall_rate > 0.0 && rng.random::<f32>() < cfg.wall_rate {
+                if let Some(plan) = wall_walk(scene, cfg, state, steps, rng) {
+                    return plan;
                 }
             }
             let crossing = !layout.doors.is_empty() && steps >= 2 && rng.random::<f32>() < cfg.cross_rate;
@@ -212,6 +222,60 @@ fn push_walk(
             sim::step(scene, &mut trial, [a.x, a.y]);
         }
         if trial.pushable.is_some_and(|p| p.distance(b) > 1.0) {
+            state.agent = start;
+            return Some(to_arrays(actions));
+        }
+    }
+    None
+}
+
+/// A walk that starts 0.5–6 units off a wall face, heading into it (±45°); checked with the
+/// simulator and kept only if a wall stops the agent. Moves `state.agent` to the start.
+fn wall_walk(
+    scene: &Scene,
+    cfg: &RandomWalkConfig,
+    state: &mut EnvState,
+    steps: usize,
+    rng: &mut impl Rng,
+) -> Option<Vec<[f32; 2]>> {
+    let Scene::TopDown(s) = scene else { return None };
+    let layout = state.layout.clone()?;
+    if layout.walls.is_empty() {
+        return None;
+    }
+    let r = s.agent.radius;
+    for _ in 0..CROSSING_TRIES {
+        let w = layout.walls[rng.random_range(0..layout.walls.len())];
+        let size = w.size();
+        let side = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+        let (point, normal) = if size.x < size.y {
+            let y = rng.random_range(w.min.y..=w.max.y);
+            let x = if side > 0.0 { w.max.x } else { w.min.x };
+            (Vec2::new(x, y), Vec2::new(side, 0.0))
+        } else {
+            let x = rng.random_range(w.min.x..=w.max.x);
+            let y = if side > 0.0 { w.max.y } else { w.min.y };
+            (Vec2::new(x, y), Vec2::new(0.0, side))
+        };
+        let start = point + normal * (r + rng.random_range(0.5..6.0));
+        if layout.room_of(start).is_none() || layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
+            continue;
+        }
+        if let (Some(b), Some(p)) = (state.pushable, &s.pushable) {
+            if (start - b).abs().max_element() < p.half_size + r + 0.1 {
+                continue;
+            }
+        }
+        let h0 = (-normal).to_angle() + rng.random_range(-FRAC_PI_4..FRAC_PI_4);
+        let actions = walk(rng, cfg, h0, steps);
+        let mut trial = state.clone();
+        trial.agent = start;
+        let mut hit = false;
+        for a in &actions {
+            sim::step(scene, &mut trial, [a.x, a.y]);
+            hit |= trial.collided;
+        }
+        if hit {
             state.agent = start;
             return Some(to_arrays(actions));
         }

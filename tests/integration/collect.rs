@@ -110,3 +110,27 @@ fn push_box_walks_move_the_box_at_about_the_configured_rate() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn wall_walks_meet_walls() {
+    let dir = std::env::temp_dir().join(format!("amisim-wall-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = config(PolicyKind::RandomWalk);
+    cfg.episodes = 200;
+    cfg.envs = 100;
+    cfg.steps = 16;
+    cfg.shard_episodes = 200;
+    let mut hit_share = |wall_rate: f32| {
+        cfg.random_walk.wall_rate = wall_rate;
+        collect(&cfg, &dir, None, false).unwrap();
+        let (s, _) = Shard::read(&shard_path(&dir, 0)).unwrap();
+        let hit = (0..s.episodes)
+            .filter(|e| s.collided[e * 17..(e + 1) * 17].iter().any(|&c| c != 0))
+            .count();
+        hit as f32 / s.episodes as f32
+    };
+    let (none, all) = (hit_share(0.0), hit_share(1.0));
+    assert!(all > 0.95, "wall_rate 1 met a wall in {all} of episodes");
+    assert!(none < 0.5, "plain walks met a wall in {none} of episodes");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
