@@ -64,6 +64,9 @@ pub struct EvalArgs {
     /// Weight of the effort term.
     #[arg(long)]
     pub effort: Option<f32>,
+    /// Weight of the predicted-collision term (inverse dynamics on imagined latents).
+    #[arg(long)]
+    pub collision: Option<f32>,
     /// Step budget per episode (default: the scene's).
     #[arg(long)]
     pub max_steps: Option<u32>,
@@ -110,6 +113,9 @@ impl EvalArgs {
         }
         if let Some(e) = self.effort {
             c.cost.effort = e;
+        }
+        if let Some(w) = self.collision {
+            c.cost.collision = w;
         }
         c
     }

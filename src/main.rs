@@ -6,7 +6,7 @@ use amisim::bench::{bench_env_all, bench_train, EnvBenchRow};
 use amisim::eval::probe::probe;
 use amisim::train::collect::{collect, CollectConfig};
 use amisim::train::data::Episodes;
-use amisim::train::jepa::{cpu_device, load_checkpoint, train, TrainConfig};
+use amisim::train::jepa::{cpu_device, load_checkpoint, TrainConfig};
 use amisim::world::policy::{PolicyKind, RandomWalkConfig};
 use amisim::world::scene::shipped_scene_names;
 use amisim::world::{check_adapter, Scene};
@@ -94,6 +94,9 @@ struct CollectArgs {
 
 #[derive(clap::Args)]
 struct TrainArgs {
+    /// Where to train: cpu, or wgpu (a GPU; needs a build with `--features wgpu`).
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// A dataset folder written by `amisim collect`.
     #[arg(long, conflicts_with = "scene")]
     data: Option<PathBuf>,
@@ -143,6 +146,10 @@ struct ProbeArgs {
     rollout: usize,
     #[arg(long, default_value_t = 1_000_003)]
     seed: u64,
+    /// Share of held-out episodes that start by walking into a wall (1: how well the model
+    /// knows that walls stop the agent).
+    #[arg(long, default_value_t = 0.0)]
+    wall_rate: f32,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -478,7 +485,8 @@ fn train_command(a: TrainArgs) -> Result<()> {
         data.scene,
         a.out.display()
     );
-    let summary = train(&cfg, &data, &a.out, a.resume, true)?;
+    let device = amisim::train::jepa::device_named(&a.device)?;
+    let summary = amisim::train::jepa::train_on(&cfg, &data, &a.out, a.resume, true, &device)?;
     if let Some(t) = summary.last {
         println!(
             "done: {} steps, loss {:.4} (pred {:.4} var {:.4} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4}), {:.0} frames/s, {:.0} ms/step",
@@ -498,10 +506,13 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
         return Err(eval_cli::missing_checkpoint(&path, &a.scene));
     }
     let ck = load_checkpoint(&path, None, &cpu_device())?;
-    let collect =
-        |episodes, steps, seed| Episodes::collect(&CollectConfig::random_walk(&a.scene, episodes, steps, 128, seed));
-    let train_data = collect(a.train_episodes, 16, a.seed)?;
-    let test_data = collect(a.test_episodes, a.rollout, a.seed + 1)?;
+    let collect = |episodes, steps, seed, wall_rate| {
+        let mut c = CollectConfig::random_walk(&a.scene, episodes, steps, 128, seed);
+        c.random_walk.wall_rate = wall_rate;
+        Episodes::collect(&c)
+    };
+    let train_data = collect(a.train_episodes, 16, a.seed, 0.0)?;
+    let test_data = collect(a.test_episodes, a.rollout, a.seed + 1, a.wall_rate)?;
     let report = probe(&ck.model, &train_data, &test_data, 500);
     if let Some(p) = &a.plot {
         // Blue: the rollout probe; orange: the linear probe on real frames, for reference.

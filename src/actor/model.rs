@@ -18,6 +18,19 @@ pub trait Dynamics: Sync {
     /// Rolls out `n` action sequences per start: `actions` `[starts·n, len, 2]` (the `n`
     /// candidates of start `p` are rows `p·n..(p+1)·n`) → states `[starts·n, len, dim]`.
     fn rollout(&self, starts: &[Self::Start], n: usize, actions: &[f32], len: usize) -> Vec<f32>;
+    /// Task costs the model itself estimates, one per trajectory (`states` as returned by
+    /// [`rollout`](Self::rollout)), added to the goal energy: the predicted collisions.
+    fn task_costs(
+        &self,
+        _starts: &[Self::Start],
+        _n: usize,
+        _actions: &[f32],
+        _states: &[f32],
+        _len: usize,
+        _cost: &CostConfig,
+    ) -> Option<Vec<f32>> {
+        None
+    }
     /// Energies and their gradients with respect to the actions, where the model is
     /// differentiable: `goals` `[starts, dim]`.
     fn energy_gradient(
@@ -157,9 +170,61 @@ impl MlpRollout {
     }
 }
 
+/// The inverse-dynamics head `â = W2·relu(W1·[z, z'] + b1) + b2`, copied out of burn.
+#[derive(Debug, Clone)]
+pub struct MlpIdm {
+    latent: usize,
+    hidden: usize,
+    /// `W1` split into the rows of `z` and of `z'`, each `[latent, hidden]`.
+    w1a: Vec<f32>,
+    w1b: Vec<f32>,
+    b1: Vec<f32>,
+    w2: Vec<f32>,
+    b2: Vec<f32>,
+}
+
+impl MlpIdm {
+    pub fn new(idm: &crate::world_model::InverseDynamics) -> MlpIdm {
+        let [l1, l2] = idm.layers();
+        let [inputs, hidden] = l1.weight.dims();
+        let latent = inputs / 2;
+        let w1 = to_vec(l1.weight.val());
+        let bias = |l: &burn::nn::Linear, n: usize| l.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; n]);
+        MlpIdm {
+            latent,
+            hidden,
+            w1a: w1[..latent * hidden].to_vec(),
+            w1b: w1[latent * hidden..].to_vec(),
+            b1: bias(l1, hidden),
+            w2: to_vec(l2.weight.val()),
+            b2: bias(l2, 2),
+        }
+    }
+
+    /// Actions read from `m` pairs of latent rows `z`, `z'` (`[m, latent]` each) → `[m, 2]`.
+    pub fn forward(&self, z: &[f32], z_next: &[f32], m: usize) -> Vec<f32> {
+        let (d, h) = (self.latent, self.hidden);
+        let mut hid = vec![0.0; m * h];
+        for r in 0..m {
+            hid[r * h..(r + 1) * h].copy_from_slice(&self.b1);
+        }
+        matmul_acc(z, &self.w1a, &mut hid, m, d, h);
+        matmul_acc(z_next, &self.w1b, &mut hid, m, d, h);
+        hid.iter_mut().for_each(|v| *v = v.max(0.0));
+        let mut out = vec![0.0; m * 2];
+        for r in 0..m {
+            out[2 * r..2 * r + 2].copy_from_slice(&self.b2);
+        }
+        matmul_acc(&hid, &self.w2, &mut out, m, h, 2);
+        out
+    }
+}
+
 /// The learned world model as planning dynamics: starts are latents `[latent]`.
 pub struct LatentDynamics {
     pub mlp: MlpRollout,
+    /// The inverse-dynamics head, for the predicted-collision cost.
+    pub idm: Option<MlpIdm>,
     /// The predictor on an autodiff device, for the gradient planner.
     pub differentiable: Option<Predictor>,
 }
@@ -168,8 +233,15 @@ impl LatentDynamics {
     pub fn new(predictor: &Predictor, differentiable: Option<Predictor>) -> LatentDynamics {
         LatentDynamics {
             mlp: MlpRollout::new(predictor),
+            idm: None,
             differentiable,
         }
+    }
+
+    /// With the inverse-dynamics head (for the predicted-collision cost).
+    pub fn with_idm(mut self, idm: &crate::world_model::InverseDynamics) -> LatentDynamics {
+        self.idm = Some(MlpIdm::new(idm));
+        self
     }
 }
 
@@ -191,6 +263,40 @@ impl Dynamics for LatentDynamics {
     fn rollout(&self, starts: &[Vec<f32>], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
         self.mlp
             .rollout_rows(&repeat_rows(starts, n), actions, starts.len() * n, len)
+    }
+
+    fn task_costs(
+        &self,
+        starts: &[Vec<f32>],
+        n: usize,
+        actions: &[f32],
+        states: &[f32],
+        len: usize,
+        cost: &CostConfig,
+    ) -> Option<Vec<f32>> {
+        if cost.collision == 0.0 {
+            return None;
+        }
+        let idm = self.idm.as_ref()?;
+        let d = self.mlp.latent;
+        let m = starts.len() * n;
+        // Pairs (z[t−1], z[t]) of every step of every candidate, z[−1] the start.
+        let mut before = Vec::with_capacity(m * len * d);
+        for i in 0..m {
+            before.extend_from_slice(&starts[i / n]);
+            before.extend_from_slice(&states[i * len * d..((i + 1) * len - 1) * d]);
+        }
+        let read = idm.forward(&before, states, m * len);
+        Some(
+            (0..m)
+                .map(|i| {
+                    let s: f32 = (0..len * 2)
+                        .map(|k| (actions[i * len * 2 + k] - read[i * len * 2 + k]).powi(2))
+                        .sum();
+                    cost.collision * s / len as f32
+                })
+                .collect(),
+        )
     }
 
     fn energy_gradient(

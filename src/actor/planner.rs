@@ -207,6 +207,25 @@ pub fn plan<D: Dynamics>(
     }
 }
 
+/// The energy of every rolled-out candidate: goal distance and effort, plus the task costs the
+/// model estimates (predicted collisions).
+fn score<D: Dynamics>(
+    cfg: &PlannerConfig,
+    dynamics: &D,
+    starts: &[D::Start],
+    n: usize,
+    actions: &[f32],
+    states: &[f32],
+    goals: &[f32],
+) -> Vec<f32> {
+    let l = cfg.len();
+    let mut costs = cfg.cost.energies(states, goals, n, actions, l);
+    if let Some(extra) = dynamics.task_costs(starts, n, actions, states, l, &cfg.cost) {
+        costs.iter_mut().zip(extra).for_each(|(c, e)| *c += e);
+    }
+    costs
+}
+
 /// Rolls out one sequence per problem and scores it.
 fn evaluate<D: Dynamics>(
     cfg: &PlannerConfig,
@@ -217,7 +236,7 @@ fn evaluate<D: Dynamics>(
 ) -> (Vec<f32>, Vec<f32>) {
     let l = cfg.len();
     let states = dynamics.rollout(starts, 1, actions, l);
-    let costs = cfg.cost.energies(&states, goals, 1, actions, l);
+    let costs = score(cfg, dynamics, starts, 1, actions, &states, goals);
     (states, costs)
 }
 
@@ -249,7 +268,7 @@ fn sampling<D: Dynamics>(
             );
         }
         let states = dynamics.rollout(starts, n, &actions, l);
-        let costs = cfg.cost.energies(&states, goals, n, &actions, l);
+        let costs = score(cfg, dynamics, starts, n, &actions, &states, goals);
         for q in 0..p {
             let c = &costs[q * n..(q + 1) * n];
             let a = &actions[q * n * l * 2..(q + 1) * n * l * 2];
@@ -377,7 +396,7 @@ fn gradient<D: Dynamics>(
     }
     // Score the final sequences with the same rollout the other planners use.
     let states = dynamics.rollout(starts, n, &actions, l);
-    let costs = cfg.cost.energies(&states, goals, n, &actions, l);
+    let costs = score(cfg, dynamics, starts, n, &actions, &states, goals);
     (0..p)
         .map(|q| {
             let c = &costs[q * n..(q + 1) * n];

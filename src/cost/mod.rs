@@ -31,6 +31,11 @@ pub struct CostConfig {
     pub horizon: Horizon,
     /// Weight of the effort term `mean ‖a‖²`.
     pub effort: f32,
+    /// Weight of the predicted-collision term: `mean ‖a − â‖²`, where `â` is the action the
+    /// inverse-dynamics head reads from consecutive imagined latents — what the model expects
+    /// the action to achieve. Pushing into a wall the model knows of achieves little.
+    #[serde(default)]
+    pub collision: f32,
 }
 
 impl Default for CostConfig {
@@ -39,6 +44,7 @@ impl Default for CostConfig {
             distance: Distance::L2,
             horizon: Horizon::Terminal,
             effort: 0.0,
+            collision: 0.0,
         }
     }
 }

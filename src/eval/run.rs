@@ -356,7 +356,8 @@ pub fn run(
     let batches: Vec<usize> = (0..cfg.episodes.div_ceil(cfg.envs))
         .filter(|b| b % n_shard == i_shard)
         .collect();
-    let latent = LatentDynamics::new(&loaded.model.predictor, loaded.differentiable.clone());
+    let latent =
+        LatentDynamics::new(&loaded.model.predictor, loaded.differentiable.clone()).with_idm(&loaded.model.idm);
     let oracle = SimDynamics { scene: scene.clone() };
     let mut rows = Vec::new();
     let mut all_strips = Vec::new();

@@ -28,7 +28,7 @@ use std::time::Instant;
 #[derive(Config, Debug)]
 pub struct TrainConfig {
     pub model: JepaConfig,
-    #[config(default = 3000)]
+    #[config(default = 1500)]
     pub steps: usize,
     #[config(default = 32)]
     pub batch: usize,
@@ -127,6 +127,21 @@ pub fn seeded<M: Module>(device: &Device, seed: u64, build: impl FnOnce() -> M) 
 /// The CPU device used for training and inference.
 pub fn cpu_device() -> Device {
     Device::flex()
+}
+
+/// The device named on the command line: `cpu` (burn's flex backend), or `wgpu` (the default
+/// GPU adapter, in builds with the `wgpu` feature).
+pub fn device_named(name: &str) -> Result<Device> {
+    match name {
+        "cpu" | "flex" => Ok(cpu_device()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => bail!(
+            "--device wgpu: this build has no GPU backend; build with it: cargo run --release --features wgpu -- …"
+        ),
+        other => bail!("--device {other}: expected cpu or wgpu"),
+    }
 }
 
 /// Name of the checkpoint file in a run folder.
@@ -268,6 +283,18 @@ pub fn train(
     resume: bool,
     show_progress: bool,
 ) -> Result<TrainSummary> {
+    train_on(cfg, data, out, resume, show_progress, &cpu_device())
+}
+
+/// [`train`] on a chosen device (see [`device_named`]).
+pub fn train_on(
+    cfg: &TrainConfig,
+    data: &Episodes,
+    out: &Path,
+    resume: bool,
+    show_progress: bool,
+    device: &Device,
+) -> Result<TrainSummary> {
     if cfg.window < 2 || cfg.window > data.steps + 1 {
         bail!(
             "window {} must be in 2..={} (frames per episode)",
@@ -289,7 +316,7 @@ pub fn train(
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ckpt_path = out.join(CHECKPOINT);
-    let device = cpu_device().autodiff();
+    let device = device.clone().autodiff();
     let resumed = if resume {
         Some(load_checkpoint(&ckpt_path, None, &device)?)
     } else {

@@ -91,6 +91,11 @@ pub struct InverseDynamics {
 }
 
 impl InverseDynamics {
+    /// The two layers, input to output (for the planner's predicted-collision cost).
+    pub fn layers(&self) -> [&Linear; 2] {
+        [&self.l1, &self.l2]
+    }
+
     /// `z0`, `z1` `[n, latent]` → action `[n, action]`.
     pub fn forward(&self, z0: Tensor<2>, z1: Tensor<2>) -> Tensor<2> {
         self.l2.forward(relu(self.l1.forward(Tensor::cat(vec![z0, z1], 1))))

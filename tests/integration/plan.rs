@@ -57,6 +57,7 @@ fn echo_config(kind: PlannerKind) -> PlannerConfig {
         distance: Distance::L2,
         horizon: Horizon::Sum,
         effort: 0.0,
+        collision: 0.0,
     };
     cfg
 }
@@ -182,4 +183,32 @@ fn gradient_planner_lowers_the_latent_cost() {
     let mut rngs = vec![ChaCha8Rng::seed_from_u64(1)];
     let plans = plan(&cfg, &dynamics, &start, &goal, &zero, &mut rngs, false);
     assert!(plans[0].cost < before * 0.95, "cost {before} → {}", plans[0].cost);
+}
+
+#[test]
+fn hand_written_inverse_dynamics_matches_the_head() {
+    use amisim::actor::model::MlpIdm;
+    use amisim::world_model::InverseDynamicsConfig;
+    let device = cpu_device();
+    let idm = amisim::train::jepa::seeded(&device, 6, || {
+        InverseDynamicsConfig::new(8).with_hidden(16).init(&device)
+    });
+    let z0 = Tensor::<2>::random([4, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let z1 = Tensor::<2>::random([4, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let expected: Vec<f32> = idm
+        .forward(z0.clone(), z1.clone())
+        .into_data()
+        .try_into_vec::<f32>()
+        .unwrap();
+    let got = MlpIdm::new(&idm).forward(
+        &z0.into_data().try_into_vec::<f32>().unwrap(),
+        &z1.into_data().try_into_vec::<f32>().unwrap(),
+        4,
+    );
+    let worst = expected
+        .iter()
+        .zip(&got)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(worst < 1e-5, "largest difference {worst}");
 }
