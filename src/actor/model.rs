@@ -130,8 +130,9 @@ impl MlpRollout {
         for r in 0..m {
             let (a0, a1) = (a[2 * r], a[2 * r + 1]);
             let row = &mut h1[r * h..(r + 1) * h];
-            for j in 0..h {
-                row[j] = self.b1[j] + a0 * self.w1a[j] + a1 * self.w1a[h + j];
+            let (wx, wy) = self.w1a.split_at(h);
+            for (((v, b), x), y) in row.iter_mut().zip(&self.b1).zip(wx).zip(wy) {
+                *v = b + a0 * x + a1 * y;
             }
         }
         matmul_acc(z, &self.w1z, h1, m, d, h);

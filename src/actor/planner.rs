@@ -79,6 +79,7 @@ impl PlannerConfig {
     }
 
     /// Actions in a plan.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         self.horizon * self.repeat
     }

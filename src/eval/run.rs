@@ -318,6 +318,9 @@ pub struct StripFrame {
     pub path: Vec<[f32; 2]>,
 }
 
+/// The frames of one episode of one row: `(row name, episode, frames)`.
+pub type Strip = (String, usize, Vec<StripFrame>);
+
 /// The world model and what goes with it.
 pub struct Loaded<'a> {
     pub model: &'a Jepa,
@@ -334,7 +337,7 @@ pub fn run(
     loaded: &Loaded,
     strips: usize,
     mut progress: impl FnMut(&str, usize),
-) -> Result<(Report, Vec<(String, usize, Vec<StripFrame>)>)> {
+) -> Result<(Report, Vec<Strip>)> {
     let scene = Scene::load(&cfg.scene)?;
     let (i_shard, n_shard) = cfg.shard;
     if n_shard == 0 || i_shard >= n_shard {
@@ -520,7 +523,7 @@ fn imagined_path(policy: &Policy, mpc: Option<&Mpc>, i: usize, probe: Option<&Li
 
 /// Writes one PNG per strip: frames left to right (every `every`-th step), ×4, the imagined
 /// path in yellow.
-pub fn write_strips(dir: &Path, strips: &[(String, usize, Vec<StripFrame>)], side: usize) -> Result<Vec<PathBuf>> {
+pub fn write_strips(dir: &Path, strips: &[Strip], side: usize) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let scale = 4usize;
     let cols = 10usize;

@@ -138,7 +138,7 @@ impl EncoderConfig {
                         self.patch, self.resolution
                     ));
                 }
-                if self.heads == 0 || self.width % self.heads != 0 {
+                if self.heads == 0 || !self.width.is_multiple_of(self.heads) {
                     return Err(format!(
                         "model.encoder.width = {} must be a multiple of model.encoder.heads = {}",
                         self.width, self.heads
