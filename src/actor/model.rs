@@ -88,6 +88,11 @@ fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("f32 weights")
 }
 
+/// A linear layer's bias, zeros where it has none.
+fn bias(l: &burn::nn::Linear, n: usize) -> Vec<f32> {
+    l.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; n])
+}
+
 /// The residual-MLP predictor `z' = z + W3·relu(W2·relu(W1·[z, a] + b1) + b2) + b3`, with its
 /// weights copied out of burn.
 #[derive(Debug, Clone)]
@@ -110,7 +115,6 @@ impl MlpRollout {
         let [inputs, hidden] = l1.weight.dims();
         let latent = inputs - 2;
         let w1 = to_vec(l1.weight.val());
-        let bias = |l: &burn::nn::Linear, n: usize| l.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; n]);
         MlpRollout {
             latent,
             hidden,
@@ -190,7 +194,6 @@ impl MlpIdm {
         let [inputs, hidden] = l1.weight.dims();
         let latent = inputs / 2;
         let w1 = to_vec(l1.weight.val());
-        let bias = |l: &burn::nn::Linear, n: usize| l.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; n]);
         MlpIdm {
             latent,
             hidden,
@@ -246,11 +249,10 @@ impl LatentDynamics {
     }
 }
 
-/// Copies each start `n` times: `[starts, d]` → `[starts·n, d]`.
-fn repeat_rows(starts: &[Vec<f32>], n: usize) -> Vec<f32> {
-    starts
-        .iter()
-        .flat_map(|s| std::iter::repeat_n(s.as_slice(), n).flatten().copied())
+/// Copies each row `n` times: `[rows, d]` → `[rows·n, d]`.
+fn repeat_rows<'a>(rows: impl IntoIterator<Item = &'a [f32]>, n: usize) -> Vec<f32> {
+    rows.into_iter()
+        .flat_map(|s| std::iter::repeat_n(s, n).flatten().copied())
         .collect()
 }
 
@@ -262,8 +264,12 @@ impl Dynamics for LatentDynamics {
     }
 
     fn rollout(&self, starts: &[Vec<f32>], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
-        self.mlp
-            .rollout_rows(&repeat_rows(starts, n), actions, starts.len() * n, len)
+        self.mlp.rollout_rows(
+            &repeat_rows(starts.iter().map(Vec::as_slice), n),
+            actions,
+            starts.len() * n,
+            len,
+        )
     }
 
     fn task_costs(
@@ -313,10 +319,11 @@ impl Dynamics for LatentDynamics {
         let device = p.devices().into_iter().next()?;
         let d = self.mlp.latent;
         let m = starts.len() * n;
-        let z0 = Tensor::<2>::from_data(TensorData::new(repeat_rows(starts, n), [m, d]), &device);
-        let goal_rows: Vec<f32> = (0..starts.len())
-            .flat_map(|s| std::iter::repeat_n(&goals[s * d..(s + 1) * d], n).flatten().copied())
-            .collect();
+        let z0 = Tensor::<2>::from_data(
+            TensorData::new(repeat_rows(starts.iter().map(Vec::as_slice), n), [m, d]),
+            &device,
+        );
+        let goal_rows = repeat_rows(goals.chunks_exact(d), n);
         let g = Tensor::<2>::from_data(TensorData::new(goal_rows, [m, d]), &device);
         let a = Tensor::<3>::from_data(TensorData::new(actions.to_vec(), [m, len, 2]), &device).require_grad();
         let states = p.rollout(z0, a.clone());

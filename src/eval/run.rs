@@ -400,36 +400,31 @@ pub fn run(
             let max_steps = cfg.max_steps;
             for _t in 0..max_steps {
                 let mut actions = vec![[0.0f32; 2]; n];
-                match (policy, &mut mpc) {
+                // Planner rows: the actions, whether a plan was made, how long it took, and the
+                // steps a plan covers.
+                let decided = match (policy, &mut mpc) {
                     (Policy::Latent(c), Some(mpc)) => {
-                        let t0 = Instant::now();
-                        let z = encode(loaded.model, &obs, &device);
-                        encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
-                        let d = loaded.model.encoder.latent();
-                        let zs: Vec<Vec<f32>> = z.chunks_exact(d).map(|r| r.to_vec()).collect();
+                        // Between plans the controller executes queued actions: encode only
+                        // when some environment plans now.
+                        let zs: Vec<Vec<f32>> = if active.iter().any(|&i| mpc.needs_plan(i)) {
+                            let t0 = Instant::now();
+                            let z = encode(loaded.model, &obs, &device);
+                            encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
+                            z.chunks_exact(loaded.model.encoder.latent())
+                                .map(|r| r.to_vec())
+                                .collect()
+                        } else {
+                            vec![Vec::new(); n]
+                        };
                         let t1 = Instant::now();
                         let (acts, planned) = mpc.act(&latent, &zs, &goals_latent, &active, !drawn.is_empty());
-                        let ms = t1.elapsed().as_secs_f64() * 1e3;
-                        if planned {
-                            plan_total += ms;
-                            samples.push(ms / active.len() as f64 / c.replan_every as f64);
-                        }
-                        for (i, a) in acts {
-                            actions[i] = a;
-                        }
+                        Some((acts, planned, t1.elapsed(), c.replan_every))
                     }
                     (Policy::Oracle(c), Some(mpc)) => {
                         let states = env.states().to_vec();
                         let t1 = Instant::now();
                         let (acts, planned) = mpc.act(&oracle, &states, &goals_sim, &active, false);
-                        let ms = t1.elapsed().as_secs_f64() * 1e3;
-                        if planned {
-                            plan_total += ms;
-                            samples.push(ms / active.len() as f64 / c.replan_every as f64);
-                        }
-                        for (i, a) in acts {
-                            actions[i] = a;
-                        }
+                        Some((acts, planned, t1.elapsed(), c.replan_every))
                     }
                     _ => {
                         let m = match &scene {
@@ -441,6 +436,17 @@ pub fn run(
                             project(&mut a, m);
                             actions[i] = a;
                         }
+                        None
+                    }
+                };
+                if let Some((acts, planned, elapsed, covers)) = decided {
+                    if planned {
+                        let ms = elapsed.as_secs_f64() * 1e3;
+                        plan_total += ms;
+                        samples.push(ms / active.len() as f64 / covers as f64);
+                    }
+                    for (i, a) in acts {
+                        actions[i] = a;
                     }
                 }
                 for &i in &drawn {
