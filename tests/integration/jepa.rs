@@ -106,18 +106,7 @@ fn vit_world_model_learns_and_bad_encoder_config_is_named() {
     let data = toy_episodes(16, 6);
     let mut cfg = tiny_config();
     cfg.model.encoder = EncoderConfig::tiny_vit(RES, 16);
-    let device = cpu_device().autodiff();
-    let mut model = amisim::train::jepa::seeded(&device, 1, || cfg.model.init(&device));
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let (frames, actions) = data.batch(8, 4, &mut rng, &device);
-    let mut optim = burn::optim::AdamWConfig::new().init();
-    let (_, first) = model.loss(frames.clone(), actions.clone(), &cfg.model);
-    for _ in 0..30 {
-        let (loss, _) = model.loss(frames.clone(), actions.clone(), &cfg.model);
-        let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(5e-3, model, grads);
-    }
-    let (_, last) = model.loss(frames, actions, &cfg.model);
+    let (first, last) = thirty_steps_on_one_batch(&cfg, &data);
     assert!(last.total < first.total * 0.9, "loss {} → {}", first.total, last.total);
     // Width 18 does not split over 4 heads: train refuses before building anything.
     cfg.model.encoder = cfg.model.encoder.clone().with_width(18).with_heads(4);
@@ -130,10 +119,14 @@ fn vit_world_model_learns_and_bad_encoder_config_is_named() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn a_few_steps_lower_the_loss_on_a_fixed_batch() {
-    let data = toy_episodes(16, 6);
-    let cfg = tiny_config();
+/// The loss terms of one fixed batch before and after 30 AdamW steps on it.
+fn thirty_steps_on_one_batch(
+    cfg: &TrainConfig,
+    data: &Episodes,
+) -> (
+    amisim::world_model::jepa::LossTerms,
+    amisim::world_model::jepa::LossTerms,
+) {
     let device = cpu_device().autodiff();
     let mut model = amisim::train::jepa::seeded(&device, 1, || cfg.model.init(&device));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
@@ -146,6 +139,14 @@ fn a_few_steps_lower_the_loss_on_a_fixed_batch() {
         model = optim.step(5e-3, model, grads);
     }
     let (_, last) = model.loss(frames, actions, &cfg.model);
+    (first, last)
+}
+
+#[test]
+fn a_few_steps_lower_the_loss_on_a_fixed_batch() {
+    let data = toy_episodes(16, 6);
+    let cfg = tiny_config();
+    let (first, last) = thirty_steps_on_one_batch(&cfg, &data);
     assert!(last.total < first.total * 0.9, "loss {} → {}", first.total, last.total);
 }
 
