@@ -543,6 +543,12 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
             .map(|(i, v)| format!("{}:{v:.2}", i + 1))
             .collect();
         println!("rollout probe RMSE (px) by step: {}", steps.join(" "));
+        for l in &report.layout {
+            println!(
+                "layout {}: linear {:.2} px, MLP {:.2} px (spread {:.2} px)",
+                l.column, l.linear_rmse_px, l.mlp_rmse_px, l.std_px
+            );
+        }
         if report.by_target.len() > 1 {
             for t in &report.by_target {
                 let steps: Vec<String> = t

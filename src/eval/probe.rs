@@ -330,6 +330,19 @@ pub struct ProbeReport {
     pub test_frames: usize,
     /// The same errors for each target alone (agent, box), in the order of `targets`.
     pub by_target: Vec<TargetErrors>,
+    /// How well each frame's latent gives the episode's layout (wall column, door row): one
+    /// entry per layout value that varies between episodes.
+    pub layout: Vec<LayoutErrors>,
+}
+
+/// Probe errors of one layout value (e.g. `wall4_at`, `wall4_door0`), in pixels.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutErrors {
+    pub column: String,
+    pub linear_rmse_px: f32,
+    pub mlp_rmse_px: f32,
+    /// Its spread over the held-out episodes: the error of always guessing the mean.
+    pub std_px: f32,
 }
 
 /// Probe errors of one target, in pixels.
@@ -361,6 +374,71 @@ pub fn targets(data: &Episodes) -> (Vec<f32>, usize, Vec<String>) {
         vec!["agent".into()]
     };
     (y, k, names)
+}
+
+/// The layout values that vary between the episodes of `data` (column index and name), and
+/// their per-frame targets `[frames, columns]`.
+fn layout_targets(data: &Episodes, columns: &[usize]) -> Vec<f32> {
+    let mut y = Vec::new();
+    for e in 0..data.episodes {
+        let row = &data.layout[e * data.layout_width..(e + 1) * data.layout_width];
+        for _ in 0..=data.steps {
+            y.extend(columns.iter().map(|&c| row[c]));
+        }
+    }
+    y
+}
+
+fn varying_layout_columns(data: &Episodes) -> Vec<usize> {
+    let w = data.layout_width;
+    if w == 0 || data.layout.len() < data.episodes * w || data.layout_columns.len() != w {
+        return Vec::new();
+    }
+    let std = dim_std(&data.layout[..data.episodes * w], w);
+    (0..w).filter(|&c| std[c] > 1e-3).collect()
+}
+
+/// RMSE of column `i` of `[n, k]` predictions.
+fn column_rmse(pred: &[f32], truth: &[f32], k: usize, i: usize) -> f32 {
+    let n = pred.len() / k;
+    let sq: f64 = (0..n)
+        .map(|r| ((pred[r * k + i] - truth[r * k + i]) as f64).powi(2))
+        .sum();
+    (sq / n.max(1) as f64).sqrt() as f32
+}
+
+/// Linear and MLP probes from every frame's latent to the episode's varying layout values.
+fn probe_layout(
+    x_train: &[f32],
+    x_test: &[f32],
+    d: usize,
+    train: &Episodes,
+    test: &Episodes,
+    mlp_steps: usize,
+) -> Vec<LayoutErrors> {
+    let columns = varying_layout_columns(train);
+    if columns.is_empty()
+        || test.layout_width != train.layout_width
+        || test.layout.len() < test.episodes * test.layout_width
+    {
+        return Vec::new();
+    }
+    let k = columns.len();
+    let y_train = layout_targets(train, &columns);
+    let y_test = layout_targets(test, &columns);
+    let linear = LinearProbe::fit(x_train, &y_train, d, k, 1e-6).predict(x_test);
+    let mlp = MlpProbe::fit_predict(x_train, &y_train, x_test, d, k, mlp_steps, 1);
+    let std = dim_std(&y_test, k);
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| LayoutErrors {
+            column: train.layout_columns[c].clone(),
+            linear_rmse_px: column_rmse(&linear, &y_test, k, i),
+            mlp_rmse_px: column_rmse(&mlp, &y_test, k, i),
+            std_px: std[i],
+        })
+        .collect()
 }
 
 /// Runs every probe: fits on `train`, scores on `test`. The rollout probe unrolls from the
@@ -421,6 +499,7 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         })
         .collect();
     let std = dim_std(&x_test, d);
+    let layout = probe_layout(&x_train, &x_test, d, train, test, mlp_steps);
     ProbeReport {
         linear_rmse_px: linear_rmse,
         mlp_rmse_px: mlp_rmse,
@@ -433,6 +512,7 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         train_frames: x_train.len() / d,
         test_frames: x_test.len() / d,
         by_target,
+        layout,
     }
 }
 

@@ -20,6 +20,11 @@ pub struct Episodes {
     pub actions: Vec<f32>,
     pub states: Vec<f32>,
     pub scene: String,
+    /// The ground-truth layout of each episode (wall positions, door rows), `[E, layout_width]`,
+    /// one value per entry of `layout_columns`.
+    pub layout: Vec<f32>,
+    pub layout_width: usize,
+    pub layout_columns: Vec<String>,
 }
 
 impl Episodes {
@@ -32,6 +37,7 @@ impl Episodes {
         .with_context(|| format!("{}: not a dataset header", header_path.display()))?;
         let mut all = Episodes {
             scene: header.scene.clone(),
+            layout_columns: header.layout_columns.clone(),
             ..Default::default()
         };
         for name in &header.shards {
@@ -49,6 +55,7 @@ impl Episodes {
         let (shard, header) = collect_in_memory(cfg, false)?;
         let mut all = Episodes {
             scene: header.scene,
+            layout_columns: header.layout_columns,
             ..Default::default()
         };
         all.append(shard)?;
@@ -65,13 +72,17 @@ impl Episodes {
             self.steps = s.steps;
             self.frame_shape = s.frame_shape;
             self.state_dim = state_dim;
-        } else if (self.steps, self.frame_shape, self.state_dim) != (s.steps, s.frame_shape, state_dim) {
-            bail!("shards disagree on episode length or frame shape");
+            self.layout_width = s.layout_width;
+        } else if (self.steps, self.frame_shape, self.state_dim, self.layout_width)
+            != (s.steps, s.frame_shape, state_dim, s.layout_width)
+        {
+            bail!("shards disagree on episode length, frame shape or layout columns");
         }
         self.episodes += s.episodes;
         self.frames.extend(s.frames);
         self.actions.extend(s.actions);
         self.states.extend(s.states);
+        self.layout.extend(s.layout);
         Ok(())
     }
 
@@ -142,6 +153,11 @@ impl Episodes {
             actions: self.actions[a * al..b * al].to_vec(),
             states: self.states[a * sl..b * sl].to_vec(),
             scene: self.scene.clone(),
+            layout: self.layout
+                [(a * self.layout_width).min(self.layout.len())..(b * self.layout_width).min(self.layout.len())]
+                .to_vec(),
+            layout_width: self.layout_width,
+            layout_columns: self.layout_columns.clone(),
         };
         (part(0, n), part(n, self.episodes))
     }
