@@ -84,6 +84,9 @@ struct CollectArgs {
     /// Share of random-walk episodes that start by walking into a wall.
     #[arg(long, default_value_t = RandomWalkConfig::default().wall_rate)]
     wall_rate: f32,
+    /// Share of random-walk episodes aimed at a dividing wall near a door's edge.
+    #[arg(long, default_value_t = RandomWalkConfig::default().door_rate)]
+    door_rate: f32,
     /// Output folder.
     #[arg(long, default_value = "out/dataset")]
     out: PathBuf,
@@ -251,6 +254,7 @@ fn run(cli: Cli) -> Result<()> {
                     cross_rate: a.cross_rate,
                     push_rate: a.push_rate,
                     wall_rate: a.wall_rate,
+                    door_rate: a.door_rate,
                     ..Default::default()
                 },
             };

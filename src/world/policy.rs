@@ -38,6 +38,11 @@ pub struct RandomWalkConfig {
     /// walls stopping the agent (what a planner pushing toward a goal behind a wall meets).
     #[serde(default)]
     pub wall_rate: f32,
+    /// Share of episodes aimed at a dividing wall close to a door's edge (within 5 units of
+    /// it on either side), so that the data holds walks that pass next to ones that are
+    /// stopped: what tells the world model where the door is.
+    #[serde(default)]
+    pub door_rate: f32,
 }
 
 impl Default for RandomWalkConfig {
@@ -51,6 +56,7 @@ impl Default for RandomWalkConfig {
             cross_rate: 0.35,
             push_rate: 0.5,
             wall_rate: 0.0,
+            door_rate: 0.0,
         }
     }
 }
@@ -131,6 +137,11 @@ pub fn plan_episode(
             }
             if steps >= 1 && cfg.wall_rate > 0.0 && rng.random::<f32>() < cfg.wall_rate {
                 if let Some(plan) = wall_walk(scene, cfg, state, steps, rng) {
+                    return plan;
+                }
+            }
+            if steps >= 1 && cfg.door_rate > 0.0 && rng.random::<f32>() < cfg.door_rate {
+                if let Some(plan) = door_edge_walk(scene, cfg, state, steps, rng) {
                     return plan;
                 }
             }
@@ -276,6 +287,52 @@ fn wall_walk(
             hit |= trial.collided;
         }
         if hit {
+            state.agent = start;
+            return Some(to_arrays(actions));
+        }
+    }
+    None
+}
+
+/// A walk that starts 1–8 units off a wall that has a door, heading (±30°) at a point of the
+/// wall line within 5 units of the door's edge, inside or outside the doorway; checked with the
+/// simulator and kept only if the agent reaches the wall (stopped) or passes the door.
+fn door_edge_walk(
+    scene: &Scene,
+    cfg: &RandomWalkConfig,
+    state: &mut EnvState,
+    steps: usize,
+    rng: &mut impl Rng,
+) -> Option<Vec<[f32; 2]>> {
+    let Scene::TopDown(s) = scene else { return None };
+    let layout = state.layout.clone()?;
+    if layout.doors.is_empty() {
+        return None;
+    }
+    let r = s.agent.radius;
+    for _ in 0..CROSSING_TRIES {
+        let door = layout.doors[rng.random_range(0..layout.doors.len())];
+        let edge = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+        let along = edge * (door.half_width + rng.random_range(-5.0..5.0));
+        let side = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+        let target = door.center + door.normal.perp() * along;
+        let off = door.half_thickness + r + rng.random_range(1.0..8.0);
+        let start = target + door.normal * side * off;
+        let start_room = layout.room_of(start);
+        if start_room.is_none() || layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
+            continue;
+        }
+        let h0 = (-door.normal * side).to_angle() + rng.random_range(-PI / 6.0..PI / 6.0);
+        let actions = walk(rng, cfg, h0, steps);
+        let mut trial = state.clone();
+        trial.agent = start;
+        let mut met = false;
+        for a in &actions {
+            sim::step(scene, &mut trial, [a.x, a.y]);
+            let now = layout.room_of(trial.agent);
+            met |= trial.collided || (now.is_some() && now != start_room);
+        }
+        if met {
             state.agent = start;
             return Some(to_arrays(actions));
         }

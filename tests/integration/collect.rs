@@ -134,3 +134,39 @@ fn wall_walks_meet_walls() {
     assert!(none < 0.5, "plain walks met a wall in {none} of episodes");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn door_edge_walks_both_pass_and_are_stopped() {
+    let dir = std::env::temp_dir().join(format!("amisim-door-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = config(PolicyKind::RandomWalk);
+    cfg.episodes = 200;
+    cfg.envs = 100;
+    cfg.steps = 16;
+    cfg.shard_episodes = 200;
+    cfg.random_walk.door_rate = 1.0;
+    collect(&cfg, &dir, None, false).unwrap();
+    let (s, header) = Shard::read(&shard_path(&dir, 0)).unwrap();
+    let at = header.layout_columns.iter().position(|c| c == "wall4_at").unwrap();
+    let (mut passed, mut stopped) = (0, 0);
+    for e in 0..s.episodes {
+        let wall = s.layout[e * s.layout_width + at];
+        let side = |t: usize| s.states[(e * 17 + t) * 7] > wall;
+        if (1..17).any(|t| side(t) != side(0)) {
+            passed += 1;
+        } else if s.collided[e * 17..(e + 1) * 17].iter().any(|&c| c != 0) {
+            stopped += 1;
+        }
+    }
+    let n = s.episodes as f32;
+    let (passed, stopped) = (passed as f32 / n, stopped as f32 / n);
+    assert!(
+        passed + stopped > 0.95,
+        "door walks: {passed} passed, {stopped} stopped"
+    );
+    assert!(
+        passed > 0.15 && stopped > 0.15,
+        "door walks: {passed} passed, {stopped} stopped"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
