@@ -417,14 +417,15 @@ pub fn train_on(
             writeln!(csv, "{done},{lr:.3e},{vals},{fps:.1}")?;
             csv.flush()?;
             let msg = format!(
-                "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4} | {fps:.0} frames/s",
+                "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4} ctx {:.4} | {fps:.0} frames/s",
                 terms.total,
                 terms.prediction,
                 terms.variance,
                 terms.covariance,
                 terms.smoothness,
                 terms.idm,
-                terms.sigreg
+                terms.sigreg,
+                terms.context
             );
             bar.set_message(msg.clone());
             if bar.is_hidden() {

@@ -2,7 +2,7 @@
 //! its self-supervised loss (prediction in latent space over an open-loop rollout, with
 //! anti-collapse terms).
 
-use super::loss::{covariance, mse, sigreg, temporal_smoothness, variance};
+use super::loss::{context_spread, covariance, mse, sigreg, temporal_smoothness, variance};
 use super::{InverseDynamics, InverseDynamicsConfig, Predictor, PredictorConfig};
 use crate::perception::{Encoder, EncoderConfig};
 use burn::prelude::*;
@@ -23,6 +23,10 @@ pub struct LossWeights {
     /// SIGReg (LeJEPA) on the encoder's latents; 0 = off.
     #[config(default = 0.0)]
     pub sigreg: f32,
+    /// Holds the `context_dims` latent dimensions constant over each window (see
+    /// [`JepaConfig::context_dims`]); 0 = off.
+    #[config(default = 0.0)]
+    pub context: f32,
 }
 
 /// Settings of the whole world model.
@@ -42,6 +46,12 @@ pub struct JepaConfig {
     /// Random unit directions SIGReg projects onto.
     #[config(default = 64)]
     pub sigreg_directions: usize,
+    /// The last `context_dims` latent dimensions describe the episode rather than the moment:
+    /// the `context` term holds them constant over a window while the variance and
+    /// covariance terms make them vary between windows, so they come to carry what differs
+    /// between episodes and stays put within one: in Two-Rooms, where the wall and its door are.
+    #[config(default = 0)]
+    pub context_dims: usize,
     pub weights: LossWeights,
 }
 
@@ -72,7 +82,7 @@ pub struct Jepa {
 }
 
 /// Names of the loss terms, in the order of [`LossTerms::values`].
-pub const LOSS_NAMES: [&str; 7] = [
+pub const LOSS_NAMES: [&str; 8] = [
     "total",
     "prediction",
     "variance",
@@ -80,6 +90,7 @@ pub const LOSS_NAMES: [&str; 7] = [
     "smoothness",
     "idm",
     "sigreg",
+    "context",
 ];
 
 /// The value of every loss term of one batch (unweighted, except `total`).
@@ -92,10 +103,11 @@ pub struct LossTerms {
     pub smoothness: f32,
     pub idm: f32,
     pub sigreg: f32,
+    pub context: f32,
 }
 
 impl LossTerms {
-    pub fn values(&self) -> [f32; 7] {
+    pub fn values(&self) -> [f32; 8] {
         [
             self.total,
             self.prediction,
@@ -104,6 +116,7 @@ impl LossTerms {
             self.smoothness,
             self.idm,
             self.sigreg,
+            self.context,
         ]
     }
 }
@@ -161,7 +174,14 @@ impl Jepa {
         } else {
             Tensor::zeros([1], &z3.device())
         };
+        let k = cfg.context_dims.min(d);
+        let l_ctx = if k > 0 {
+            context_spread(z3.clone().slice([0..b, 0..t, d - k..d]))
+        } else {
+            Tensor::zeros([1], &z3.device())
+        };
         let total = l_sig.clone() * wt.sigreg
+            + l_ctx.clone() * wt.context
             + l_pred.clone() * wt.prediction
             + l_var.clone() * wt.variance
             + l_cov.clone() * wt.covariance
@@ -176,6 +196,7 @@ impl Jepa {
             smoothness: v(l_smooth),
             idm: v(l_idm),
             sigreg: v(l_sig),
+            context: v(l_ctx),
         };
         (total, terms)
     }

@@ -37,6 +37,13 @@ pub fn temporal_smoothness(z: Tensor<3>) -> Tensor<1> {
     mse(next, prev)
 }
 
+/// Context spread: mean squared deviation of each latent of `[b, t, d]` from its window's
+/// mean (zero when every window's latents are constant in time).
+pub fn context_spread(z: Tensor<3>) -> Tensor<1> {
+    let mean = z.clone().mean_dim(1); // [b, 1, d]
+    mse(z, mean)
+}
+
 /// SIGReg (sketched isotropic Gaussian regularisation, LeJEPA): along each of the unit
 /// `directions` `[d, m]`, the Epps–Pulley distance between the empirical characteristic
 /// function of the projected latents and that of a standard normal,
@@ -112,10 +119,12 @@ mod tests {
     }
 
     #[test]
-    fn smoothness_and_mse_match_hand_computation() {
+    fn smoothness_context_and_mse_match_hand_computation() {
         let z: Tensor<3> = Tensor::from_data(TensorData::new(vec![0.0f32, 0.0, 1.0, 2.0], [1, 2, 2]), &Device::flex());
         // Differences (1, 2): mean of squares 2.5.
-        assert!((scalar(temporal_smoothness(z)) - 2.5).abs() < 1e-6);
+        assert!((scalar(temporal_smoothness(z.clone())) - 2.5).abs() < 1e-6);
+        // Window mean (0.5, 1); deviations ±0.5 and ±1: mean of squares 0.625.
+        assert!((scalar(context_spread(z.clone())) - 0.625).abs() < 1e-6);
         assert!((scalar(mse(t2(&[1.0, 2.0], [1, 2]), t2(&[0.0, 0.0], [1, 2]))) - 2.5).abs() < 1e-6);
     }
 }
