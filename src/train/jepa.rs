@@ -417,7 +417,7 @@ pub fn train_on(
             writeln!(csv, "{done},{lr:.3e},{vals},{fps:.1}")?;
             csv.flush()?;
             let msg = format!(
-                "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4} ctx {:.4} | {fps:.0} frames/s",
+                "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4} ctx {:.4} nce {:.4} | {fps:.0} frames/s",
                 terms.total,
                 terms.prediction,
                 terms.variance,
@@ -425,7 +425,8 @@ pub fn train_on(
                 terms.smoothness,
                 terms.idm,
                 terms.sigreg,
-                terms.context
+                terms.context,
+                terms.context_contrast
             );
             bar.set_message(msg.clone());
             if bar.is_hidden() {

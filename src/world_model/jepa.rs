@@ -2,7 +2,7 @@
 //! its self-supervised loss (prediction in latent space over an open-loop rollout, with
 //! anti-collapse terms).
 
-use super::loss::{context_spread, covariance, mse, sigreg, temporal_smoothness, variance};
+use super::loss::{context_contrast, context_spread, covariance, mse, sigreg, temporal_smoothness, variance};
 use super::{InverseDynamics, InverseDynamicsConfig, Predictor, PredictorConfig};
 use crate::perception::{Encoder, EncoderConfig};
 use burn::prelude::*;
@@ -27,6 +27,10 @@ pub struct LossWeights {
     /// [`JepaConfig::context_dims`]); 0 = off.
     #[config(default = 0.0)]
     pub context: f32,
+    /// Contrasts the `context_dims` dimensions between windows (InfoNCE, temperature
+    /// [`JepaConfig::context_temperature`]); 0 = off.
+    #[config(default = 0.0)]
+    pub context_contrast: f32,
 }
 
 /// Settings of the whole world model.
@@ -52,6 +56,8 @@ pub struct JepaConfig {
     /// between episodes and stays put within one: in Two-Rooms, where the wall and its door are.
     #[config(default = 0)]
     pub context_dims: usize,
+    #[config(default = 0.1)]
+    pub context_temperature: f32,
     pub weights: LossWeights,
 }
 
@@ -82,7 +88,7 @@ pub struct Jepa {
 }
 
 /// Names of the loss terms, in the order of [`LossTerms::values`].
-pub const LOSS_NAMES: [&str; 8] = [
+pub const LOSS_NAMES: [&str; 9] = [
     "total",
     "prediction",
     "variance",
@@ -91,6 +97,7 @@ pub const LOSS_NAMES: [&str; 8] = [
     "idm",
     "sigreg",
     "context",
+    "context_contrast",
 ];
 
 /// The value of every loss term of one batch (unweighted, except `total`).
@@ -104,10 +111,11 @@ pub struct LossTerms {
     pub idm: f32,
     pub sigreg: f32,
     pub context: f32,
+    pub context_contrast: f32,
 }
 
 impl LossTerms {
-    pub fn values(&self) -> [f32; 8] {
+    pub fn values(&self) -> [f32; 9] {
         [
             self.total,
             self.prediction,
@@ -117,6 +125,7 @@ impl LossTerms {
             self.idm,
             self.sigreg,
             self.context,
+            self.context_contrast,
         ]
     }
 }
@@ -180,8 +189,14 @@ impl Jepa {
         } else {
             Tensor::zeros([1], &z3.device())
         };
+        let l_nce = if k > 0 && wt.context_contrast > 0.0 && t >= 2 {
+            context_contrast(z3.clone().slice([0..b, 0..t, d - k..d]), cfg.context_temperature)
+        } else {
+            Tensor::zeros([1], &z3.device())
+        };
         let total = l_sig.clone() * wt.sigreg
             + l_ctx.clone() * wt.context
+            + l_nce.clone() * wt.context_contrast
             + l_pred.clone() * wt.prediction
             + l_var.clone() * wt.variance
             + l_cov.clone() * wt.covariance
@@ -197,6 +212,7 @@ impl Jepa {
             idm: v(l_idm),
             sigreg: v(l_sig),
             context: v(l_ctx),
+            context_contrast: v(l_nce),
         };
         (total, terms)
     }

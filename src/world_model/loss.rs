@@ -44,6 +44,26 @@ pub fn context_spread(z: Tensor<3>) -> Tensor<1> {
     mse(z, mean)
 }
 
+/// Context contrast (InfoNCE over windows): the first and last latents of each window of
+/// `[b, t, d]`, scaled to unit length, must pick each other out among all the windows'
+/// last latents, with temperature `tau`. Unlike holding latents still (which any
+/// episode-level feature satisfies), this rewards carrying everything that tells episodes
+/// apart: two windows with the same wall column are told apart only by their door rows.
+pub fn context_contrast(z: Tensor<3>, tau: f32) -> Tensor<1> {
+    let [b, t, d] = z.dims();
+    let device = z.device();
+    let unit = |x: Tensor<2>| {
+        let norm = (x.clone().square().sum_dim(1) + 1e-8).sqrt();
+        x / norm
+    };
+    let first = unit(z.clone().slice([0..b, 0..1, 0..d]).reshape([b, d]));
+    let last = unit(z.slice([0..b, t - 1..t, 0..d]).reshape([b, d]));
+    let logits = first.matmul(last.transpose()) / tau; // [b, b]
+    let log_p = burn::tensor::activation::log_softmax(logits, 1);
+    let diag = log_p * Tensor::eye(b, &device);
+    -diag.sum() / b as f32
+}
+
 /// SIGReg (sketched isotropic Gaussian regularisation, LeJEPA): along each of the unit
 /// `directions` `[d, m]`, the Epps–Pulley distance between the empirical characteristic
 /// function of the projected latents and that of a standard normal,
@@ -125,6 +145,20 @@ mod tests {
         assert!((scalar(temporal_smoothness(z.clone())) - 2.5).abs() < 1e-6);
         // Window mean (0.5, 1); deviations ±0.5 and ±1: mean of squares 0.625.
         assert!((scalar(context_spread(z.clone())) - 0.625).abs() < 1e-6);
+    }
+
+    #[test]
+    fn context_contrast_matches_hand_computation() {
+        // Two windows of two latents in 2-d: window 0 (1,0)→(1,0), window 1 (0,1)→(1,1)/√2·2.
+        let z: Tensor<3> = Tensor::from_data(
+            TensorData::new(vec![1.0f32, 0.0, 3.0, 0.0, 0.0, 2.0, 1.0, 1.0], [2, 2, 2]),
+            &Device::flex(),
+        );
+        let s = std::f32::consts::FRAC_1_SQRT_2;
+        // Cosines first·last: [[1, s], [0, s]]; temperature 0.5.
+        let row = |own: f32, other: f32| -(own / 0.5 - ((own / 0.5).exp() + (other / 0.5).exp()).ln());
+        let expect = (row(1.0, s) + row(s, 0.0)) / 2.0;
+        assert!((scalar(context_contrast(z, 0.5)) - expect).abs() < 1e-5);
         assert!((scalar(mse(t2(&[1.0, 2.0], [1, 2]), t2(&[0.0, 0.0], [1, 2]))) - 2.5).abs() < 1e-6);
     }
 }
