@@ -317,7 +317,7 @@ fn run(cli: Cli) -> Result<()> {
             let cfg = with_sets(TrainConfig::default_for(65), &sets)?
                 .with_batch(batch)
                 .with_window(window);
-            if let Err(e) = cfg.model.encoder.validate() {
+            if let Err(e) = cfg.model.validate() {
                 anyhow::bail!("config: {e}");
             }
             let mut rows = Vec::new();

@@ -21,7 +21,7 @@ use serde::Serialize;
 pub fn encode_all(model: &Jepa, data: &Episodes, device: &Device) -> (Vec<f32>, usize) {
     let [c, h, w] = data.frame_shape;
     let n = data.episodes * (data.steps + 1);
-    let d = model.encoder.latent();
+    let d = model.latent();
     let mut out = Vec::with_capacity(n * d);
     let chunk = 256;
     for start in (0..n).step_by(chunk) {
@@ -31,7 +31,7 @@ pub fn encode_all(model: &Jepa, data: &Episodes, device: &Device) -> (Vec<f32>, 
             .map(|&v| v as f32 / 255.0)
             .collect();
         let x = Tensor::<4>::from_data(TensorData::new(frames, [end - start, c, h, w]), device);
-        let z = model.encoder.forward(x);
+        let z = model.encode(x);
         out.extend(
             z.into_data()
                 .convert::<f32>()

@@ -294,8 +294,7 @@ pub fn encode(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
     let frames: Vec<f32> = obs.frames.iter().map(|&v| v as f32 / 255.0).collect();
     let x = Tensor::<4>::from_data(TensorData::new(frames, [n, c, h, w]), device);
     model
-        .encoder
-        .forward(x)
+        .encode(x)
         .into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
@@ -410,9 +409,7 @@ pub fn run(
                             let t0 = Instant::now();
                             let z = encode(loaded.model, &obs, &device);
                             encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
-                            z.chunks_exact(loaded.model.encoder.latent())
-                                .map(|r| r.to_vec())
-                                .collect()
+                            z.chunks_exact(loaded.model.latent()).map(|r| r.to_vec()).collect()
                         } else {
                             vec![Vec::new(); n]
                         };

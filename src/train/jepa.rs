@@ -222,7 +222,6 @@ pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Devi
     }
     config
         .model
-        .encoder
         .validate()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let step: usize = meta.get("amisim.step").and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -302,7 +301,7 @@ pub fn train_on(
             data.steps + 1
         );
     }
-    if let Err(e) = cfg.model.encoder.validate() {
+    if let Err(e) = cfg.model.validate() {
         bail!("config: {e}");
     }
     if cfg.model.encoder.resolution != data.frame_shape[1] || cfg.model.encoder.in_channels != data.frame_shape[0] {

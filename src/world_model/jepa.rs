@@ -58,14 +58,26 @@ pub struct JepaConfig {
     pub context_dims: usize,
     #[config(default = 0.1)]
     pub context_temperature: f32,
+    /// Compute the `context_dims` dimensions with an encoder of their own (the same
+    /// architecture, its own weights) instead of the shared one, so that what the context
+    /// terms ask for does not compete with the agent's features in one trunk.
+    #[config(default = false)]
+    pub context_encoder: bool,
     pub weights: LossWeights,
 }
 
 impl JepaConfig {
     pub fn init(&self, device: &Device) -> Jepa {
         let latent = self.encoder.latent;
+        let separate = self.separate_context();
+        let main = if separate {
+            self.encoder.clone().with_latent(latent - self.context_dims)
+        } else {
+            self.encoder.clone()
+        };
         Jepa {
-            encoder: self.encoder.init(device),
+            context: separate.then(|| self.encoder.clone().with_latent(self.context_dims).init(device)),
+            encoder: main.init(device),
             predictor: PredictorConfig::new(latent)
                 .with_hidden(self.predictor_hidden)
                 .init(device),
@@ -74,6 +86,35 @@ impl JepaConfig {
                 .init(device),
             target: self.ema_momentum.map(|_| self.encoder.init(device)),
         }
+    }
+
+    /// Whether the context dimensions come from an encoder of their own.
+    pub fn separate_context(&self) -> bool {
+        self.context_encoder && self.context_dims > 0 && self.context_dims < self.encoder.latent
+    }
+
+    /// Settings that cannot be combined, named by their config keys.
+    pub fn validate(&self) -> Result<(), String> {
+        self.encoder.validate()?;
+        if self.context_dims > self.encoder.latent {
+            return Err(format!(
+                "model.context_dims = {} exceeds model.encoder.latent = {}",
+                self.context_dims, self.encoder.latent
+            ));
+        }
+        if self.context_encoder && self.context_dims >= self.encoder.latent {
+            return Err(format!(
+                "model.context_dims = {} must be below model.encoder.latent = {} with model.context_encoder",
+                self.context_dims, self.encoder.latent
+            ));
+        }
+        if self.context_encoder && self.ema_momentum.is_some() {
+            return Err(
+                "model.context_encoder cannot be combined with model.ema_momentum (the EMA target copies one encoder)"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -85,6 +126,9 @@ pub struct Jepa {
     pub idm: InverseDynamics,
     /// The EMA target encoder, when the config asks for one (never trained by gradients).
     pub target: Option<Encoder>,
+    /// The context encoder, when the config asks for one: its latents are the last
+    /// `context_dims` dimensions.
+    pub context: Option<Encoder>,
 }
 
 /// Names of the loss terms, in the order of [`LossTerms::values`].
@@ -131,12 +175,25 @@ impl LossTerms {
 }
 
 impl Jepa {
+    /// Latents of frames `[n, c, h, w]` in `0..=1`: `[n, d]`.
+    pub fn encode(&self, frames: Tensor<4>) -> Tensor<2> {
+        match &self.context {
+            Some(ctx) => Tensor::cat(vec![self.encoder.forward(frames.clone()), ctx.forward(frames)], 1),
+            None => self.encoder.forward(frames),
+        }
+    }
+
+    /// Width of the latent.
+    pub fn latent(&self) -> usize {
+        self.encoder.latent() + self.context.as_ref().map_or(0, |c| c.latent())
+    }
+
     /// The loss of a batch: frames `[b, t, c, h, w]` in `0..=1`, actions `[b, t-1, 2]`.
     /// Returns the weighted total (to backpropagate) and every term's value.
     pub fn loss(&self, frames: Tensor<5>, actions: Tensor<3>, cfg: &JepaConfig) -> (Tensor<1>, LossTerms) {
         let [b, t, c, h, w] = frames.dims();
         let frames_flat = frames.reshape([b * t, c, h, w]);
-        let z = self.encoder.forward(frames_flat.clone()); // [b·t, d]
+        let z = self.encode(frames_flat.clone()); // [b·t, d]
         let d = z.dims()[1];
         let z3 = z.clone().reshape([b, t, d]);
         let target = match &self.target {

@@ -346,3 +346,34 @@ fn probe_json_on_the_shipped_two_rooms_model() {
     // must locate the agent.
     assert!(linear < 6.0, "linear probe {linear} px");
 }
+
+#[test]
+fn context_encoder_trains_round_trips_and_bad_context_config_is_named() {
+    let data = toy_episodes(16, 6);
+    let mut cfg = tiny_config();
+    cfg.model.context_dims = 4;
+    cfg.model.context_encoder = true;
+    cfg.model.weights.context = 1.0;
+    cfg.model.weights.context_contrast = 0.5;
+    let device = cpu_device();
+    let model = cfg.model.init(&device);
+    assert!(model.context.is_some());
+    let x = Tensor::<4>::random([3, 3, RES, RES], burn::tensor::Distribution::Default, &device);
+    assert_eq!((model.encode(x.clone()).dims(), model.latent()), ([3, 16], 16));
+    // Its own weights: the context dimensions are the context encoder's latents.
+    let ctx = model.context.as_ref().unwrap().forward(x.clone());
+    let z = model.encode(x.clone()).slice([0..3, 12..16]);
+    assert_eq!(z.into_data(), ctx.into_data());
+    let (first, last) = thirty_steps_on_one_batch(&cfg, &data);
+    assert!(last.total < first.total * 0.9, "loss {} → {}", first.total, last.total);
+    assert!(first.context_contrast > 0.0 && first.context >= 0.0);
+    let dir = temp_dir("ctxenc");
+    let path = dir.join("c.safetensors");
+    save_checkpoint(&path, &cfg, 3, &model, None).unwrap();
+    let ck = load_checkpoint(&path, Some(&cfg.model), &device).unwrap();
+    assert_eq!(ck.model.encode(x.clone()).into_data(), model.encode(x).into_data());
+    cfg.model.context_dims = 16;
+    let err = train(&cfg, &data, &dir, false, false).err().unwrap().to_string();
+    assert!(err.contains("model.context_dims = 16"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
