@@ -173,6 +173,7 @@ fn gradient_planner_lowers_the_latent_cost() {
     cfg.repeat = 2;
     cfg.iterations = 40;
     cfg.lr = 0.05;
+    cfg.cost.horizon = Horizon::Terminal;
     let start = vec![vec![0.1f32; 8]];
     let goal: Vec<f32> = (0..8).map(|i| 0.3 * (i as f32 - 3.5) / 3.5).collect();
     let zero = vec![vec![0.0; cfg.len() * 2]];
