@@ -2,6 +2,7 @@
 //! reference (heading drifting by a von Mises draw, step length from a truncated normal, a share
 //! of episodes forced through a door) and a uniform-random policy.
 
+use super::layout::Layout;
 use super::scene::Scene;
 use super::sim::{self, EnvState};
 use glam::Vec2;
@@ -170,18 +171,15 @@ pub fn plan_episode(
                 actions.extend(forward);
                 let before: Vec2 = actions[..k].iter().copied().sum();
                 let start = point - before;
-                let start_room = layout.room_of(start);
-                if start_room.is_none() || layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
+                if !clear_start(&layout, start, r) {
                     continue;
                 }
-                let mut trial = state.clone();
-                trial.agent = start;
+                let start_room = layout.room_of(start);
                 let mut crossed = false;
-                for a in &actions {
-                    sim::step(scene, &mut trial, [a.x, a.y]);
-                    let now = layout.room_of(trial.agent);
+                simulate_from(scene, state, start, &actions, |t| {
+                    let now = layout.room_of(t.agent);
                     crossed |= now.is_some() && now != start_room;
-                }
+                });
                 if crossed {
                     state.agent = start;
                     return to_arrays(actions);
@@ -222,17 +220,13 @@ fn push_walk(
         // Distance from the box centre to its boundary along `dir` (a square), plus a gap.
         let to_edge = half_size / dir.x.abs().max(dir.y.abs());
         let start = b + dir * (to_edge + r + rng.random_range(1.0..6.0));
-        if layout.room_of(start).is_none() || layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
+        if !clear_start(&layout, start, r) {
             continue;
         }
         let h0 = (-dir).to_angle() + rng.random_range(-PI / 8.0..PI / 8.0);
         let actions = walk(rng, cfg, h0, steps);
-        let mut trial = state.clone();
-        trial.agent = start;
-        for a in &actions {
-            sim::step(scene, &mut trial, [a.x, a.y]);
-        }
-        if trial.pushable.is_some_and(|p| p.distance(b) > 1.0) {
+        let end = simulate_from(scene, state, start, &actions, |_| {});
+        if end.pushable.is_some_and(|p| p.distance(b) > 1.0) {
             state.agent = start;
             return Some(to_arrays(actions));
         }
@@ -269,7 +263,7 @@ fn wall_walk(
             (Vec2::new(x, y), Vec2::new(0.0, side))
         };
         let start = point + normal * (r + rng.random_range(0.5..6.0));
-        if layout.room_of(start).is_none() || layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
+        if !clear_start(&layout, start, r) {
             continue;
         }
         if let (Some(b), Some(p)) = (state.pushable, &s.pushable) {
@@ -279,13 +273,8 @@ fn wall_walk(
         }
         let h0 = (-normal).to_angle() + rng.random_range(-FRAC_PI_4..FRAC_PI_4);
         let actions = walk(rng, cfg, h0, steps);
-        let mut trial = state.clone();
-        trial.agent = start;
         let mut hit = false;
-        for a in &actions {
-            sim::step(scene, &mut trial, [a.x, a.y]);
-            hit |= trial.collided;
-        }
+        simulate_from(scene, state, start, &actions, |t| hit |= t.collided);
         if hit {
             state.agent = start;
             return Some(to_arrays(actions));
@@ -318,26 +307,46 @@ fn door_edge_walk(
         let target = door.center + door.normal.perp() * along;
         let off = door.half_thickness + r + rng.random_range(1.0..8.0);
         let start = target + door.normal * side * off;
-        let start_room = layout.room_of(start);
-        if start_room.is_none() || layout.walls.iter().any(|w| w.expand(r).contains_strict(start)) {
+        if !clear_start(&layout, start, r) {
             continue;
         }
+        let start_room = layout.room_of(start);
         let h0 = (-door.normal * side).to_angle() + rng.random_range(-PI / 6.0..PI / 6.0);
         let actions = walk(rng, cfg, h0, steps);
-        let mut trial = state.clone();
-        trial.agent = start;
         let mut met = false;
-        for a in &actions {
-            sim::step(scene, &mut trial, [a.x, a.y]);
-            let now = layout.room_of(trial.agent);
-            met |= trial.collided || (now.is_some() && now != start_room);
-        }
+        simulate_from(scene, state, start, &actions, |t| {
+            let now = layout.room_of(t.agent);
+            met |= t.collided || (now.is_some() && now != start_room);
+        });
         if met {
             state.agent = start;
             return Some(to_arrays(actions));
         }
     }
     None
+}
+
+/// Whether an agent of radius `r` can start at `p`: inside a room and clear of every wall.
+fn clear_start(layout: &Layout, p: Vec2, r: f32) -> bool {
+    layout.room_of(p).is_some() && !layout.walls.iter().any(|w| w.expand(r).contains_strict(p))
+}
+
+/// Runs `actions` in the simulator on a copy of `state` with the agent moved to `start`,
+/// calling `after_step` after each step; returns the final state. `state` is not changed.
+fn simulate_from(
+    scene: &Scene,
+    state: &EnvState,
+    start: Vec2,
+    actions: &[Vec2],
+    mut after_step: impl FnMut(&EnvState),
+) -> EnvState {
+    let mut trial = state.clone();
+    trial.agent = start;
+    for a in actions {
+        sim::step(scene, &mut trial, [a.x, a.y]);
+        after_step(&trial);
+    }
+    trial
 }
 
 /// A random walk of `n` steps starting with heading `h0`.
