@@ -17,6 +17,19 @@ fn config(policy: PolicyKind) -> CollectConfig {
     }
 }
 
+/// A fresh folder `amisim-NAME-PID` and a random-walk config of 200 episodes of 16 steps,
+/// 100 environments at a time, in one shard.
+fn two_hundred_walks(name: &str) -> (std::path::PathBuf, CollectConfig) {
+    let dir = std::env::temp_dir().join(format!("amisim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut cfg = config(PolicyKind::RandomWalk);
+    cfg.episodes = 200;
+    cfg.envs = 100;
+    cfg.steps = 16;
+    cfg.shard_episodes = 200;
+    (dir, cfg)
+}
+
 #[test]
 fn collect_writes_shards_that_read_back() {
     let dir = std::env::temp_dir().join(format!("amisim-collect-{}", std::process::id()));
@@ -56,13 +69,7 @@ fn collect_writes_shards_that_read_back() {
 
 #[test]
 fn random_walks_cross_the_door_at_about_the_configured_rate() {
-    let dir = std::env::temp_dir().join(format!("amisim-cross-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut cfg = config(PolicyKind::RandomWalk);
-    cfg.episodes = 200;
-    cfg.envs = 100;
-    cfg.steps = 16;
-    cfg.shard_episodes = 200;
+    let (dir, cfg) = two_hundred_walks("cross");
     collect(&cfg, &dir, None, false).unwrap();
     let (s, _) = Shard::read(&shard_path(&dir, 0)).unwrap();
     // The wall's centre column is the second layout column of wall 4.
@@ -82,14 +89,8 @@ fn random_walks_cross_the_door_at_about_the_configured_rate() {
 
 #[test]
 fn push_box_walks_move_the_box_at_about_the_configured_rate() {
-    let dir = std::env::temp_dir().join(format!("amisim-push-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut cfg = config(PolicyKind::RandomWalk);
+    let (dir, mut cfg) = two_hundred_walks("push");
     cfg.scene = "push_box".into();
-    cfg.episodes = 200;
-    cfg.envs = 100;
-    cfg.steps = 16;
-    cfg.shard_episodes = 200;
     let mut moved_share = |push_rate: f32| {
         cfg.random_walk.push_rate = push_rate;
         collect(&cfg, &dir, None, false).unwrap();
@@ -113,13 +114,7 @@ fn push_box_walks_move_the_box_at_about_the_configured_rate() {
 
 #[test]
 fn wall_walks_meet_walls() {
-    let dir = std::env::temp_dir().join(format!("amisim-wall-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut cfg = config(PolicyKind::RandomWalk);
-    cfg.episodes = 200;
-    cfg.envs = 100;
-    cfg.steps = 16;
-    cfg.shard_episodes = 200;
+    let (dir, mut cfg) = two_hundred_walks("wall");
     let mut hit_share = |wall_rate: f32| {
         cfg.random_walk.wall_rate = wall_rate;
         collect(&cfg, &dir, None, false).unwrap();
@@ -137,13 +132,7 @@ fn wall_walks_meet_walls() {
 
 #[test]
 fn door_edge_walks_both_pass_and_are_stopped() {
-    let dir = std::env::temp_dir().join(format!("amisim-door-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut cfg = config(PolicyKind::RandomWalk);
-    cfg.episodes = 200;
-    cfg.envs = 100;
-    cfg.steps = 16;
-    cfg.shard_episodes = 200;
+    let (dir, mut cfg) = two_hundred_walks("door");
     cfg.random_walk.door_rate = 1.0;
     collect(&cfg, &dir, None, false).unwrap();
     let (s, header) = Shard::read(&shard_path(&dir, 0)).unwrap();
