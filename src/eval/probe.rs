@@ -376,8 +376,8 @@ pub fn targets(data: &Episodes) -> (Vec<f32>, usize, Vec<String>) {
     (y, k, names)
 }
 
-/// The layout values that vary between the episodes of `data` (column index and name), and
-/// their per-frame targets `[frames, columns]`.
+/// The layout values in `columns` of each episode of `data`, repeated for each of its frames:
+/// `[frames, columns]`.
 fn layout_targets(data: &Episodes, columns: &[usize]) -> Vec<f32> {
     let mut y = Vec::new();
     for e in 0..data.episodes {
@@ -389,6 +389,8 @@ fn layout_targets(data: &Episodes, columns: &[usize]) -> Vec<f32> {
     y
 }
 
+/// Indices of the layout columns whose values vary between the episodes of `data` (none when
+/// `data` carries no layout).
 fn varying_layout_columns(data: &Episodes) -> Vec<usize> {
     let w = data.layout_width;
     if w == 0 || data.layout.len() < data.episodes * w || data.layout_columns.len() != w {

@@ -241,15 +241,14 @@ impl Jepa {
             Tensor::zeros([1], &z3.device())
         };
         let k = cfg.context_dims.min(d);
-        let l_ctx = if k > 0 {
-            context_spread(z3.clone().slice([0..b, 0..t, d - k..d]))
-        } else {
-            Tensor::zeros([1], &z3.device())
+        let ctx = (k > 0).then(|| z3.clone().slice([0..b, 0..t, d - k..d]));
+        let l_ctx = match &ctx {
+            Some(c) => context_spread(c.clone()),
+            None => Tensor::zeros([1], &z3.device()),
         };
-        let l_nce = if k > 0 && wt.context_contrast > 0.0 && t >= 2 {
-            context_contrast(z3.clone().slice([0..b, 0..t, d - k..d]), cfg.context_temperature)
-        } else {
-            Tensor::zeros([1], &z3.device())
+        let l_nce = match ctx {
+            Some(c) if wt.context_contrast > 0.0 && t >= 2 => context_contrast(c, cfg.context_temperature),
+            _ => Tensor::zeros([1], &z3.device()),
         };
         let total = l_sig.clone() * wt.sigreg
             + l_ctx.clone() * wt.context
