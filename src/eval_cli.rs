@@ -26,9 +26,10 @@ pub struct EvalArgs {
     pub envs: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Planners with the learned world model, one report row each.
-    #[arg(long, value_delimiter = ',', default_value = "cem")]
-    pub planner: Vec<PlannerKind>,
+    /// Planners with the learned world model, one report row each: cem, mppi, gradient, or
+    /// none (baseline rows only).
+    #[arg(long, value_delimiter = ',', default_value = "cem", value_parser = parse_planner)]
+    pub planner: Vec<PlannerRow>,
     /// Baseline rows: random, oracle (the first sampling planner with the true simulator), none.
     #[arg(long, value_delimiter = ',', default_value = "random,oracle")]
     pub baseline: Vec<String>,
@@ -44,6 +45,9 @@ pub struct EvalArgs {
     pub iterations: Option<usize>,
     #[arg(long)]
     pub elites: Option<usize>,
+    /// Candidates per iteration drawn as two straight full-speed legs (CEM, MPPI).
+    #[arg(long)]
+    pub legs: Option<usize>,
     /// Environment steps executed between plans.
     #[arg(long)]
     pub replan_every: Option<usize>,
@@ -58,7 +62,8 @@ pub struct EvalArgs {
     /// Goal distance: l1 or l2.
     #[arg(long, value_enum)]
     pub distance: Option<Distance>,
-    /// Which imagined steps count: terminal or sum.
+    /// Which imagined steps count: terminal, sum (the mean) or closest (the least distance,
+    /// plus a tenth of the mean; the default).
     #[arg(long, value_enum)]
     pub cost: Option<Horizon>,
     /// Weight of the effort term.
@@ -87,7 +92,25 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// One `--planner` value: a planner, or `none`.
+#[derive(Debug, Clone, Copy)]
+pub struct PlannerRow(Option<PlannerKind>);
+
+fn parse_planner(s: &str) -> Result<PlannerRow, String> {
+    if s == "none" {
+        return Ok(PlannerRow(None));
+    }
+    <PlannerKind as clap::ValueEnum>::from_str(s, true)
+        .map(|k| PlannerRow(Some(k)))
+        .map_err(|_| format!("{s}: expected cem, mppi, gradient or none"))
+}
+
 impl EvalArgs {
+    /// The planners asked for with the learned model.
+    fn kinds(&self) -> Vec<PlannerKind> {
+        self.planner.iter().filter_map(|r| r.0).collect()
+    }
+
     fn planner(&self, kind: PlannerKind) -> PlannerConfig {
         let mut c = PlannerConfig::default_for(kind);
         macro_rules! over {
@@ -99,6 +122,7 @@ impl EvalArgs {
             samples,
             iterations,
             elites,
+            legs,
             replan_every,
             init_std,
             temperature,
@@ -193,14 +217,13 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             other => bail!("--baseline {other}: expected random, oracle or none"),
         }
     }
-    for &k in &a.planner {
+    for k in a.kinds() {
         policies.push(Policy::Latent(a.planner(k)));
     }
     if a.baseline.iter().any(|b| b == "oracle") {
         let kind = a
-            .planner
-            .iter()
-            .copied()
+            .kinds()
+            .into_iter()
             .find(|k| *k != PlannerKind::Gradient)
             .unwrap_or(PlannerKind::Cem);
         policies.push(Policy::Oracle(a.planner(kind)));
@@ -217,7 +240,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         checkpoint_step: ck.step,
         model: serde_json::from_str(&ck.config.to_string())?,
     };
-    let differentiable = if a.planner.contains(&PlannerKind::Gradient) {
+    let differentiable = if a.kinds().contains(&PlannerKind::Gradient) {
         Some(
             load_checkpoint(&path, None, &device.clone().autodiff())?
                 .model

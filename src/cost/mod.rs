@@ -1,7 +1,7 @@
 //! The cost module: the energy of an imagined trajectory.
 //!
-//! `E = distance(states, goal)` over the horizon (the terminal state, or the mean over every
-//! step), plus task terms: the effort `mean ‖a‖²`. Distances are L2 (Euclidean) or L1. The
+//! `E = distance(states, goal)` over the horizon (the terminal state, the mean over every
+//! step, or the closest approach), plus task terms: the effort `mean ‖a‖²`. Distances are L2 (Euclidean) or L1. The
 //! same function scores latent trajectories of the world model (against the goal latent, the
 //! encoder's view of the goal observation) and the true simulator's states for the oracle.
 
@@ -22,7 +22,15 @@ pub enum Horizon {
     Terminal,
     /// The mean over every imagined state: reach early and stay.
     Sum,
+    /// The closest approach: the least distance along the trajectory, plus
+    /// `CLOSEST_MEAN_WEIGHT` × the mean (reach early, stay). Unlike the mean, a detour that
+    /// reaches the goal beats waiting next to it behind a wall, however long the detour.
+    Closest,
 }
+
+/// Weight of the mean distance under [`Horizon::Closest`]: enough to prefer the shorter of two
+/// paths that both reach the goal, small enough that reaching it at all dominates.
+pub const CLOSEST_MEAN_WEIGHT: f32 = 0.1;
 
 /// Settings of the cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +72,11 @@ impl CostConfig {
         let distance = match self.horizon {
             Horizon::Terminal => self.dist(&states[(len - 1) * dim..], goal),
             Horizon::Sum => states.chunks_exact(dim).map(|s| self.dist(s, goal)).sum::<f32>() / len as f32,
+            Horizon::Closest => {
+                let d: Vec<f32> = states.chunks_exact(dim).map(|s| self.dist(s, goal)).collect();
+                let least = d.iter().copied().fold(f32::INFINITY, f32::min);
+                least + CLOSEST_MEAN_WEIGHT * d.iter().sum::<f32>() / len as f32
+            }
         };
         let effort = if self.effort != 0.0 {
             self.effort * actions.iter().map(|a| a * a).sum::<f32>() / len as f32
@@ -96,7 +109,7 @@ impl CostConfig {
         let [n, len, dim] = states.dims();
         let diff = match self.horizon {
             Horizon::Terminal => states.slice([0..n, len - 1..len, 0..dim]) - goals.reshape([n, 1, dim]),
-            Horizon::Sum => states - goals.reshape([n, 1, dim]),
+            Horizon::Sum | Horizon::Closest => states - goals.reshape([n, 1, dim]),
         };
         let steps = diff.dims()[1];
         let d = match self.distance {
@@ -104,7 +117,11 @@ impl CostConfig {
             Distance::L2 => (diff.square().sum_dim(2) + 1e-8).sqrt(),
             Distance::L1 => diff.abs().sum_dim(2),
         }; // [n, steps, 1]
-        let mut e = d.sum_dim(1).reshape([n]) / steps as f32;
+        let mean = d.clone().sum_dim(1).reshape([n]) / steps as f32;
+        let mut e = match self.horizon {
+            Horizon::Closest => d.min_dim(1).reshape([n]) + mean * CLOSEST_MEAN_WEIGHT,
+            _ => mean,
+        };
         if self.effort != 0.0 {
             e = e + actions.square().sum_dim(2).sum_dim(1).reshape([n]) * (self.effort / len as f32);
         }

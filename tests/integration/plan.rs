@@ -213,3 +213,132 @@ fn hand_written_inverse_dynamics_matches_the_head() {
         .fold(0.0, f32::max);
     assert!(worst < 1e-5, "largest difference {worst}");
 }
+
+/// A point that moves by its actions in a plane split by a wall on `x = 0` with a door at
+/// `|y| < 1`: a move that would cross the wall elsewhere stops just short of it.
+struct Door;
+
+impl Dynamics for Door {
+    /// The start position.
+    type Start = [f32; 2];
+    fn dim(&self) -> usize {
+        2
+    }
+    fn rollout(&self, starts: &[[f32; 2]], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(actions.len());
+        for (i, seq) in actions.chunks_exact(len * 2).enumerate() {
+            let mut p = starts[i / n];
+            for a in seq.chunks_exact(2) {
+                let q = [p[0] + a[0], p[1] + a[1]];
+                if p[0].signum() != q[0].signum() && q[0] != 0.0 {
+                    let t = p[0] / (p[0] - q[0]);
+                    let y = p[1] + t * (q[1] - p[1]);
+                    if y.abs() >= 1.0 {
+                        // Blocked: stop 0.01 short of the wall.
+                        let s = (t - 0.01 / (p[0] - q[0]).abs()).max(0.0);
+                        p = [p[0] + s * a[0], p[1] + s * a[1]];
+                        out.extend(p);
+                        continue;
+                    }
+                }
+                p = q;
+                out.extend(p);
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn closest_approach_cost_matches_its_formula() {
+    let cost = CostConfig {
+        distance: Distance::L2,
+        horizon: Horizon::Closest,
+        effort: 0.0,
+        collision: 0.0,
+    };
+    // Distances 5, 1, 10 from the goal at the origin: least 1, mean 16 / 3.
+    let states = [3.0f32, 4.0, 0.0, 1.0, 6.0, 8.0];
+    let actions = [0.0f32; 6];
+    let want = 1.0 + amisim::cost::CLOSEST_MEAN_WEIGHT * 16.0 / 3.0;
+    let e = cost.energy(&states, &[0.0, 0.0], &actions);
+    assert!((e - want).abs() < 1e-5, "{e} vs {want}");
+    // The differentiable form agrees.
+    let device = cpu_device();
+    let t = cost.energy_tensor(
+        Tensor::<3>::from_data(TensorData::new(states.to_vec(), [1, 3, 2]), &device),
+        Tensor::<2>::zeros([1, 2], &device),
+        Tensor::<3>::zeros([1, 3, 2], &device),
+    );
+    let e = t.into_data().to_vec::<f32>().unwrap()[0];
+    assert!((e - want).abs() < 1e-4, "{e} vs {want}");
+}
+
+/// The door trap on a toy: the goal is 2 units away straight through a wall whose door is 6
+/// units aside. Scored by the mean distance, waiting at the wall (mean ≈ 1) beats the detour;
+/// scored by the closest approach, the detour through the door wins.
+#[test]
+fn closest_approach_cost_goes_through_the_door() {
+    let closest = |horizon| {
+        let mut cfg = PlannerConfig::default_for(PlannerKind::Cem);
+        (cfg.horizon, cfg.repeat, cfg.max_action, cfg.init_std) = (12, 2, 1.0, 0.7);
+        (cfg.samples, cfg.iterations) = (400, 8);
+        cfg.cost.horizon = horizon;
+        let mut rngs = vec![ChaCha8Rng::seed_from_u64(3)];
+        let p = plan(
+            &cfg,
+            &Door,
+            &[[-1.0, 6.0]],
+            &[1.0, 6.0],
+            &[vec![0.0; cfg.len() * 2]],
+            &mut rngs,
+            false,
+        );
+        p[0].imagined
+            .chunks_exact(2)
+            .map(|s| (s[0] - 1.0).hypot(s[1] - 6.0))
+            .fold(f32::INFINITY, f32::min)
+    };
+    let (by_closest, by_mean) = (closest(Horizon::Closest), closest(Horizon::Sum));
+    assert!(
+        by_closest < 0.5,
+        "the closest-approach plan gets within {by_closest} of the goal"
+    );
+    assert!(
+        by_mean > 1.0,
+        "the mean-distance plan gets within {by_mean}: no trap to test"
+    );
+}
+
+#[test]
+fn two_leg_candidates_are_straight_full_speed_legs() {
+    let mut cfg = echo_config(PlannerKind::Cem);
+    (cfg.horizon, cfg.repeat, cfg.samples, cfg.legs, cfg.iterations) = (6, 3, 40, 10, 1);
+    let mut rngs = vec![ChaCha8Rng::seed_from_u64(1)];
+    let init = vec![vec![0.1; cfg.len() * 2]];
+    let plans = plan(&cfg, &Echo, &[()], &[0.5, 0.5], &init, &mut rngs, true);
+    let trace = plans[0].trace.as_ref().unwrap();
+    let l = cfg.len();
+    for (i, c) in trace
+        .candidates
+        .chunks_exact(l * 2)
+        .enumerate()
+        .skip(cfg.samples - cfg.legs)
+    {
+        // At most three runs of equal actions (two legs, then standing still), each run of
+        // full-speed or zero actions.
+        let actions: Vec<[f32; 2]> = c.chunks_exact(2).map(|a| [a[0], a[1]]).collect();
+        let runs = 1 + actions.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(runs <= 3, "candidate {i}: {runs} runs");
+        for a in &actions {
+            let n = a[0].hypot(a[1]);
+            assert!(n == 0.0 || (n - cfg.max_action).abs() < 1e-4, "candidate {i}: {a:?}");
+        }
+        assert!(actions
+            .iter()
+            .skip_while(|a| a[0].hypot(a[1]) > 0.0)
+            .all(|a| *a == [0.0, 0.0]));
+    }
+    cfg.legs = cfg.samples;
+    assert!(cfg.validate().unwrap_err().contains("planner.legs = 40"));
+}
