@@ -5,6 +5,7 @@
 //!   environments into video observations in one frame.
 //! - [`train`]: data collection by exploration (and, later, self-supervised training).
 //! - [`bench`]: throughput measurements.
+//! - [`ui`]: `amisim run`, a window onto a scene with an overlay that inspects planning live.
 
 pub mod actor;
 pub mod bench;
@@ -13,6 +14,7 @@ pub mod eval;
 pub mod image;
 pub mod perception;
 pub mod train;
+pub mod ui;
 pub mod world;
 pub mod world_model;
 

@@ -26,6 +26,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open a window onto a scene and watch the agent plan and act, with an overlay that shows
+    /// what it sees, imagines and pays.
+    Run(RunArgs),
     /// Run an exploration policy in many environments and write the episodes as safetensors.
     Collect(CollectArgs),
     /// Measure throughput.
@@ -51,6 +54,39 @@ enum Command {
         /// Scene names or paths to `.ron` files.
         scenes: Vec<String>,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Scene to show (top-down).
+    #[arg(long, default_value = "two_rooms")]
+    scene: String,
+    /// World model to plan with (default: the shipped model for the scene,
+    /// assets/<scene>.safetensors).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Plan with the true simulator instead of a world model (the oracle of `eval`).
+    #[arg(long, conflicts_with = "checkpoint")]
+    oracle: bool,
+    #[arg(long, value_enum, default_value = "cem")]
+    planner: amisim::actor::planner::PlannerKind,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Environment steps per second (the agent's pace; the window draws at its own rate).
+    #[arg(long, default_value_t = 10.0)]
+    steps_per_second: f32,
+    /// Save a screenshot of the window (PNG) and exit.
+    #[arg(long)]
+    screenshot: Option<PathBuf>,
+    /// Frames to draw before the screenshot, counted once the agent has planned and the energy
+    /// landscape of its goal is in.
+    #[arg(long, default_value_t = 60)]
+    frames: usize,
+    /// Window size in pixels.
+    #[arg(long, default_value_t = 1280)]
+    width: u32,
+    #[arg(long, default_value_t = 800)]
+    height: u32,
 }
 
 #[derive(clap::Args)]
@@ -241,6 +277,7 @@ fn quiet_display_probe() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(a) => run_command(a)?,
         Command::Collect(a) => {
             let cfg = CollectConfig {
                 scene: a.scene,
@@ -572,4 +609,52 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn run_command(a: RunArgs) -> Result<()> {
+    use amisim::ui::agent::{AgentOptions, ModelSource};
+    let model = if a.oracle {
+        ModelSource::Oracle
+    } else {
+        let path = a
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| eval_cli::default_checkpoint(&a.scene));
+        if !path.exists() {
+            anyhow::bail!(
+                "{} (or plan with the true simulator: --oracle)",
+                eval_cli::missing_checkpoint(&path, &a.scene)
+            );
+        }
+        ModelSource::Checkpoint(path)
+    };
+    if !(a.steps_per_second.is_finite() && a.steps_per_second > 0.0) {
+        anyhow::bail!("--steps-per-second {} must be a positive number", a.steps_per_second);
+    }
+    let planner = amisim::actor::planner::PlannerConfig::default_for(a.planner);
+    if a.oracle && a.planner == amisim::actor::planner::PlannerKind::Gradient {
+        anyhow::bail!("--oracle plans with the simulator, which has no gradient: use --planner cem or mppi");
+    }
+    let scenes = shipped_scene_names()
+        .into_iter()
+        .filter(|n| Scene::load(n).is_ok_and(|s| s.top_down().is_some()))
+        .collect();
+    amisim::ui::run(amisim::ui::RunOptions {
+        agent: AgentOptions {
+            scene: a.scene,
+            model,
+            assets: eval_cli::default_checkpoint("x")
+                .parent()
+                .map(|p| p.to_path_buf())
+                .unwrap_or_default(),
+            planner,
+            seed: a.seed,
+            steps_per_second: a.steps_per_second,
+        },
+        screenshot: a.screenshot,
+        frames: a.frames.max(1),
+        width: a.width,
+        height: a.height,
+        scenes,
+    })
 }

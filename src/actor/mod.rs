@@ -58,6 +58,12 @@ impl Mpc {
         }
     }
 
+    /// Drops the rest of problem `i`'s current plan (its actions were overridden, e.g. by the
+    /// keyboard): it plans again at its next action, warm-started as before.
+    pub fn interrupt(&mut self, i: usize) {
+        self.queues[i].clear();
+    }
+
     /// Whether problem `i` plans at its next action.
     pub fn needs_plan(&self, i: usize) -> bool {
         self.queues[i].is_empty()

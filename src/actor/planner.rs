@@ -155,6 +155,9 @@ pub struct Trace {
     /// Indices into `candidates`, best first (CEM: the elites; MPPI: the highest weights;
     /// gradient: all starts by cost).
     pub elites: Vec<usize>,
+    /// The lowest cost of each iteration (gradient: of each descent step's starting point,
+    /// then of the final sequences).
+    pub best_per_iteration: Vec<f32>,
 }
 
 /// A plan for one problem.
@@ -307,6 +310,7 @@ fn sampling<D: Dynamics>(
     // Best candidate seen so far per problem: (cost, actions, imagined).
     let mut best: Vec<(f32, Vec<f32>, Vec<f32>)> = vec![(f32::INFINITY, vec![0.0; l * 2], vec![0.0; l * dim]); p];
     let mut traces: Vec<Option<Trace>> = vec![None; p];
+    let mut iteration_best: Vec<Vec<f32>> = vec![Vec::with_capacity(cfg.iterations); p];
     let mut actions = vec![0.0; p * n * l * 2];
     for it in 0..cfg.iterations {
         for q in 0..p {
@@ -326,6 +330,7 @@ fn sampling<D: Dynamics>(
             let a = &actions[q * n * l * 2..(q + 1) * n * l * 2];
             let order = ranked(c);
             let top = order[0];
+            iteration_best[q].push(c[top]);
             if c[top] < best[q].0 {
                 let row = q * n + top;
                 best[q] = (
@@ -373,6 +378,7 @@ fn sampling<D: Dynamics>(
                     candidates: a.to_vec(),
                     costs: c.to_vec(),
                     elites,
+                    best_per_iteration: iteration_best[q].clone(),
                 });
             }
         }
@@ -432,10 +438,14 @@ fn gradient<D: Dynamics>(
     }
     let (mut m1, mut m2) = (vec![0.0f32; actions.len()], vec![0.0f32; actions.len()]);
     let (b1, b2) = (0.9f32, 0.999f32);
+    let mut iteration_best: Vec<Vec<f32>> = vec![Vec::with_capacity(cfg.iterations + 1); p];
     for it in 0..cfg.iterations {
-        let Some((_, grad)) = dynamics.energy_gradient(starts, n, &actions, l, goals, &cfg.cost) else {
+        let Some((energies, grad)) = dynamics.energy_gradient(starts, n, &actions, l, goals, &cfg.cost) else {
             break;
         };
+        for (q, e) in energies.chunks(n).enumerate().take(p) {
+            iteration_best[q].push(e.iter().copied().fold(f32::INFINITY, f32::min));
+        }
         let t = (it + 1) as i32;
         for i in 0..actions.len() {
             let g = if grad[i].is_finite() { grad[i] } else { 0.0 };
@@ -454,6 +464,8 @@ fn gradient<D: Dynamics>(
             let c = &costs[q * n..(q + 1) * n];
             let order = ranked(c);
             let (top, row) = (order[0], q * n + order[0]);
+            let mut bests = iteration_best[q].clone();
+            bests.push(c[top]);
             Plan {
                 actions: actions[row * l * 2..(row + 1) * l * 2].to_vec(),
                 cost: c[top],
@@ -462,6 +474,7 @@ fn gradient<D: Dynamics>(
                     candidates: actions[q * n * l * 2..(q + 1) * n * l * 2].to_vec(),
                     costs: c.to_vec(),
                     elites: order.clone(),
+                    best_per_iteration: bests,
                 }),
             }
         })

@@ -58,7 +58,8 @@ impl Default for CostConfig {
 }
 
 impl CostConfig {
-    fn dist(&self, a: &[f32], b: &[f32]) -> f32 {
+    /// The distance between two states (L2 or L1).
+    pub fn dist(&self, a: &[f32], b: &[f32]) -> f32 {
         match self.distance {
             Distance::L2 => a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt(),
             Distance::L1 => a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum(),

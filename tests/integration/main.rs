@@ -7,3 +7,4 @@ mod physics;
 mod plan;
 mod render;
 mod scenes;
+mod window;

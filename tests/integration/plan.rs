@@ -270,7 +270,7 @@ fn closest_approach_cost_matches_its_formula() {
         Tensor::<2>::zeros([1, 2], &device),
         Tensor::<3>::zeros([1, 3, 2], &device),
     );
-    let e = t.into_data().to_vec::<f32>().unwrap()[0];
+    let e = t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()[0];
     assert!((e - want).abs() < 1e-4, "{e} vs {want}");
 }
 

@@ -1,0 +1,758 @@
+//! The agent thread of `amisim run`: it owns an environment, the world model and the planner,
+//! acts at its own pace and sends a snapshot of what it saw, imagined and paid after every
+//! step. The window only draws the latest snapshot, so a plan never holds up a frame. A second
+//! thread computes the energy landscape of each new goal.
+
+use crate::actor::model::{Dynamics, LatentDynamics, SimDynamics};
+use crate::actor::planner::{PlannerConfig, PlannerKind, Trace};
+use crate::actor::Mpc;
+use crate::eval::probe::{encode_all, targets, LinearProbe};
+use crate::eval::run::encode;
+use crate::train::collect::CollectConfig;
+use crate::train::data::Episodes;
+use crate::train::jepa::{cpu_device, load_checkpoint};
+use crate::world::env::env_rng;
+use crate::world::sim::{self, EnvState};
+use crate::world::{Obs, Scene, VecEnv};
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use glam::Vec2;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the window asks of the agent.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Pause(bool),
+    /// One step now (paused or not).
+    Step,
+    /// A new episode.
+    Reset,
+    /// A new goal position (arena coordinates) in the current episode.
+    Goal(Vec2),
+    Planner(PlannerKind),
+    Horizon(usize),
+    Samples(usize),
+    Iterations(usize),
+    StepsPerSecond(f32),
+    /// The action of the next step, from the keyboard, instead of the planner's.
+    Drive([f32; 2]),
+    /// Switch to another (top-down) scene.
+    Scene(String),
+}
+
+/// What the agent plans with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSource {
+    /// A trained world model.
+    Checkpoint(PathBuf),
+    /// The true simulator (the oracle of `amisim eval`).
+    Oracle,
+}
+
+/// Settings of the agent thread.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub scene: String,
+    pub model: ModelSource,
+    /// Where the shipped models live (`<scene>.safetensors`), for switching scenes.
+    pub assets: PathBuf,
+    pub planner: PlannerConfig,
+    pub seed: u64,
+    pub steps_per_second: f32,
+}
+
+/// One sampled plan of the last planning call, as the positions it imagines.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub path: Vec<[f32; 2]>,
+    pub cost: f32,
+    pub elite: bool,
+}
+
+/// Everything the window shows of the agent, after one step.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub scene: Arc<Scene>,
+    pub state: EnvState,
+    pub episode: u64,
+    /// Changes with every new goal (the landscape answers to it).
+    pub goal_id: u64,
+    /// Side of the observations in pixels; `obs` and `goal_obs` are RGBA.
+    pub side: usize,
+    pub obs: Vec<u8>,
+    pub goal_obs: Vec<u8>,
+    /// The chosen plan's imagined agent positions (the position probe reads the latents).
+    pub plan: Vec<[f32; 2]>,
+    pub candidates: Vec<Candidate>,
+    pub executed: Vec<[f32; 2]>,
+    /// (step, distance between the current and the goal latent).
+    pub energy: Vec<[f64; 2]>,
+    /// Lowest cost of each iteration of the last plan.
+    pub iteration_costs: Vec<f32>,
+    /// (step, planning ms per environment step) of each plan.
+    pub plan_ms: Vec<[f64; 2]>,
+    pub planner: PlannerConfig,
+    /// What the agent plans with, in words.
+    pub model: String,
+    pub status: String,
+    pub paused: bool,
+    pub steps_per_second: f32,
+    pub plans_made: usize,
+}
+
+/// The energy between the goal latent and the latent of the agent drawn at each point of a
+/// grid over the arena.
+#[derive(Debug, Clone)]
+pub struct Landscape {
+    pub goal_id: u64,
+    /// Cells per side; cell `(i, j)` is centred at `origin + (i + 0.5, j + 0.5) · cell`.
+    pub n: usize,
+    pub origin: f32,
+    pub cell: f32,
+    /// Row-major (`j` rows, `i` columns); NaN where the agent cannot be (walls).
+    pub values: Vec<f32>,
+    pub ms: f64,
+}
+
+/// Messages from the agent's threads to the window.
+pub enum Event {
+    /// Loading, fitting the probe and the like.
+    Status(String),
+    Snapshot(Box<Snapshot>),
+    Landscape(Landscape),
+    /// The agent stopped; the message says why.
+    Failed(String),
+}
+
+/// Starts the agent thread; returns the sender of its commands. The thread stops when the
+/// sender is dropped.
+pub fn spawn(opts: AgentOptions, events: Sender<Event>) -> Sender<Command> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    std::thread::Builder::new()
+        .name("agent".into())
+        .spawn(move || {
+            if let Err(e) = agent_main(opts, rx, events.clone()) {
+                let _ = events.send(Event::Failed(format!("{e:#}")));
+            }
+        })
+        .expect("spawning the agent thread");
+    tx
+}
+
+/// Cells per side of the energy landscape.
+pub const LANDSCAPE_CELLS: usize = 32;
+/// Environments the landscape renders at once.
+const LANDSCAPE_BATCH: usize = 64;
+/// Candidate paths shown per plan (the elites among them).
+const SHOWN_CANDIDATES: usize = 32;
+/// Episodes of the random walk the position probe is fitted on (16 steps each).
+const PROBE_EPISODES: usize = 100;
+/// How long a finished episode stays on screen before the next one starts.
+const PAUSE_AFTER_EPISODE: Duration = Duration::from_millis(1500);
+
+/// The world model with what goes with it.
+struct Model {
+    path: PathBuf,
+    step: usize,
+    jepa: crate::world_model::jepa::Jepa,
+    latent: LatentDynamics,
+    probe: LinearProbe,
+}
+
+enum Brain {
+    Model(Box<Model>),
+    Oracle(SimDynamics),
+}
+
+impl Brain {
+    fn describe(&self) -> String {
+        match self {
+            Brain::Model(m) => format!("world model {} (step {})", m.path.display(), m.step),
+            Brain::Oracle(_) => "the true simulator (oracle)".into(),
+        }
+    }
+
+    /// Agent positions of imagined states `[rows, dim]`.
+    fn positions(&self, states: &[f32], dim: usize) -> Vec<[f32; 2]> {
+        match self {
+            Brain::Model(m) => {
+                let k = m.probe.k;
+                m.probe.predict(states).chunks_exact(k).map(|p| [p[0], p[1]]).collect()
+            }
+            Brain::Oracle(_) => states.chunks_exact(dim).map(|s| [s[0], s[1]]).collect(),
+        }
+    }
+}
+
+/// The agent's world: the scene, its environment, the model and the current episode.
+struct Agent {
+    opts: AgentOptions,
+    scene: Arc<Scene>,
+    env: VecEnv,
+    brain: Brain,
+    device: Device,
+    mpc: Mpc,
+    episode: u64,
+    goal_id: u64,
+    obs: Obs,
+    goal_obs: Vec<u8>,
+    /// The goal as the planner sees it: a latent, or the simulator's state vector.
+    goal: Vec<f32>,
+    /// The current state as the planner sees it.
+    z: Vec<f32>,
+    executed: Vec<[f32; 2]>,
+    energy: Vec<[f64; 2]>,
+    plan_ms: Vec<[f64; 2]>,
+    plan: Vec<[f32; 2]>,
+    candidates: Vec<Candidate>,
+    iteration_costs: Vec<f32>,
+    plans_made: usize,
+    status: String,
+    paused: bool,
+    finished_at: Option<Instant>,
+    landscape: Sender<LandscapeJob>,
+    events: Sender<Event>,
+}
+
+fn agent_main(opts: AgentOptions, commands: Receiver<Command>, events: Sender<Event>) -> Result<()> {
+    let (ltx, lrx) = crossbeam_channel::unbounded();
+    {
+        let events = events.clone();
+        std::thread::Builder::new()
+            .name("landscape".into())
+            .spawn(move || {
+                if let Err(e) = landscape_main(lrx, events.clone()) {
+                    let _ = events.send(Event::Status(format!("energy landscape stopped: {e:#}")));
+                }
+            })
+            .context("spawning the landscape thread")?;
+    }
+    let mut agent = Agent::load(opts, ltx, events)?;
+    agent.new_episode()?;
+    let mut next_due = Instant::now();
+    let mut step_now = false;
+    let mut drive: Option<[f32; 2]> = None;
+    loop {
+        // Wait for a command until the next step is due (forever while paused).
+        let due = !agent.paused && agent.finished_at.is_none();
+        let received = if step_now || drive.is_some() {
+            commands.try_recv().map_err(|e| match e {
+                crossbeam_channel::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                crossbeam_channel::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+            })
+        } else if due {
+            commands.recv_deadline(next_due)
+        } else if let Some(t) = agent.finished_at.filter(|_| !agent.paused) {
+            commands.recv_deadline(t + PAUSE_AFTER_EPISODE)
+        } else {
+            commands.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        };
+        match received {
+            Ok(cmd) => {
+                match cmd {
+                    Command::Step => step_now = true,
+                    Command::Drive(a) => drive = Some(a),
+                    other => agent.command(other)?,
+                }
+                agent.publish();
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(t) = agent.finished_at {
+            if agent.paused && !step_now {
+                continue;
+            }
+            if t.elapsed() >= PAUSE_AFTER_EPISODE || step_now {
+                agent.episode += 1;
+                agent.new_episode()?;
+                step_now = false;
+                next_due = Instant::now();
+            }
+            continue;
+        }
+        if !(step_now || drive.is_some()) && Instant::now() < next_due {
+            continue;
+        }
+        // Keyboard steps come at the same pace as the planner's.
+        if drive.is_some() && !step_now && Instant::now() < next_due {
+            std::thread::sleep(next_due - Instant::now());
+        }
+        agent.step(drive.take())?;
+        step_now = false;
+        next_due = Instant::now() + Duration::from_secs_f32(1.0 / agent.opts.steps_per_second.max(0.1));
+        agent.publish();
+    }
+}
+
+/// RGBA pixels of an environment's frame (channels as drawn).
+fn rgba(obs: &Obs, i: usize) -> Vec<u8> {
+    let [_, _, h, w] = obs.shape;
+    let plane = h * w;
+    let f = obs.frame(i);
+    let mut out = Vec::with_capacity(plane * 4);
+    for p in 0..plane {
+        out.extend_from_slice(&[f[p], f[plane + p], f[2 * plane + p], 255]);
+    }
+    out
+}
+
+impl Agent {
+    fn load(opts: AgentOptions, landscape: Sender<LandscapeJob>, events: Sender<Event>) -> Result<Agent> {
+        let scene = Arc::new(load_top_down(&opts.scene)?);
+        let device = cpu_device();
+        let status = |s: String| {
+            let _ = events.send(Event::Status(s));
+        };
+        status(format!("starting the {} world", scene.name()));
+        let env = VecEnv::new((*scene).clone(), 1)?;
+        let brain = load_brain(&opts.model, &scene, &device, &status)?;
+        let obs = Obs {
+            frames: Vec::new(),
+            shape: [0, 3, 0, 0],
+        };
+        Ok(Agent {
+            mpc: Mpc::new(opts.planner.clone(), &[opts.seed]),
+            episode: 0,
+            goal_id: 0,
+            obs,
+            goal_obs: Vec::new(),
+            goal: Vec::new(),
+            z: Vec::new(),
+            executed: Vec::new(),
+            energy: Vec::new(),
+            plan_ms: Vec::new(),
+            plan: Vec::new(),
+            candidates: Vec::new(),
+            iteration_costs: Vec::new(),
+            plans_made: 0,
+            status: String::new(),
+            paused: false,
+            finished_at: None,
+            opts,
+            scene,
+            env,
+            brain,
+            device,
+            landscape,
+            events,
+        })
+    }
+
+    fn command(&mut self, cmd: Command) -> Result<()> {
+        let mut cfg = self.mpc.cfg.clone();
+        match cmd {
+            Command::Pause(p) => self.paused = p,
+            Command::Reset => {
+                self.episode += 1;
+                self.new_episode()?;
+            }
+            Command::Goal(p) => self.set_goal(p)?,
+            Command::Planner(kind) => {
+                if kind == PlannerKind::Gradient && matches!(self.brain, Brain::Oracle(_)) {
+                    self.status = "the simulator has no gradient: plan with CEM or MPPI".into();
+                    return Ok(());
+                }
+                let d = PlannerConfig::default_for(kind);
+                (cfg.kind, cfg.samples, cfg.iterations) = (kind, d.samples, d.iterations);
+            }
+            Command::Horizon(h) => cfg.horizon = h.max(1),
+            Command::Samples(n) => cfg.samples = n.max(cfg.elites.max(cfg.legs + 1)),
+            Command::Iterations(n) => cfg.iterations = n.max(1),
+            Command::StepsPerSecond(s) => self.opts.steps_per_second = s.clamp(0.5, 120.0),
+            Command::Scene(name) => {
+                if name != self.scene.name() {
+                    self.switch_scene(&name)?;
+                }
+                return Ok(());
+            }
+            Command::Step | Command::Drive(_) => {}
+        }
+        if cfg != self.mpc.cfg {
+            cfg.replan_every = cfg.replan_every.min(cfg.len());
+            if let Err(e) = cfg.validate() {
+                self.status = e;
+            } else {
+                self.opts.planner = cfg.clone();
+                self.mpc = Mpc::new(cfg, &[self.plan_seed()]);
+            }
+        }
+        Ok(())
+    }
+
+    fn plan_seed(&self) -> u64 {
+        self.opts.seed ^ (self.episode + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn switch_scene(&mut self, name: &str) -> Result<()> {
+        let scene = match load_top_down(name) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                self.status = format!("{e:#}");
+                return Ok(());
+            }
+        };
+        let send = |s: String| {
+            let _ = self.events.send(Event::Status(s));
+        };
+        send(format!("switching to {name}"));
+        let model = match &self.opts.model {
+            ModelSource::Oracle => ModelSource::Oracle,
+            ModelSource::Checkpoint(_) => {
+                let p = self.opts.assets.join(format!("{name}.safetensors"));
+                if p.exists() {
+                    ModelSource::Checkpoint(p)
+                } else {
+                    ModelSource::Oracle
+                }
+            }
+        };
+        let brain = load_brain(&model, &scene, &self.device, &send)?;
+        self.env = VecEnv::new((*scene).clone(), 1)?;
+        self.brain = brain;
+        self.scene = scene;
+        self.opts.scene = name.to_string();
+        self.episode = 0;
+        self.new_episode()?;
+        if model == ModelSource::Oracle && self.opts.model != ModelSource::Oracle {
+            self.status = format!("no shipped model for {name}: planning with the true simulator (oracle)");
+        }
+        Ok(())
+    }
+
+    /// Starts episode `self.episode` (drawn from the seed), with its own goal.
+    fn new_episode(&mut self) -> Result<()> {
+        let state = sim::sample_episode(&self.scene, &mut env_rng(self.opts.seed, self.episode as usize))?;
+        self.start_from(state)
+    }
+
+    /// Sets a new goal position for the current episode (ignored inside walls).
+    fn set_goal(&mut self, p: Vec2) -> Result<()> {
+        let mut state = self.env.states()[0].clone();
+        let mut probe = state.clone();
+        probe.agent = p;
+        if let Some(b) = probe.pushable.as_mut() {
+            *b = p;
+            probe.agent = Vec2::new(-100.0, -100.0);
+        }
+        let size = self.scene.top_down().map_or(0.0, |s| s.size as f32);
+        if p.x < 0.0 || p.y < 0.0 || p.x > size || p.y > size || sim::inside_wall(&self.scene, &probe) {
+            self.status = format!("({:.0}, {:.0}) is not a free position: goal unchanged", p.x, p.y);
+            return Ok(());
+        }
+        state.goal = p;
+        state.steps = 0;
+        self.start_from(state)
+    }
+
+    fn start_from(&mut self, state: EnvState) -> Result<()> {
+        let goal_state = sim::goal_state(&self.scene, &state);
+        self.env.set_states(vec![goal_state.clone()]);
+        let goal_obs = self.env.render()?;
+        self.goal_obs = rgba(&goal_obs, 0);
+        self.goal = match &self.brain {
+            Brain::Model(m) => encode(&m.jepa, &goal_obs, &self.device),
+            Brain::Oracle(sim) => sim.observe(&goal_state),
+        };
+        self.env.set_states(vec![state.clone()]);
+        self.obs = self.env.render()?;
+        self.mpc = Mpc::new(self.mpc.cfg.clone(), &[self.plan_seed()]);
+        self.goal_id += 1;
+        self.executed = vec![[state.agent.x, state.agent.y]];
+        self.energy.clear();
+        self.plan_ms.clear();
+        self.plan.clear();
+        self.candidates.clear();
+        self.iteration_costs.clear();
+        self.finished_at = None;
+        self.status = format!(
+            "episode {}: go to ({:.0}, {:.0})",
+            self.episode, state.goal.x, state.goal.y
+        );
+        self.record_energy()?;
+        let _ = self.landscape.send(LandscapeJob {
+            goal_id: self.goal_id,
+            scene: self.scene.clone(),
+            template: state,
+            goal: self.goal.clone(),
+            model: match &self.brain {
+                Brain::Model(m) => Some(m.path.clone()),
+                Brain::Oracle(_) => None,
+            },
+            cost: self.mpc.cfg.cost.clone(),
+        });
+        self.publish();
+        Ok(())
+    }
+
+    /// Reads the current latent (or simulator state) and records its distance to the goal.
+    fn record_energy(&mut self) -> Result<()> {
+        self.z = match &self.brain {
+            Brain::Model(m) => encode(&m.jepa, &self.obs, &self.device),
+            Brain::Oracle(sim) => sim.observe(&self.env.states()[0]),
+        };
+        let t = self.env.states()[0].steps as f64;
+        self.energy
+            .push([t, self.mpc.cfg.cost.dist(&self.z, &self.goal) as f64]);
+        Ok(())
+    }
+
+    fn step(&mut self, drive: Option<[f32; 2]>) -> Result<()> {
+        let z = self.z.clone();
+        let action = match drive {
+            Some(a) => {
+                self.mpc.interrupt(0);
+                a
+            }
+            None => {
+                let t0 = Instant::now();
+                let (acts, planned) = match &self.brain {
+                    Brain::Model(m) => self.mpc.act(&m.latent, &[z.clone()], &self.goal, &[0], true),
+                    Brain::Oracle(sim) => {
+                        let states = self.env.states().to_vec();
+                        self.mpc.act(sim, &states, &self.goal, &[0], true)
+                    }
+                };
+                if planned {
+                    let ms = t0.elapsed().as_secs_f64() * 1e3 / self.mpc.cfg.replan_every as f64;
+                    self.plan_ms.push([self.env.states()[0].steps as f64, ms]);
+                    self.plans_made += 1;
+                    self.read_plan(&z);
+                }
+                acts[0].1
+            }
+        };
+        let (obs, info) = self.env.step(&[action])?;
+        self.obs = obs;
+        let s = &self.env.states()[0];
+        self.executed.push([s.agent.x, s.agent.y]);
+        self.record_energy()?;
+        let info = &info[0];
+        if info.success || info.done {
+            self.finished_at = Some(Instant::now());
+            self.status = if info.success {
+                format!("episode {}: reached the goal in {} steps", self.episode, info.steps)
+            } else {
+                format!(
+                    "episode {}: out of steps, {:.1} px from the goal",
+                    self.episode, info.goal_distance
+                )
+            };
+        } else if drive.is_some() {
+            self.status = format!("episode {}: driven by keyboard", self.episode);
+        }
+        Ok(())
+    }
+
+    /// Decodes the last plan and a sample of its candidates into positions.
+    fn read_plan(&mut self, z: &[f32]) {
+        let Some(plan) = self.mpc.last[0].as_ref() else { return };
+        let (dim, len) = match &self.brain {
+            Brain::Model(m) => (m.latent.dim(), self.mpc.cfg.len()),
+            Brain::Oracle(sim) => (sim.dim(), self.mpc.cfg.len()),
+        };
+        self.plan = self.brain.positions(&plan.imagined, dim);
+        let Some(trace) = plan.trace.as_ref() else { return };
+        self.iteration_costs = trace.best_per_iteration.clone();
+        let shown = shown_candidates(trace);
+        let mut actions = Vec::with_capacity(shown.len() * len * 2);
+        for &i in &shown {
+            actions.extend_from_slice(&trace.candidates[i * len * 2..(i + 1) * len * 2]);
+        }
+        let states = match &self.brain {
+            Brain::Model(m) => m.latent.rollout(&[z.to_vec()], shown.len(), &actions, len),
+            Brain::Oracle(sim) => sim.rollout(&[self.env.states()[0].clone()], shown.len(), &actions, len),
+        };
+        let paths = self.brain.positions(&states, dim);
+        self.candidates = shown
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| Candidate {
+                path: paths[k * len..(k + 1) * len].to_vec(),
+                cost: trace.costs[i],
+                elite: trace.elites.contains(&i),
+            })
+            .collect();
+    }
+
+    fn publish(&self) {
+        let side = self.obs.shape[2];
+        let snapshot = Snapshot {
+            scene: self.scene.clone(),
+            state: self.env.states()[0].clone(),
+            episode: self.episode,
+            goal_id: self.goal_id,
+            side,
+            obs: rgba(&self.obs, 0),
+            goal_obs: self.goal_obs.clone(),
+            plan: self.plan.clone(),
+            candidates: self.candidates.clone(),
+            executed: self.executed.clone(),
+            energy: self.energy.clone(),
+            iteration_costs: self.iteration_costs.clone(),
+            plan_ms: self.plan_ms.clone(),
+            planner: self.mpc.cfg.clone(),
+            model: self.brain.describe(),
+            status: self.status.clone(),
+            paused: self.paused,
+            steps_per_second: self.opts.steps_per_second,
+            plans_made: self.plans_made,
+        };
+        let _ = self.events.send(Event::Snapshot(Box::new(snapshot)));
+    }
+}
+
+/// The candidates worth drawing: the elites, then others spread evenly over the cost ranking.
+fn shown_candidates(trace: &Trace) -> Vec<usize> {
+    let n = trace.costs.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| trace.costs[a].total_cmp(&trace.costs[b]));
+    let mut shown: Vec<usize> = trace.elites.iter().copied().take(SHOWN_CANDIDATES / 2).collect();
+    let rest = SHOWN_CANDIDATES - shown.len();
+    for k in 0..rest {
+        let i = order[k * n / rest.max(1)];
+        if !shown.contains(&i) {
+            shown.push(i);
+        }
+    }
+    shown
+}
+
+/// Loads a scene `amisim run` can show (top-down).
+pub fn load_top_down(name: &str) -> Result<Scene> {
+    let scene = Scene::load(name)?;
+    if scene.top_down().is_none() {
+        bail!("{name} is a first-person scene: amisim run shows top-down scenes (two_rooms, four_rooms, push_box, …)");
+    }
+    Ok(scene)
+}
+
+fn load_brain(model: &ModelSource, scene: &Scene, device: &Device, status: &dyn Fn(String)) -> Result<Brain> {
+    match model {
+        ModelSource::Oracle => Ok(Brain::Oracle(SimDynamics { scene: scene.clone() })),
+        ModelSource::Checkpoint(path) => {
+            status(format!("loading {}", path.display()));
+            let ck = load_checkpoint(path, None, device)?;
+            let differentiable = load_checkpoint(path, None, &device.clone().autodiff())?.model.predictor;
+            status(format!(
+                "fitting the position probe ({PROBE_EPISODES} random-walk episodes)"
+            ));
+            let data = Episodes::collect(&CollectConfig::random_walk(
+                scene.name(),
+                PROBE_EPISODES,
+                16,
+                50,
+                7_000_001,
+            ))?;
+            let (x, d) = encode_all(&ck.model, &data, device);
+            let (y, k, _) = targets(&data);
+            let probe = LinearProbe::fit(&x, &y, d, k, 1e-6);
+            let latent = LatentDynamics::new(&ck.model.predictor, Some(differentiable.clone())).with_idm(&ck.model.idm);
+            Ok(Brain::Model(Box::new(Model {
+                path: path.clone(),
+                step: ck.step,
+                jepa: ck.model,
+                latent,
+                probe,
+            })))
+        }
+    }
+}
+
+/// A landscape to compute.
+struct LandscapeJob {
+    goal_id: u64,
+    scene: Arc<Scene>,
+    /// The episode's state (layout, box); the agent is moved over the grid.
+    template: EnvState,
+    goal: Vec<f32>,
+    model: Option<PathBuf>,
+    cost: crate::cost::CostConfig,
+}
+
+fn landscape_main(jobs: Receiver<LandscapeJob>, events: Sender<Event>) -> Result<()> {
+    let device = cpu_device();
+    let mut env: Option<(String, VecEnv)> = None;
+    let mut model: Option<(PathBuf, crate::world_model::jepa::Jepa)> = None;
+    while let Ok(mut job) = jobs.recv() {
+        // Only the latest goal matters.
+        while let Ok(next) = jobs.try_recv() {
+            job = next;
+        }
+        let t0 = Instant::now();
+        let s = job.scene.top_down().expect("top-down scene");
+        let n = LANDSCAPE_CELLS;
+        let cell = s.size as f32 / n as f32;
+        let origin = -0.5;
+        let mut states = Vec::with_capacity(n * n);
+        let mut free = Vec::with_capacity(n * n);
+        for j in 0..n {
+            for i in 0..n {
+                let mut st = job.template.clone();
+                st.agent = Vec2::new(origin + (i as f32 + 0.5) * cell, origin + (j as f32 + 0.5) * cell);
+                let blocked = sim::inside_wall(&job.scene, &st)
+                    || st.pushable.is_some_and(|b| {
+                        let h = s.pushable.as_ref().map_or(0.0, |p| p.half_size);
+                        (st.agent - b).abs().max_element() < h
+                    });
+                free.push(!blocked);
+                states.push(st);
+            }
+        }
+        let mut values = vec![f32::NAN; n * n];
+        match &job.model {
+            None => {
+                let sim = SimDynamics {
+                    scene: (*job.scene).clone(),
+                };
+                for (k, st) in states.iter().enumerate() {
+                    if free[k] {
+                        values[k] = job.cost.dist(&sim.observe(st), &job.goal);
+                    }
+                }
+            }
+            Some(path) => {
+                if model.as_ref().is_none_or(|(p, _)| p != path) {
+                    model = Some((path.clone(), load_checkpoint(path, None, &device)?.model));
+                }
+                let jepa = &model.as_ref().expect("loaded").1;
+                if env.as_ref().is_none_or(|(name, _)| name != job.scene.name()) {
+                    // One landscape world at a time: the old one goes first.
+                    drop(env.take());
+                    env = Some((
+                        job.scene.name().to_string(),
+                        VecEnv::new((*job.scene).clone(), LANDSCAPE_BATCH)?,
+                    ));
+                }
+                let e = &mut env.as_mut().expect("made").1;
+                let cells: Vec<usize> = (0..n * n).filter(|&k| free[k]).collect();
+                for chunk in cells.chunks(LANDSCAPE_BATCH) {
+                    let mut batch: Vec<EnvState> = chunk.iter().map(|&k| states[k].clone()).collect();
+                    while batch.len() < LANDSCAPE_BATCH {
+                        batch.push(batch[0].clone());
+                    }
+                    e.set_states(batch);
+                    let obs = e.render()?;
+                    let z = encode(jepa, &obs, &device);
+                    let d = jepa.latent();
+                    for (m, &k) in chunk.iter().enumerate() {
+                        values[k] = job.cost.dist(&z[m * d..(m + 1) * d], &job.goal);
+                    }
+                }
+            }
+        }
+        let _ = events.send(Event::Landscape(Landscape {
+            goal_id: job.goal_id,
+            n,
+            origin,
+            cell,
+            values,
+            ms: t0.elapsed().as_secs_f64() * 1e3,
+        }));
+    }
+    Ok(())
+}

@@ -1,0 +1,910 @@
+//! `amisim run`: a window onto a scene with the agent acting in it, and an egui overlay that
+//! shows why it acts — what it sees, what it imagined, what that cost.
+//!
+//! Planning runs on the agent thread ([`agent`]); the window's systems only take the latest
+//! snapshot from a channel (never waiting), so the frame rate does not depend on the planner.
+//! The world is drawn by Bevy from a viewer camera (the arena at window scale, not the agent's
+//! 65-pixel observation); the overlay paints imagined paths on top of it.
+
+pub mod agent;
+
+use crate::actor::planner::{PlannerConfig, PlannerKind};
+use crate::world::check_adapter;
+use agent::{AgentOptions, Command, Event, Landscape, Snapshot};
+use anyhow::{bail, Result};
+use bevy::camera::visibility::RenderLayers;
+use bevy::camera::{CameraOutputMode, ScalingMode, Viewport};
+use bevy::log::{Level, LogPlugin};
+use bevy::prelude::*;
+use bevy::render::render_resource::BlendState;
+use bevy::render::settings::{Backends, RenderCreation, WgpuSettings};
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::render::RenderPlugin;
+use bevy::window::{PrimaryWindow, WindowResolution};
+use bevy_egui::{egui, EguiContexts, EguiGlobalSettings, EguiPlugin, EguiPrimaryContextPass, PrimaryEguiContext};
+use crossbeam_channel::{Receiver, Sender};
+use egui_plot::{Line, Plot, PlotPoints, Points};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Settings of `amisim run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub agent: AgentOptions,
+    /// Save a screenshot of the window here after `frames` frames, then exit.
+    pub screenshot: Option<PathBuf>,
+    /// Frames to run before the screenshot, counted from when the agent has planned and the
+    /// energy landscape of its goal is in.
+    pub frames: usize,
+    pub width: u32,
+    pub height: u32,
+    /// Scenes offered in the scene switcher.
+    pub scenes: Vec<String>,
+}
+
+/// The line that installs a virtual X server, printed when no display is set.
+pub const XVFB_INSTALL_HINT: &str = "sudo apt-get install -y xvfb";
+
+/// Fails with a clear message when there is no display to open a window on.
+pub fn check_display() -> Result<()> {
+    if std::env::var_os("DISPLAY").is_none_or(|d| d.is_empty()) {
+        bail!(
+            "amisim run opens a window and no X display is set (DISPLAY). On a machine without \
+             a display, run it under a virtual one: xvfb-run -a amisim run … (install it with: \
+             {XVFB_INSTALL_HINT})"
+        );
+    }
+    Ok(())
+}
+
+/// Opens the window and runs until it is closed (or the screenshot is saved).
+pub fn run(opts: RunOptions) -> Result<()> {
+    check_display()?;
+    check_adapter()?;
+    agent::load_top_down(&opts.agent.scene)?;
+    let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let commands = agent::spawn(opts.agent.clone(), events_tx);
+    let outcome: Arc<Mutex<Option<Result<String, String>>>> = Arc::new(Mutex::new(None));
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: Some(Window {
+                    title: format!("amisim — {}", opts.agent.scene),
+                    resolution: WindowResolution::new(opts.width, opts.height).with_scale_factor_override(1.0),
+                    ..default()
+                }),
+                ..default()
+            })
+            .set(RenderPlugin {
+                render_creation: RenderCreation::Automatic(Box::new(WgpuSettings {
+                    backends: Some(Backends::VULKAN),
+                    ..default()
+                })),
+                ..default()
+            })
+            .set(LogPlugin {
+                level: Level::WARN,
+                filter: "warn,wgpu=error,naga=error,bevy_render=error".into(),
+                ..default()
+            }),
+    );
+    app.add_plugins(EguiPlugin::default());
+    app.insert_resource(ClearColor(Color::srgb(0.06, 0.06, 0.08)));
+    app.insert_resource(Link {
+        events: events_rx,
+        commands,
+    });
+    app.insert_resource(View::new(&opts));
+    app.insert_resource(Shot {
+        path: opts.screenshot.clone(),
+        frames: opts.frames,
+        counted: 0,
+        since: None,
+        taken: false,
+        started: Instant::now(),
+        outcome: outcome.clone(),
+    });
+    app.add_systems(Startup, setup);
+    app.add_systems(Update, (receive, sync_world, screenshot).chain());
+    app.add_systems(EguiPrimaryContextPass, overlay);
+    app.run();
+    let result = outcome.lock().expect("outcome lock").take();
+    match result {
+        Some(Ok(msg)) => {
+            eprintln!("{msg}");
+            Ok(())
+        }
+        Some(Err(msg)) => bail!("{msg}"),
+        None if opts.screenshot.is_some() => bail!("the window closed before the screenshot was taken"),
+        None => Ok(()),
+    }
+}
+
+#[derive(Resource)]
+struct Link {
+    events: Receiver<Event>,
+    commands: Sender<Command>,
+}
+
+impl Link {
+    fn send(&self, c: Command) {
+        let _ = self.commands.send(c);
+    }
+}
+
+/// What the window shows and the state of its controls.
+#[derive(Resource)]
+struct View {
+    snapshot: Option<Box<Snapshot>>,
+    landscape: Option<Landscape>,
+    /// Bumped with every new snapshot / landscape, so textures are rebuilt only then.
+    revision: u64,
+    drawn_revision: u64,
+    landscape_revision: u64,
+    drawn_landscape: u64,
+    status: String,
+    failed: Option<String>,
+    obs_tex: Option<egui::TextureHandle>,
+    goal_tex: Option<egui::TextureHandle>,
+    landscape_tex: Option<egui::TextureHandle>,
+    /// Slider values.
+    horizon: usize,
+    samples: usize,
+    iterations: usize,
+    steps_per_second: f32,
+    show_candidates: bool,
+    show_landscape: bool,
+    scenes: Vec<String>,
+    /// Frames per second (exponential average) and its history.
+    fps: f64,
+    fps_history: Vec<[f64; 2]>,
+    frame: u64,
+    /// The world's layout as drawn, to respawn sprites when it changes.
+    drawn_layout: Option<(String, u64, u64)>,
+    /// The central area (logical pixels): where the world is drawn.
+    world_rect: Option<egui::Rect>,
+}
+
+impl View {
+    fn new(opts: &RunOptions) -> View {
+        let p = &opts.agent.planner;
+        View {
+            snapshot: None,
+            landscape: None,
+            revision: 0,
+            drawn_revision: 0,
+            landscape_revision: 0,
+            drawn_landscape: 0,
+            status: "starting".into(),
+            failed: None,
+            obs_tex: None,
+            goal_tex: None,
+            landscape_tex: None,
+            horizon: p.horizon,
+            samples: p.samples,
+            iterations: p.iterations,
+            steps_per_second: opts.agent.steps_per_second,
+            show_candidates: true,
+            show_landscape: false,
+            scenes: opts.scenes.clone(),
+            fps: 0.0,
+            fps_history: Vec::new(),
+            frame: 0,
+            drawn_layout: None,
+            world_rect: None,
+        }
+    }
+
+    /// Whether everything a screenshot should show is in: a plan and its goal's landscape.
+    fn ready(&self) -> bool {
+        match (&self.snapshot, &self.landscape) {
+            (Some(s), Some(l)) => s.plans_made > 0 && l.goal_id == s.goal_id && !s.candidates.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Resource)]
+struct Shot {
+    path: Option<PathBuf>,
+    frames: usize,
+    counted: usize,
+    since: Option<Instant>,
+    taken: bool,
+    started: Instant,
+    outcome: Arc<Mutex<Option<Result<String, String>>>>,
+}
+
+/// How long a screenshot run waits for the agent's first plan and landscape.
+const READY_TIMEOUT_S: u64 = 600;
+
+#[derive(Component)]
+struct WorldCamera;
+/// Every sprite of the arena (respawned when the layout changes).
+#[derive(Component)]
+struct ArenaItem;
+#[derive(Component)]
+struct AgentSprite;
+#[derive(Component)]
+struct BoxSprite;
+#[derive(Component)]
+struct GoalSprite;
+
+fn setup(mut commands: Commands, mut egui_settings: ResMut<EguiGlobalSettings>) {
+    egui_settings.auto_create_primary_context = false;
+    commands.spawn((WorldCamera, Camera2d, Camera { order: 0, ..default() }));
+    commands.spawn((
+        PrimaryEguiContext,
+        Camera2d,
+        RenderLayers::none(),
+        Camera {
+            order: 1,
+            output_mode: CameraOutputMode::Write {
+                blend_state: Some(BlendState::ALPHA_BLENDING),
+                clear_color: ClearColorConfig::None,
+            },
+            clear_color: ClearColorConfig::Custom(Color::NONE),
+            ..default()
+        },
+    ));
+}
+
+/// Takes every message the agent sent since the last frame (never waits).
+fn receive(link: Res<Link>, mut view: ResMut<View>, time: Res<Time>) {
+    for e in link.events.try_iter() {
+        match e {
+            Event::Status(s) => view.status = s,
+            Event::Snapshot(s) => {
+                view.status = s.status.clone();
+                view.snapshot = Some(s);
+                view.revision += 1;
+            }
+            Event::Landscape(l) => {
+                view.landscape = Some(l);
+                view.landscape_revision += 1;
+            }
+            Event::Failed(msg) => {
+                view.status = format!("the agent stopped: {msg}");
+                view.failed = Some(msg);
+            }
+        }
+    }
+    let dt = time.delta_secs_f64();
+    if dt > 0.0 {
+        let f = 1.0 / dt;
+        view.fps = if view.fps == 0.0 { f } else { 0.9 * view.fps + 0.1 * f };
+    }
+    view.frame += 1;
+    let (frame, fps) = (view.frame as f64, view.fps);
+    view.fps_history.push([frame, fps]);
+    if view.fps_history.len() > 600 {
+        view.fps_history.remove(0);
+    }
+}
+
+/// Arena point (x right, y down) → world position.
+fn world(p: Vec2, z: f32) -> Vec3 {
+    Vec3::new(p.x, -p.y, z)
+}
+
+/// Keeps the sprites of the arena in step with the snapshot, and the camera on the central area.
+#[allow(clippy::too_many_arguments)]
+fn sync_world(
+    mut commands: Commands,
+    mut view: ResMut<View>,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+    items: Query<Entity, With<ArenaItem>>,
+    mut movers: Query<(&mut Transform, Has<AgentSprite>, Has<BoxSprite>, Has<GoalSprite>), With<ArenaItem>>,
+    mut camera: Query<(&mut Camera, &mut Projection, &mut Transform), (With<WorldCamera>, Without<ArenaItem>)>,
+    window: Query<&Window, With<PrimaryWindow>>,
+) {
+    let view = &mut *view;
+    let Some(snap) = view.snapshot.as_ref() else { return };
+    let Some(s) = snap.scene.top_down() else { return };
+    let size = s.size as f32;
+    let layout_key = snap.state.layout.as_ref().map_or(0, |l| Arc::as_ptr(l) as u64);
+    let key = (snap.scene.name().to_string(), layout_key, snap.goal_id);
+    if view.drawn_layout.as_ref() != Some(&key) {
+        for e in &items {
+            commands.entity(e).despawn();
+        }
+        let c = Vec2::splat(size / 2.0 - 0.5);
+        commands.spawn((
+            ArenaItem,
+            Sprite::from_color(Color::srgb(0.13, 0.14, 0.17), Vec2::splat(size)),
+            Transform::from_translation(world(c, 0.0)),
+        ));
+        if let Some(layout) = &snap.state.layout {
+            for r in &layout.walls {
+                commands.spawn((
+                    ArenaItem,
+                    Sprite::from_color(Color::srgb(0.72, 0.74, 0.80), r.size()),
+                    Transform::from_translation(world(r.center(), 1.0)),
+                ));
+            }
+        }
+        let r = snap.scene.episode().success_radius;
+        commands.spawn((
+            ArenaItem,
+            GoalSprite,
+            Mesh2d(meshes.add(Annulus::new(r - 0.6, r))),
+            MeshMaterial2d(materials.add(ColorMaterial::from_color(Color::srgb(0.25, 0.95, 0.45)))),
+            Transform::from_translation(world(snap.state.goal, 2.0)),
+        ));
+        if let Some(p) = &s.pushable {
+            commands.spawn((
+                ArenaItem,
+                BoxSprite,
+                Sprite::from_color(Color::srgb(0.25, 0.5, 1.0), Vec2::splat(2.0 * p.half_size)),
+                Transform::from_translation(world(snap.state.pushable.unwrap_or_default(), 3.0)),
+            ));
+        }
+        commands.spawn((
+            ArenaItem,
+            AgentSprite,
+            Mesh2d(meshes.add(Circle::new(1.6))),
+            MeshMaterial2d(materials.add(ColorMaterial::from_color(Color::srgb(1.0, 0.55, 0.15)))),
+            Transform::from_translation(world(snap.state.agent, 4.0)),
+        ));
+        view.drawn_layout = Some(key);
+    }
+    for (mut t, is_agent, is_box, is_goal) in &mut movers {
+        if is_agent {
+            t.translation = world(snap.state.agent, 4.0);
+        } else if is_box {
+            t.translation = world(snap.state.pushable.unwrap_or_default(), 3.0);
+        } else if is_goal {
+            t.translation = world(snap.state.goal, 2.0);
+        }
+    }
+    let (Some(rect), Ok(window)) = (view.world_rect, window.single()) else {
+        return;
+    };
+    let sf = window.scale_factor();
+    let pos = UVec2::new((rect.min.x * sf).max(0.0) as u32, (rect.min.y * sf).max(0.0) as u32);
+    let size_px = UVec2::new(
+        (rect.width() * sf).max(1.0) as u32,
+        (rect.height() * sf).max(1.0) as u32,
+    );
+    let (w, h) = (window.physical_width(), window.physical_height());
+    if pos.x + size_px.x > w || pos.y + size_px.y > h {
+        return;
+    }
+    if let Ok((mut cam, mut proj, mut t)) = camera.single_mut() {
+        cam.viewport = Some(Viewport {
+            physical_position: pos,
+            physical_size: size_px,
+            ..default()
+        });
+        *proj = Projection::Orthographic(OrthographicProjection {
+            scaling_mode: ScalingMode::AutoMin {
+                min_width: size,
+                min_height: size,
+            },
+            ..OrthographicProjection::default_2d()
+        });
+        t.translation = world(Vec2::splat(size / 2.0 - 0.5), 100.0);
+    }
+}
+
+/// An RGBA image for egui.
+fn color_image(rgba: &[u8], side: usize) -> egui::ColorImage {
+    egui::ColorImage::from_rgba_unmultiplied([side, side], rgba)
+}
+
+/// Replaces the texture in `slot` (a fresh one each time: an image updated in place during
+/// the first frames, before the renderer has the texture, stays blank).
+fn set_texture(ctx: &egui::Context, slot: &mut Option<egui::TextureHandle>, name: &str, img: egui::ColorImage) {
+    *slot = Some(ctx.load_texture(name, img, egui::TextureOptions::NEAREST));
+}
+
+/// Low energy yellow, high energy deep blue (a viridis-like ramp); `t` in 0..=1.
+fn ramp(t: f32) -> egui::Color32 {
+    const STOPS: [[f32; 3]; 5] = [
+        [0.99, 0.91, 0.15],
+        [0.37, 0.79, 0.38],
+        [0.13, 0.57, 0.55],
+        [0.23, 0.32, 0.55],
+        [0.27, 0.00, 0.33],
+    ];
+    let t = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
+    let i = (t.floor() as usize).min(STOPS.len() - 2);
+    let f = t - i as f32;
+    let c: Vec<u8> = (0..3)
+        .map(|k| ((STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f) * 255.0) as u8)
+        .collect();
+    egui::Color32::from_rgb(c[0], c[1], c[2])
+}
+
+/// The landscape as an image, with its range.
+fn landscape_image(l: &Landscape) -> (egui::ColorImage, f32, f32) {
+    let finite = l.values.iter().copied().filter(|v| v.is_finite());
+    let lo = finite.clone().fold(f32::INFINITY, f32::min);
+    let hi = finite.fold(f32::NEG_INFINITY, f32::max);
+    let mut img = egui::ColorImage::new([l.n, l.n], vec![egui::Color32::BLACK; l.n * l.n]);
+    for (k, v) in l.values.iter().enumerate() {
+        img.pixels[k] = if v.is_finite() {
+            ramp((v - lo) / (hi - lo).max(1e-6))
+        } else {
+            egui::Color32::from_gray(200)
+        };
+    }
+    (img, lo, hi)
+}
+
+/// The overlay: panels around the world, paths painted over it, controls.
+fn overlay(
+    mut contexts: EguiContexts,
+    mut view: ResMut<View>,
+    link: Res<Link>,
+    keys: Res<ButtonInput<KeyCode>>,
+) -> bevy::ecs::error::Result {
+    let ctx = contexts.ctx_mut()?.clone();
+    let view = &mut *view;
+    if view.drawn_revision != view.revision {
+        if let Some(s) = &view.snapshot {
+            if !s.obs.is_empty() {
+                set_texture(&ctx, &mut view.obs_tex, "observation", color_image(&s.obs, s.side));
+            }
+            if !s.goal_obs.is_empty() {
+                set_texture(&ctx, &mut view.goal_tex, "goal", color_image(&s.goal_obs, s.side));
+            }
+        }
+        view.drawn_revision = view.revision;
+    }
+    let mut landscape_range = None;
+    if let Some(l) = &view.landscape {
+        let (img, lo, hi) = landscape_image(l);
+        landscape_range = Some((lo, hi, l.ms));
+        if view.drawn_landscape != view.landscape_revision {
+            set_texture(&ctx, &mut view.landscape_tex, "landscape", img);
+            view.drawn_landscape = view.landscape_revision;
+        }
+    }
+    let mut root = egui::Ui::new(
+        ctx.clone(),
+        "root".into(),
+        egui::UiBuilder::new()
+            .layer_id(egui::LayerId::background())
+            .max_rect(ctx.content_rect()),
+    );
+    top_bar(&mut root, view, &link);
+    egui::Panel::left("left")
+        .exact_size(300.0)
+        .show(&mut root, |ui| left_panel(ui, view, &link, landscape_range));
+    egui::Panel::right("right")
+        .exact_size(330.0)
+        .show(&mut root, |ui| right_panel(ui, view));
+    egui::CentralPanel::default()
+        .frame(egui::Frame::NONE)
+        .show(&mut root, |ui| world_area(ui, view, &link));
+    // Keyboard driving (arrows or WASD), unless a text field has the keyboard.
+    if !ctx.egui_wants_keyboard_input() {
+        let mut d = Vec2::ZERO;
+        for (k, v) in [
+            (KeyCode::ArrowLeft, -Vec2::X),
+            (KeyCode::KeyA, -Vec2::X),
+            (KeyCode::ArrowRight, Vec2::X),
+            (KeyCode::KeyD, Vec2::X),
+            (KeyCode::ArrowUp, -Vec2::Y),
+            (KeyCode::KeyW, -Vec2::Y),
+            (KeyCode::ArrowDown, Vec2::Y),
+            (KeyCode::KeyS, Vec2::Y),
+        ] {
+            if keys.pressed(k) {
+                d += v;
+            }
+        }
+        if d != Vec2::ZERO {
+            if let Some(s) = view
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.scene.top_down().map(|t| t.agent.max_step))
+            {
+                let a = d.normalize() * s;
+                link.send(Command::Drive([a.x, a.y]));
+            }
+        }
+        if keys.just_pressed(KeyCode::Space) {
+            let paused = view.snapshot.as_ref().is_some_and(|s| s.paused);
+            link.send(Command::Pause(!paused));
+        }
+        if keys.just_pressed(KeyCode::Period) {
+            link.send(Command::Step);
+        }
+        if keys.just_pressed(KeyCode::KeyR) {
+            link.send(Command::Reset);
+        }
+    }
+    Ok(())
+}
+
+fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
+    egui::Panel::top("top").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.heading("amisim");
+            let Some(s) = view.snapshot.as_ref() else {
+                ui.label(&view.status);
+                return;
+            };
+            let scene = s.scene.name().to_string();
+            egui::ComboBox::from_id_salt("scene")
+                .selected_text(format!("scene: {scene}"))
+                .show_ui(ui, |ui| {
+                    for name in &view.scenes {
+                        if ui.selectable_label(*name == scene, name).clicked() && *name != scene {
+                            link.send(Command::Scene(name.clone()));
+                        }
+                    }
+                });
+            let kind = s.planner.kind;
+            egui::ComboBox::from_id_salt("planner")
+                .selected_text(format!("planner: {}", planner_name(kind)))
+                .show_ui(ui, |ui| {
+                    for k in [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient] {
+                        if ui.selectable_label(k == kind, planner_name(k)).clicked() && k != kind {
+                            link.send(Command::Planner(k));
+                        }
+                    }
+                });
+            let paused = s.paused;
+            if ui.button(if paused { "▶ run" } else { "⏸ pause" }).clicked() {
+                link.send(Command::Pause(!paused));
+            }
+            if ui.button("step").clicked() {
+                link.send(Command::Step);
+            }
+            if ui.button("reset").clicked() {
+                link.send(Command::Reset);
+            }
+            ui.separator();
+            let st = &s.state;
+            ui.label(format!(
+                "step {} / {}   distance {:.1} px   {:.0} frames/s",
+                st.steps,
+                s.scene.episode().max_steps,
+                st.goal_distance(&s.scene),
+                view.fps
+            ));
+        });
+        ui.horizontal(|ui| {
+            let text = match &view.failed {
+                Some(_) => egui::RichText::new(&view.status).color(egui::Color32::LIGHT_RED),
+                None => egui::RichText::new(&view.status),
+            };
+            ui.label(text);
+            if let Some(s) = &view.snapshot {
+                ui.separator();
+                ui.label(egui::RichText::new(format!("plans with {}", s.model)).weak());
+            }
+        });
+    });
+}
+
+fn planner_name(k: PlannerKind) -> &'static str {
+    match k {
+        PlannerKind::Cem => "CEM",
+        PlannerKind::Mppi => "MPPI",
+        PlannerKind::Gradient => "gradient",
+    }
+}
+
+fn left_panel(ui: &mut egui::Ui, view: &mut View, link: &Link, landscape_range: Option<(f32, f32, f64)>) {
+    ui.horizontal(|ui| {
+        ui.vertical(|ui| {
+            ui.label("observation");
+            match &view.obs_tex {
+                Some(t) => ui.image((t.id(), egui::vec2(136.0, 136.0))),
+                None => ui.label("…"),
+            };
+        });
+        ui.vertical(|ui| {
+            ui.label("goal");
+            match &view.goal_tex {
+                Some(t) => ui.image((t.id(), egui::vec2(136.0, 136.0))),
+                None => ui.label("…"),
+            };
+        });
+    });
+    ui.separator();
+    ui.label("energy landscape: goal vs. agent drawn at each point");
+    match (&view.landscape_tex, landscape_range) {
+        (Some(t), Some((lo, hi, ms))) => {
+            let r = ui.image((t.id(), egui::vec2(240.0, 240.0)));
+            // The goal and the agent on the map.
+            if let (Some(s), Some(l)) = (&view.snapshot, &view.landscape) {
+                let span = l.n as f32 * l.cell;
+                let to =
+                    |p: Vec2| r.rect.min + egui::vec2((p.x - l.origin) / span, (p.y - l.origin) / span) * r.rect.size();
+                let painter = ui.painter_at(r.rect);
+                painter.circle_stroke(to(s.state.goal), 5.0, egui::Stroke::new(2.0, egui::Color32::WHITE));
+                painter.circle_filled(to(s.state.agent), 3.0, egui::Color32::from_rgb(255, 140, 40));
+            }
+            ui.label(format!("energy {lo:.2} (yellow) … {hi:.2} (purple), {ms:.0} ms"));
+        }
+        _ => {
+            ui.label("computing…");
+        }
+    }
+    ui.separator();
+    ui.label("planner");
+    let mut changed = Vec::new();
+    if ui
+        .add(egui::Slider::new(&mut view.horizon, 2..=48).text("horizon (decisions)"))
+        .drag_stopped()
+    {
+        changed.push(Command::Horizon(view.horizon));
+    }
+    if ui
+        .add(egui::Slider::new(&mut view.samples, 20..=1000).text("samples"))
+        .drag_stopped()
+    {
+        changed.push(Command::Samples(view.samples));
+    }
+    if ui
+        .add(egui::Slider::new(&mut view.iterations, 1..=20).text("iterations"))
+        .drag_stopped()
+    {
+        changed.push(Command::Iterations(view.iterations));
+    }
+    if ui
+        .add(egui::Slider::new(&mut view.steps_per_second, 1.0..=60.0).text("steps / s"))
+        .drag_stopped()
+    {
+        changed.push(Command::StepsPerSecond(view.steps_per_second));
+    }
+    for c in changed {
+        link.send(c);
+    }
+    if let Some(s) = &view.snapshot {
+        let p: &PlannerConfig = &s.planner;
+        ui.label(
+            egui::RichText::new(format!(
+                "{} × {} steps ahead, replan every {}, {:?} cost",
+                p.horizon, p.repeat, p.replan_every, p.cost.horizon
+            ))
+            .weak(),
+        );
+    }
+    ui.checkbox(&mut view.show_candidates, "candidate plans");
+    ui.checkbox(&mut view.show_landscape, "landscape over the world");
+    ui.separator();
+    ui.label(
+        egui::RichText::new("click the world: new goal · arrows/WASD: drive · space: pause · .: step · R: reset")
+            .weak(),
+    );
+}
+
+fn right_panel(ui: &mut egui::Ui, view: &View) {
+    let h = 150.0;
+    let Some(s) = &view.snapshot else {
+        ui.label("waiting for the agent…");
+        return;
+    };
+    ui.label("energy to goal (latent distance) per step");
+    let energy = s.energy.clone();
+    Plot::new("energy")
+        .height(h)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .include_y(0.0)
+        .show(ui, move |p| p.line(Line::new("energy", PlotPoints::from(energy))));
+    ui.label("best cost per planner iteration (last plan)");
+    let iters: Vec<[f64; 2]> = s
+        .iteration_costs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| [i as f64 + 1.0, *c as f64])
+        .collect();
+    Plot::new("iterations")
+        .height(h)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .show(ui, move |p| {
+            p.line(Line::new("best cost", PlotPoints::from(iters.clone())));
+            p.points(Points::new("iterations", PlotPoints::from(iters)).radius(3.0));
+        });
+    let last = s.plan_ms.last().map_or(0.0, |m| m[1]);
+    ui.label(format!("planning ms per step (last {last:.1})"));
+    let ms = s.plan_ms.clone();
+    Plot::new("plan_ms")
+        .height(h)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .include_y(0.0)
+        .show(ui, move |p| p.line(Line::new("ms per step", PlotPoints::from(ms))));
+    ui.label(format!("frames per second ({:.0})", view.fps));
+    let fps = view.fps_history.clone();
+    Plot::new("fps")
+        .height(80.0)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .include_y(0.0)
+        .show(ui, move |p| p.line(Line::new("frames/s", PlotPoints::from(fps))));
+}
+
+/// The central area: the world shows through; imagined paths are painted over it; a click
+/// sets the goal.
+fn world_area(ui: &mut egui::Ui, view: &mut View, link: &Link) {
+    let rect = ui.available_rect_before_wrap();
+    view.world_rect = Some(rect);
+    let response = ui.allocate_rect(rect, egui::Sense::click());
+    let Some(s) = &view.snapshot else { return };
+    let Some(td) = s.scene.top_down() else { return };
+    let size = td.size as f32;
+    // The camera fits the arena (-0.5 .. size-0.5) into the area, centred (AutoMin).
+    let scale = rect.width().min(rect.height()) / size;
+    let centre = rect.center();
+    let to = |p: [f32; 2]| centre + egui::vec2(p[0] - (size / 2.0 - 0.5), p[1] - (size / 2.0 - 0.5)) * scale;
+    let painter = ui.painter_at(rect);
+    if view.show_landscape {
+        if let Some(l) = &view.landscape {
+            let (img, _, _) = landscape_image(l);
+            for j in 0..l.n {
+                for i in 0..l.n {
+                    let c = img.pixels[j * l.n + i];
+                    if l.values[j * l.n + i].is_finite() {
+                        let a = [l.origin + i as f32 * l.cell, l.origin + j as f32 * l.cell];
+                        let b = [a[0] + l.cell, a[1] + l.cell];
+                        painter.rect_filled(
+                            egui::Rect::from_min_max(to(a), to(b)),
+                            0.0,
+                            egui::Color32::from_rgba_unmultiplied(c.r(), c.g(), c.b(), 110),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if view.show_candidates && !s.candidates.is_empty() {
+        let lo = s.candidates.iter().map(|c| c.cost).fold(f32::INFINITY, f32::min);
+        let hi = s.candidates.iter().map(|c| c.cost).fold(f32::NEG_INFINITY, f32::max);
+        // Worst first, so the best lie on top; elites last of all.
+        let mut order: Vec<usize> = (0..s.candidates.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (ca, cb) = (&s.candidates[a], &s.candidates[b]);
+            ca.elite.cmp(&cb.elite).then(cb.cost.total_cmp(&ca.cost))
+        });
+        for i in order {
+            let c = &s.candidates[i];
+            let col = ramp((c.cost - lo) / (hi - lo).max(1e-6));
+            let pts: Vec<egui::Pos2> = std::iter::once([s.state.agent.x, s.state.agent.y])
+                .chain(c.path.iter().copied())
+                .map(to)
+                .collect();
+            let stroke = if c.elite {
+                egui::Stroke::new(2.0, col)
+            } else {
+                egui::Stroke::new(1.0, col.gamma_multiply(0.6))
+            };
+            painter.add(egui::Shape::line(pts, stroke));
+        }
+    }
+    if s.executed.len() > 1 {
+        let pts: Vec<egui::Pos2> = s.executed.iter().copied().map(to).collect();
+        painter.add(egui::Shape::line(
+            pts,
+            egui::Stroke::new(2.0, egui::Color32::from_rgb(250, 250, 250)),
+        ));
+    }
+    if !s.plan.is_empty() {
+        let pts: Vec<egui::Pos2> = std::iter::once([s.state.agent.x, s.state.agent.y])
+            .chain(s.plan.iter().copied())
+            .map(to)
+            .collect();
+        painter.add(egui::Shape::line(
+            pts.clone(),
+            egui::Stroke::new(3.0, egui::Color32::from_rgb(255, 80, 200)),
+        ));
+        for p in pts.iter().step_by(s.planner.repeat.max(1)) {
+            painter.circle_filled(*p, 2.5, egui::Color32::from_rgb(255, 80, 200));
+        }
+    }
+    painter.text(
+        rect.left_top() + egui::vec2(8.0, 6.0),
+        egui::Align2::LEFT_TOP,
+        "white: executed · magenta: chosen plan (imagined) · thin: candidates by cost (yellow low) · thick: elites",
+        egui::FontId::proportional(12.0),
+        egui::Color32::from_gray(210),
+    );
+    if response.clicked() {
+        if let Some(p) = response.interact_pointer_pos() {
+            let q = (p - centre) / scale;
+            let goal = Vec2::new(q.x + size / 2.0 - 0.5, q.y + size / 2.0 - 0.5);
+            link.send(Command::Goal(goal));
+        }
+    }
+}
+
+/// Counts frames once the agent has planned and the landscape is in; at `frames`, captures the
+/// window and exits.
+fn screenshot(mut commands: Commands, mut shot: ResMut<Shot>, view: Res<View>, mut exit: MessageWriter<AppExit>) {
+    let Some(path) = shot.path.clone() else { return };
+    if shot.taken {
+        return;
+    }
+    if let Some(msg) = &view.failed {
+        *shot.outcome.lock().expect("outcome lock") = Some(Err(format!("the agent stopped: {msg}")));
+        exit.write(AppExit::error());
+        return;
+    }
+    if !view.ready() {
+        if shot.started.elapsed().as_secs() > READY_TIMEOUT_S {
+            *shot.outcome.lock().expect("outcome lock") = Some(Err(format!(
+                "no plan and landscape after {READY_TIMEOUT_S} s: {}",
+                view.status
+            )));
+            exit.write(AppExit::error());
+        }
+        return;
+    }
+    if shot.since.is_none() {
+        shot.since = Some(Instant::now());
+    }
+    shot.counted += 1;
+    if shot.counted < shot.frames {
+        return;
+    }
+    shot.taken = true;
+    let secs = shot.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    let fps = shot.counted as f64 / secs.max(1e-9);
+    let outcome = shot.outcome.clone();
+    let plans = view.snapshot.as_ref().map_or(0, |s| s.plans_made);
+    commands
+        .spawn(Screenshot::primary_window())
+        .observe(move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+            let result = write_png(&path, &captured.image).map(|(w, h)| {
+                format!(
+                    "wrote {} ({w}×{h}); {} frames in {secs:.1} s with the agent running: {fps:.1} frames/s; {plans} plans",
+                    path.display(),
+                    shot_frames(fps, secs)
+                )
+            });
+            let ok = result.is_ok();
+            *outcome.lock().expect("outcome lock") = Some(result.map_err(|e| format!("{e:#}")));
+            exit.write(if ok { AppExit::Success } else { AppExit::error() });
+        });
+}
+
+fn shot_frames(fps: f64, secs: f64) -> usize {
+    (fps * secs).round() as usize
+}
+
+/// Writes a captured window image as an RGB PNG; returns its size.
+fn write_png(path: &std::path::Path, img: &Image) -> Result<(u32, u32)> {
+    use bevy::render::render_resource::TextureFormat;
+    let (w, h) = (img.width(), img.height());
+    let data = img
+        .data
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the screenshot has no pixels"))?;
+    let bgra = matches!(
+        img.texture_descriptor.format,
+        TextureFormat::Bgra8Unorm | TextureFormat::Bgra8UnormSrgb
+    );
+    if !bgra
+        && !matches!(
+            img.texture_descriptor.format,
+            TextureFormat::Rgba8Unorm | TextureFormat::Rgba8UnormSrgb
+        )
+    {
+        bail!("screenshot in an unexpected format {:?}", img.texture_descriptor.format);
+    }
+    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+    for px in data.chunks_exact(4).take((w * h) as usize) {
+        if bgra {
+            rgb.extend_from_slice(&[px[2], px[1], px[0]]);
+        } else {
+            rgb.extend_from_slice(&px[..3]);
+        }
+    }
+    crate::image::save_rgb_png(path, w, h, &rgb)?;
+    Ok((w, h))
+}

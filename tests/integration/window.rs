@@ -1,0 +1,104 @@
+//! `amisim run` in a window under a virtual X server (Xvfb): the screenshot exists, has the
+//! window's size, and shows a world and an overlay that differ.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+}
+
+fn read_png(path: &Path) -> (usize, usize, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).expect("screenshot exists"),
+    ));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("PNG data");
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    buf.truncate(info.buffer_size());
+    (info.width as usize, info.height as usize, buf)
+}
+
+/// Mean and standard deviation of the grey level over a rectangle.
+fn stats(rgb: &[u8], width: usize, x: std::ops::Range<usize>, y: std::ops::Range<usize>) -> (f64, f64) {
+    let mut v = Vec::new();
+    for row in y {
+        for col in x.clone() {
+            let p = &rgb[(row * width + col) * 3..][..3];
+            v.push((p[0] as f64 + p[1] as f64 + p[2] as f64) / 3.0);
+        }
+    }
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let s = (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64).sqrt();
+    (m, s)
+}
+
+#[test]
+fn window_screenshot_under_xvfb() {
+    assert!(
+        on_path("xvfb-run"),
+        "this test runs `amisim run` under a virtual X server: install it with `sudo apt-get install -y xvfb`"
+    );
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("window");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("two_rooms.png");
+    let _ = std::fs::remove_file(&shot);
+    let (w, h) = (1100usize, 700usize);
+    let out = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x800x24", env!("CARGO_BIN_EXE_amisim"), "run"])
+        .args([
+            "--scene",
+            "two_rooms",
+            "--frames",
+            "10",
+            "--width",
+            "1100",
+            "--height",
+            "700",
+        ])
+        .arg("--screenshot")
+        .arg(&shot)
+        .output()
+        .expect("running xvfb-run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "amisim run failed: {stderr}");
+    assert!(stderr.contains("frames/s"), "the run reports its frame rate: {stderr}");
+    let (width, height, rgb) = read_png(&shot);
+    assert_eq!((width, height), (w, h), "the screenshot has the window's size");
+    // The world (Bevy, centre) and the overlay's left panel (egui) look different, and
+    // neither is a blank fill.
+    let world = stats(&rgb, w, w / 2 - 100..w / 2 + 100, h / 2 - 100..h / 2 + 100);
+    let panel = stats(&rgb, w, 5..280, 60..h - 20);
+    assert!(
+        world.1 > 3.0,
+        "the world area is blank: mean {:.1}, std {:.1}",
+        world.0,
+        world.1
+    );
+    assert!(
+        panel.1 > 3.0,
+        "the overlay is blank: mean {:.1}, std {:.1}",
+        panel.0,
+        panel.1
+    );
+    assert!(
+        (world.0 - panel.0).abs() > 3.0 || (world.1 - panel.1).abs() > 3.0,
+        "world {world:?} and overlay {panel:?} look alike"
+    );
+}
+
+#[test]
+fn run_without_a_display_names_the_fix() {
+    let out = Command::new(env!("CARGO_BIN_EXE_amisim"))
+        .args(["run", "--scene", "two_rooms", "--oracle"])
+        .env_remove("DISPLAY")
+        .output()
+        .expect("running amisim");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("xvfb-run") && stderr.contains("apt-get install -y xvfb"),
+        "{stderr}"
+    );
+}
