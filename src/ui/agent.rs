@@ -264,6 +264,8 @@ fn agent_main(opts: AgentOptions, commands: Receiver<Command>, events: Sender<Ev
             Err(RecvTimeoutError::Timeout) => {}
         }
         if let Some(t) = agent.finished_at {
+            // The episode is over: keys wait for the next one.
+            drive = None;
             if agent.paused && !step_now {
                 continue;
             }
@@ -511,7 +513,9 @@ impl Agent {
             None => {
                 let t0 = Instant::now();
                 let (acts, planned) = match &self.brain {
-                    Brain::Model(m) => self.mpc.act(&m.latent, &[z.clone()], &self.goal, &[0], true),
+                    Brain::Model(m) => self
+                        .mpc
+                        .act(&m.latent, std::slice::from_ref(&z), &self.goal, &[0], true),
                     Brain::Oracle(sim) => {
                         let states = self.env.states().to_vec();
                         self.mpc.act(sim, &states, &self.goal, &[0], true)
@@ -609,6 +613,9 @@ impl Agent {
 /// The candidates worth drawing: the elites, then others spread evenly over the cost ranking.
 fn shown_candidates(trace: &Trace) -> Vec<usize> {
     let n = trace.costs.len();
+    if n == 0 {
+        return Vec::new();
+    }
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| trace.costs[a].total_cmp(&trace.costs[b]));
     let mut shown: Vec<usize> = trace.elites.iter().copied().take(SHOWN_CANDIDATES / 2).collect();

@@ -19,6 +19,7 @@ use bevy::prelude::*;
 use bevy::render::render_resource::BlendState;
 use bevy::render::settings::{Backends, RenderCreation, WgpuSettings};
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::render::view::Msaa;
 use bevy::render::RenderPlugin;
 use bevy::window::{PrimaryWindow, WindowResolution};
 use bevy_egui::{egui, EguiContexts, EguiGlobalSettings, EguiPlugin, EguiPrimaryContextPass, PrimaryEguiContext};
@@ -146,9 +147,9 @@ struct View {
     drawn_landscape: u64,
     status: String,
     failed: Option<String>,
-    obs_tex: Option<egui::TextureHandle>,
-    goal_tex: Option<egui::TextureHandle>,
-    landscape_tex: Option<egui::TextureHandle>,
+    obs_tex: LiveTexture,
+    goal_tex: LiveTexture,
+    landscape_tex: LiveTexture,
     /// Slider values.
     horizon: usize,
     samples: usize,
@@ -179,9 +180,9 @@ impl View {
             drawn_landscape: 0,
             status: "starting".into(),
             failed: None,
-            obs_tex: None,
-            goal_tex: None,
-            landscape_tex: None,
+            obs_tex: LiveTexture::default(),
+            goal_tex: LiveTexture::default(),
+            landscape_tex: LiveTexture::default(),
             horizon: p.horizon,
             samples: p.samples,
             iterations: p.iterations,
@@ -197,10 +198,18 @@ impl View {
         }
     }
 
-    /// Whether everything a screenshot should show is in: a plan and its goal's landscape.
+    /// Whether everything a screenshot should show is in: a plan, its goal's landscape, and
+    /// the images on screen.
     fn ready(&self) -> bool {
         match (&self.snapshot, &self.landscape) {
-            (Some(s), Some(l)) => s.plans_made > 0 && l.goal_id == s.goal_id && !s.candidates.is_empty(),
+            (Some(s), Some(l)) => {
+                s.plans_made > 0
+                    && l.goal_id == s.goal_id
+                    && !s.candidates.is_empty()
+                    && [&self.obs_tex, &self.goal_tex, &self.landscape_tex]
+                        .iter()
+                        .all(|t| t.id().is_some())
+            }
             _ => false,
         }
     }
@@ -234,7 +243,8 @@ struct GoalSprite;
 
 fn setup(mut commands: Commands, mut egui_settings: ResMut<EguiGlobalSettings>) {
     egui_settings.auto_create_primary_context = false;
-    commands.spawn((WorldCamera, Camera2d, Camera { order: 0, ..default() }));
+    // No multisampling: on a software Vulkan driver it costs more than the whole overlay.
+    commands.spawn((WorldCamera, Camera2d, Camera { order: 0, ..default() }, Msaa::Off));
     commands.spawn((
         PrimaryEguiContext,
         Camera2d,
@@ -248,6 +258,7 @@ fn setup(mut commands: Commands, mut egui_settings: ResMut<EguiGlobalSettings>) 
             clear_color: ClearColorConfig::Custom(Color::NONE),
             ..default()
         },
+        Msaa::Off,
     ));
 }
 
@@ -289,6 +300,26 @@ fn world(p: Vec2, z: f32) -> Vec3 {
     Vec3::new(p.x, -p.y, z)
 }
 
+/// The arena's moving sprites, and which one each is.
+type Movers<'w, 's> = Query<
+    'w,
+    's,
+    (
+        &'static mut Transform,
+        Has<AgentSprite>,
+        Has<BoxSprite>,
+        Has<GoalSprite>,
+    ),
+    With<ArenaItem>,
+>;
+/// The camera that draws the world into the central area.
+type WorldCam<'w, 's> = Query<
+    'w,
+    's,
+    (&'static mut Camera, &'static mut Projection, &'static mut Transform),
+    (With<WorldCamera>, Without<ArenaItem>),
+>;
+
 /// Keeps the sprites of the arena in step with the snapshot, and the camera on the central area.
 #[allow(clippy::too_many_arguments)]
 fn sync_world(
@@ -297,8 +328,8 @@ fn sync_world(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<ColorMaterial>>,
     items: Query<Entity, With<ArenaItem>>,
-    mut movers: Query<(&mut Transform, Has<AgentSprite>, Has<BoxSprite>, Has<GoalSprite>), With<ArenaItem>>,
-    mut camera: Query<(&mut Camera, &mut Projection, &mut Transform), (With<WorldCamera>, Without<ArenaItem>)>,
+    mut movers: Movers,
+    mut camera: WorldCam,
     window: Query<&Window, With<PrimaryWindow>>,
 ) {
     let view = &mut *view;
@@ -395,10 +426,48 @@ fn color_image(rgba: &[u8], side: usize) -> egui::ColorImage {
     egui::ColorImage::from_rgba_unmultiplied([side, side], rgba)
 }
 
-/// Replaces the texture in `slot` (a fresh one each time: an image updated in place during
-/// the first frames, before the renderer has the texture, stays blank).
-fn set_texture(ctx: &egui::Context, slot: &mut Option<egui::TextureHandle>, name: &str, img: egui::ColorImage) {
-    *slot = Some(ctx.load_texture(name, img, egui::TextureOptions::NEAREST));
+/// An egui texture that changes while shown. Every egui image update becomes a new Bevy image
+/// that the renderer has a frame or two later; until then the image would draw blank. So a new
+/// image is shown only once it is two frames old (the previous one stays up meanwhile), and at
+/// most one waits: updates faster than that keep only the latest.
+#[derive(Default)]
+struct LiveTexture {
+    shown: Option<egui::TextureHandle>,
+    pending: Option<(egui::TextureHandle, u64)>,
+    next: Option<egui::ColorImage>,
+}
+
+/// Frames before any texture is made (the renderer's egui context is being set up) and before
+/// a new texture is shown.
+const TEXTURE_SETTLE_FRAMES: u64 = 2;
+
+impl LiveTexture {
+    fn update(&mut self, img: egui::ColorImage) {
+        self.next = Some(img);
+    }
+
+    /// Once per frame: promotes a settled texture, starts the next.
+    fn tick(&mut self, ctx: &egui::Context, name: &str, frame: u64) {
+        if frame < 5 * TEXTURE_SETTLE_FRAMES {
+            return;
+        }
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|(_, born)| frame >= born + TEXTURE_SETTLE_FRAMES)
+        {
+            self.shown = self.pending.take().map(|(t, _)| t);
+        }
+        if self.pending.is_none() {
+            if let Some(img) = self.next.take() {
+                self.pending = Some((ctx.load_texture(name, img, egui::TextureOptions::NEAREST), frame));
+            }
+        }
+    }
+
+    fn id(&self) -> Option<egui::TextureId> {
+        self.shown.as_ref().map(|t| t.id())
+    }
 }
 
 /// Low energy yellow, high energy deep blue (a viridis-like ramp); `t` in 0..=1.
@@ -447,10 +516,10 @@ fn overlay(
     if view.drawn_revision != view.revision {
         if let Some(s) = &view.snapshot {
             if !s.obs.is_empty() {
-                set_texture(&ctx, &mut view.obs_tex, "observation", color_image(&s.obs, s.side));
+                view.obs_tex.update(color_image(&s.obs, s.side));
             }
             if !s.goal_obs.is_empty() {
-                set_texture(&ctx, &mut view.goal_tex, "goal", color_image(&s.goal_obs, s.side));
+                view.goal_tex.update(color_image(&s.goal_obs, s.side));
             }
         }
         view.drawn_revision = view.revision;
@@ -460,10 +529,14 @@ fn overlay(
         let (img, lo, hi) = landscape_image(l);
         landscape_range = Some((lo, hi, l.ms));
         if view.drawn_landscape != view.landscape_revision {
-            set_texture(&ctx, &mut view.landscape_tex, "landscape", img);
+            view.landscape_tex.update(img);
             view.drawn_landscape = view.landscape_revision;
         }
     }
+    let frame = view.frame;
+    view.obs_tex.tick(&ctx, "observation", frame);
+    view.goal_tex.tick(&ctx, "goal", frame);
+    view.landscape_tex.tick(&ctx, "landscape", frame);
     let mut root = egui::Ui::new(
         ctx.clone(),
         "root".into(),
@@ -596,24 +669,24 @@ fn left_panel(ui: &mut egui::Ui, view: &mut View, link: &Link, landscape_range: 
     ui.horizontal(|ui| {
         ui.vertical(|ui| {
             ui.label("observation");
-            match &view.obs_tex {
-                Some(t) => ui.image((t.id(), egui::vec2(136.0, 136.0))),
+            match view.obs_tex.id() {
+                Some(t) => ui.image((t, egui::vec2(136.0, 136.0))),
                 None => ui.label("…"),
             };
         });
         ui.vertical(|ui| {
             ui.label("goal");
-            match &view.goal_tex {
-                Some(t) => ui.image((t.id(), egui::vec2(136.0, 136.0))),
+            match view.goal_tex.id() {
+                Some(t) => ui.image((t, egui::vec2(136.0, 136.0))),
                 None => ui.label("…"),
             };
         });
     });
     ui.separator();
     ui.label("energy landscape: goal vs. agent drawn at each point");
-    match (&view.landscape_tex, landscape_range) {
+    match (view.landscape_tex.id(), landscape_range) {
         (Some(t), Some((lo, hi, ms))) => {
-            let r = ui.image((t.id(), egui::vec2(240.0, 240.0)));
+            let r = ui.image((t, egui::vec2(240.0, 240.0)));
             // The goal and the agent on the map.
             if let (Some(s), Some(l)) = (&view.snapshot, &view.landscape) {
                 let span = l.n as f32 * l.cell;
@@ -854,7 +927,8 @@ fn screenshot(mut commands: Commands, mut shot: ResMut<Shot>, view: Res<View>, m
     }
     shot.taken = true;
     let secs = shot.since.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    let fps = shot.counted as f64 / secs.max(1e-9);
+    let frames = shot.counted;
+    let fps = frames as f64 / secs.max(1e-9);
     let outcome = shot.outcome.clone();
     let plans = view.snapshot.as_ref().map_or(0, |s| s.plans_made);
     commands
@@ -862,19 +936,14 @@ fn screenshot(mut commands: Commands, mut shot: ResMut<Shot>, view: Res<View>, m
         .observe(move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
             let result = write_png(&path, &captured.image).map(|(w, h)| {
                 format!(
-                    "wrote {} ({w}×{h}); {} frames in {secs:.1} s with the agent running: {fps:.1} frames/s; {plans} plans",
+                    "wrote {} ({w}×{h}); {frames} frames in {secs:.1} s with the agent running: {fps:.1} frames/s; {plans} plans",
                     path.display(),
-                    shot_frames(fps, secs)
                 )
             });
             let ok = result.is_ok();
             *outcome.lock().expect("outcome lock") = Some(result.map_err(|e| format!("{e:#}")));
             exit.write(if ok { AppExit::Success } else { AppExit::error() });
         });
-}
-
-fn shot_frames(fps: f64, secs: f64) -> usize {
-    (fps * secs).round() as usize
 }
 
 /// Writes a captured window image as an RGB PNG; returns its size.

@@ -86,6 +86,16 @@ fn window_screenshot_under_xvfb() {
         (world.0 - panel.0).abs() > 3.0 || (world.1 - panel.1).abs() > 3.0,
         "world {world:?} and overlay {panel:?} look alike"
     );
+    // The agent's observation is on screen: the top of the left panel holds its pure-green
+    // wall pixels (the overlay's own colours are greys).
+    let green = (60..220)
+        .flat_map(|y| (5..295).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let p = &rgb[(y * w + x) * 3..][..3];
+            p[1] > 200 && p[0] < 60 && p[2] < 60
+        })
+        .count();
+    assert!(green > 100, "no observation image in the overlay ({green} green pixels)");
 }
 
 #[test]
