@@ -95,7 +95,10 @@ fn window_screenshot_under_xvfb() {
             p[1] > 200 && p[0] < 60 && p[2] < 60
         })
         .count();
-    assert!(green > 100, "no observation image in the overlay ({green} green pixels)");
+    assert!(
+        green > 100,
+        "no observation image in the overlay ({green} green pixels)"
+    );
 }
 
 #[test]
@@ -111,4 +114,71 @@ fn run_without_a_display_names_the_fix() {
         stderr.contains("xvfb-run") && stderr.contains("apt-get install -y xvfb"),
         "{stderr}"
     );
+}
+
+mod agent_thread {
+    use amisim::actor::planner::{PlannerConfig, PlannerKind};
+    use amisim::ui::agent::{spawn, AgentOptions, Command, Event, ModelSource, Snapshot};
+    use crossbeam_channel::Receiver;
+    use glam::Vec2;
+    use std::time::{Duration, Instant};
+
+    /// The first snapshot that satisfies `want`, within a minute.
+    fn wait(events: &Receiver<Event>, what: &str, want: impl Fn(&Snapshot) -> bool) -> Box<Snapshot> {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match events.recv_timeout(left) {
+                Ok(Event::Snapshot(s)) if want(&s) => return s,
+                Ok(Event::Failed(e)) => panic!("the agent stopped: {e}"),
+                Ok(_) => {}
+                Err(_) => panic!("no snapshot with {what} within a minute"),
+            }
+        }
+    }
+
+    /// The agent thread without a window: it plans and reports its trace, and follows pause,
+    /// step, a new goal and a scene switch.
+    #[test]
+    fn agent_thread_follows_commands() {
+        let mut planner = PlannerConfig::default_for(PlannerKind::Cem);
+        (planner.samples, planner.iterations) = (60, 3);
+        let (tx, events) = crossbeam_channel::unbounded();
+        let commands = spawn(
+            AgentOptions {
+                scene: "two_rooms".into(),
+                model: ModelSource::Oracle,
+                assets: std::env::temp_dir(),
+                planner: planner.clone(),
+                seed: 3,
+                steps_per_second: 200.0,
+            },
+            tx,
+        );
+        let s = wait(&events, "a plan", |s| s.plans_made > 0);
+        assert_eq!(s.plan.len(), planner.len(), "one imagined position per planned step");
+        assert!(s.candidates.iter().any(|c| c.elite) && s.candidates.len() > 1);
+        assert_eq!(s.iteration_costs.len(), planner.iterations);
+        assert!(!s.plan_ms.is_empty() && !s.energy.is_empty());
+
+        commands.send(Command::Pause(true)).unwrap();
+        let goal = Vec2::new(12.0, 50.0);
+        commands.send(Command::Goal(goal)).unwrap();
+        let g = wait(&events, "the new goal", |s| s.paused && s.state.goal == goal);
+        assert!(g.goal_id > s.goal_id);
+        // Paused: no steps until asked for one.
+        std::thread::sleep(Duration::from_millis(300));
+        let steps = g.state.steps;
+        commands.send(Command::Step).unwrap();
+        let stepped = wait(&events, "one more step", |s| s.state.steps > steps);
+        assert_eq!(stepped.state.steps, steps + 1);
+        // A goal inside a wall is refused, and says so.
+        commands.send(Command::Goal(Vec2::new(4.0, 30.0))).unwrap();
+        let refused = wait(&events, "the refusal", |s| s.status.contains("not a free position"));
+        assert_eq!(refused.state.goal, goal);
+
+        commands.send(Command::Scene("four_rooms".into())).unwrap();
+        let switched = wait(&events, "four_rooms", |s| s.scene.name() == "four_rooms");
+        assert_eq!(switched.episode, 0);
+    }
 }
