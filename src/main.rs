@@ -613,6 +613,7 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
 
 fn run_command(a: RunArgs) -> Result<()> {
     use amisim::ui::agent::{AgentOptions, ModelSource};
+    amisim::ui::agent::load_top_down(&a.scene)?;
     let model = if a.oracle {
         ModelSource::Oracle
     } else {

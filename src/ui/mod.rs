@@ -47,23 +47,35 @@ pub struct RunOptions {
 /// The line that installs a virtual X server, printed when no display is set.
 pub const XVFB_INSTALL_HINT: &str = "sudo apt-get install -y xvfb";
 
-/// Fails with a clear message when there is no display to open a window on.
+/// Fails with a clear message when there is no display to open a window on: `DISPLAY` unset,
+/// or naming a local display whose X server socket is missing.
 pub fn check_display() -> Result<()> {
-    if std::env::var_os("DISPLAY").is_none_or(|d| d.is_empty()) {
-        bail!(
-            "amisim run opens a window and no X display is set (DISPLAY). On a machine without \
-             a display, run it under a virtual one: xvfb-run -a amisim run … (install it with: \
-             {XVFB_INSTALL_HINT})"
-        );
+    let fix = format!(
+        "On a machine without a display, run it under a virtual one: xvfb-run -a amisim run … \
+         (install it with: {XVFB_INSTALL_HINT})"
+    );
+    let display = std::env::var("DISPLAY").unwrap_or_default();
+    if display.is_empty() {
+        bail!("amisim run opens a window and no X display is set (DISPLAY). {fix}");
+    }
+    // A local display `:N` or `:N.S` listens on /tmp/.X11-unix/XN.
+    if let Some(n) = display.strip_prefix(':').and_then(|r| r.split('.').next()) {
+        let socket = std::path::Path::new("/tmp/.X11-unix").join(format!("X{n}"));
+        if !socket.exists() {
+            bail!(
+                "DISPLAY={display}: no X server is running there ({} is missing). {fix}",
+                socket.display()
+            );
+        }
     }
     Ok(())
 }
 
 /// Opens the window and runs until it is closed (or the screenshot is saved).
 pub fn run(opts: RunOptions) -> Result<()> {
+    agent::load_top_down(&opts.agent.scene)?;
     check_display()?;
     check_adapter()?;
-    agent::load_top_down(&opts.agent.scene)?;
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let commands = agent::spawn(opts.agent.clone(), events_tx);
     let outcome: Arc<Mutex<Option<Result<String, String>>>> = Arc::new(Mutex::new(None));

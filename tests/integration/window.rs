@@ -114,6 +114,24 @@ fn run_without_a_display_names_the_fix() {
         stderr.contains("xvfb-run") && stderr.contains("apt-get install -y xvfb"),
         "{stderr}"
     );
+    // A display that names no running X server.
+    let out = Command::new(env!("CARGO_BIN_EXE_amisim"))
+        .args(["run", "--scene", "two_rooms", "--oracle"])
+        .env("DISPLAY", ":987")
+        .output()
+        .expect("running amisim");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DISPLAY=:987: no X server") && stderr.contains("xvfb-run"),
+        "{stderr}"
+    );
+    // A scene amisim run cannot show is named before any window is opened.
+    let out = Command::new(env!("CARGO_BIN_EXE_amisim"))
+        .args(["run", "--scene", "room_3d"])
+        .output()
+        .expect("running amisim");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("room_3d is a first-person scene"));
 }
 
 mod agent_thread {
