@@ -2,10 +2,8 @@
 
 use amisim::actor::planner::{PlannerConfig, PlannerKind};
 use amisim::cost::{Distance, Horizon};
-use amisim::eval::probe::{encode_all, targets, LinearProbe};
+use amisim::eval::probe::position_probe;
 use amisim::eval::run::{merge, run, write_strips, EvalConfig, Loaded, Policy, Report};
-use amisim::train::collect::CollectConfig;
-use amisim::train::data::Episodes;
 use amisim::train::jepa::{cpu_device, load_checkpoint};
 use amisim::world::Scene;
 use anyhow::{bail, Context, Result};
@@ -252,10 +250,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
     let strips = if a.out.is_some() { a.strips } else { 0 };
     let probe = if strips > 0 {
         // A linear position probe on fresh random-walk episodes, to draw imagined paths.
-        let data = Episodes::collect(&CollectConfig::random_walk(&a.scene, 100, 16, 50, 7_000_001))?;
-        let (x, d) = encode_all(&ck.model, &data, &device);
-        let (y, k, _) = targets(&data);
-        Some(LinearProbe::fit(&x, &y, d, k, 1e-6))
+        Some(position_probe(&ck.model, &a.scene, &device)?)
     } else {
         None
     };

@@ -42,6 +42,20 @@ pub fn encode_all(model: &Jepa, data: &Episodes, device: &Device) -> (Vec<f32>, 
     (out, d)
 }
 
+/// Episodes of the random walk [`position_probe`] is fitted on (16 steps each).
+pub const POSITION_PROBE_EPISODES: usize = 100;
+
+/// A linear probe from `model`'s latents to positions (agent, and box where there is one),
+/// fitted on fresh random-walk episodes of `scene`: what `eval`'s strips and `amisim run` use to
+/// draw imagined paths.
+pub fn position_probe(model: &Jepa, scene: &str, device: &Device) -> anyhow::Result<LinearProbe> {
+    let walk = crate::train::collect::CollectConfig::random_walk(scene, POSITION_PROBE_EPISODES, 16, 50, 7_000_001);
+    let data = Episodes::collect(&walk)?;
+    let (x, d) = encode_all(model, &data, device);
+    let (y, k, _) = targets(&data);
+    Ok(LinearProbe::fit(&x, &y, d, k, 1e-6))
+}
+
 /// A linear map with bias from `d` inputs to `k` outputs (`w` is `(d+1) × k`, bias last).
 #[derive(Debug, Clone)]
 pub struct LinearProbe {

@@ -6,10 +6,8 @@
 use crate::actor::model::{Dynamics, LatentDynamics, SimDynamics};
 use crate::actor::planner::{PlannerConfig, PlannerKind, Trace};
 use crate::actor::Mpc;
-use crate::eval::probe::{encode_all, targets, LinearProbe};
+use crate::eval::probe::{position_probe, LinearProbe, POSITION_PROBE_EPISODES};
 use crate::eval::run::encode;
-use crate::train::collect::CollectConfig;
-use crate::train::data::Episodes;
 use crate::train::jepa::{cpu_device, load_checkpoint};
 use crate::world::env::env_rng;
 use crate::world::sim::{self, EnvState};
@@ -148,8 +146,6 @@ pub const LANDSCAPE_CELLS: usize = 32;
 const LANDSCAPE_BATCH: usize = 64;
 /// Candidate paths shown per plan (the elites among them).
 const SHOWN_CANDIDATES: usize = 32;
-/// Episodes of the random walk the position probe is fitted on (16 steps each).
-const PROBE_EPISODES: usize = 100;
 /// How long a finished episode stays on screen before the next one starts.
 const PAUSE_AFTER_EPISODE: Duration = Duration::from_millis(1500);
 
@@ -646,19 +642,10 @@ fn load_brain(model: &ModelSource, scene: &Scene, device: &Device, status: &dyn 
             let ck = load_checkpoint(path, None, device)?;
             let differentiable = load_checkpoint(path, None, &device.clone().autodiff())?.model.predictor;
             status(format!(
-                "fitting the position probe ({PROBE_EPISODES} random-walk episodes)"
+                "fitting the position probe ({POSITION_PROBE_EPISODES} random-walk episodes)"
             ));
-            let data = Episodes::collect(&CollectConfig::random_walk(
-                scene.name(),
-                PROBE_EPISODES,
-                16,
-                50,
-                7_000_001,
-            ))?;
-            let (x, d) = encode_all(&ck.model, &data, device);
-            let (y, k, _) = targets(&data);
-            let probe = LinearProbe::fit(&x, &y, d, k, 1e-6);
-            let latent = LatentDynamics::new(&ck.model.predictor, Some(differentiable.clone())).with_idm(&ck.model.idm);
+            let probe = position_probe(&ck.model, scene.name(), device)?;
+            let latent = LatentDynamics::new(&ck.model.predictor, Some(differentiable)).with_idm(&ck.model.idm);
             Ok(Brain::Model(Box::new(Model {
                 path: path.clone(),
                 step: ck.step,
