@@ -1,9 +1,10 @@
 //! The cost module: the energy of an imagined trajectory.
 //!
 //! `E = distance(states, goal)` over the horizon (the terminal state, the mean over every
-//! step, or the closest approach), plus task terms: the effort `mean ‖a‖²`. Distances are L2 (Euclidean) or L1. The
-//! same function scores latent trajectories of the world model (against the goal latent, the
-//! encoder's view of the goal observation) and the true simulator's states for the oracle.
+//! step, or the closest approach), plus task terms: the effort `mean ‖a‖²`. Distances are L2
+//! (Euclidean) or L1. The same function scores latent trajectories of the world model
+//! (against the goal latent, the encoder's view of the goal observation) and the true
+//! simulator's states for the oracle.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -74,9 +75,12 @@ impl CostConfig {
             Horizon::Terminal => self.dist(&states[(len - 1) * dim..], goal),
             Horizon::Sum => states.chunks_exact(dim).map(|s| self.dist(s, goal)).sum::<f32>() / len as f32,
             Horizon::Closest => {
-                let d: Vec<f32> = states.chunks_exact(dim).map(|s| self.dist(s, goal)).collect();
-                let least = d.iter().copied().fold(f32::INFINITY, f32::min);
-                least + CLOSEST_MEAN_WEIGHT * d.iter().sum::<f32>() / len as f32
+                // One pass, no allocation: this runs for every candidate of every iteration.
+                let (least, sum) = states
+                    .chunks_exact(dim)
+                    .map(|s| self.dist(s, goal))
+                    .fold((f32::INFINITY, 0.0f32), |(m, t), d| (m.min(d), t + d));
+                least + CLOSEST_MEAN_WEIGHT * sum / len as f32
             }
         };
         let effort = if self.effort != 0.0 {
