@@ -152,11 +152,8 @@ impl Link {
 struct View {
     snapshot: Option<Box<Snapshot>>,
     landscape: Option<Landscape>,
-    /// Bumped with every new snapshot / landscape, so textures are rebuilt only then.
-    revision: u64,
-    drawn_revision: u64,
-    landscape_revision: u64,
-    drawn_landscape: u64,
+    /// The landscape's colours (made once, when it arrives) and its energy range.
+    landscape_image: Option<(egui::ColorImage, f32, f32)>,
     status: String,
     failed: Option<String>,
     obs_tex: LiveTexture,
@@ -186,10 +183,7 @@ impl View {
         View {
             snapshot: None,
             landscape: None,
-            revision: 0,
-            drawn_revision: 0,
-            landscape_revision: 0,
-            drawn_landscape: 0,
+            landscape_image: None,
             status: "starting".into(),
             failed: None,
             obs_tex: LiveTexture::default(),
@@ -281,12 +275,19 @@ fn receive(link: Res<Link>, mut view: ResMut<View>, time: Res<Time>) {
             Event::Status(s) => view.status = s,
             Event::Snapshot(s) => {
                 view.status = s.status.clone();
+                if !s.obs.is_empty() {
+                    view.obs_tex.update(color_image(&s.obs, s.side));
+                }
+                if !s.goal_obs.is_empty() {
+                    view.goal_tex.update(color_image(&s.goal_obs, s.side));
+                }
                 view.snapshot = Some(s);
-                view.revision += 1;
             }
             Event::Landscape(l) => {
+                let (img, lo, hi) = landscape_image(&l);
+                view.landscape_tex.update(img.clone());
+                view.landscape_image = Some((img, lo, hi));
                 view.landscape = Some(l);
-                view.landscape_revision += 1;
             }
             Event::Failed(msg) => {
                 view.status = format!("the agent stopped: {msg}");
@@ -525,26 +526,10 @@ fn overlay(
 ) -> bevy::ecs::error::Result {
     let ctx = contexts.ctx_mut()?.clone();
     let view = &mut *view;
-    if view.drawn_revision != view.revision {
-        if let Some(s) = &view.snapshot {
-            if !s.obs.is_empty() {
-                view.obs_tex.update(color_image(&s.obs, s.side));
-            }
-            if !s.goal_obs.is_empty() {
-                view.goal_tex.update(color_image(&s.goal_obs, s.side));
-            }
-        }
-        view.drawn_revision = view.revision;
-    }
-    let mut landscape_range = None;
-    if let Some(l) = &view.landscape {
-        let (img, lo, hi) = landscape_image(l);
-        landscape_range = Some((lo, hi, l.ms));
-        if view.drawn_landscape != view.landscape_revision {
-            view.landscape_tex.update(img);
-            view.drawn_landscape = view.landscape_revision;
-        }
-    }
+    let landscape_range = match (&view.landscape, &view.landscape_image) {
+        (Some(l), Some((_, lo, hi))) => Some((*lo, *hi, l.ms)),
+        _ => None,
+    };
     let frame = view.frame;
     view.obs_tex.tick(&ctx, "observation", frame);
     view.goal_tex.tick(&ctx, "goal", frame);
@@ -830,8 +815,7 @@ fn world_area(ui: &mut egui::Ui, view: &mut View, link: &Link) {
     let to = |p: [f32; 2]| centre + egui::vec2(p[0] - (size / 2.0 - 0.5), p[1] - (size / 2.0 - 0.5)) * scale;
     let painter = ui.painter_at(rect);
     if view.show_landscape {
-        if let Some(l) = &view.landscape {
-            let (img, _, _) = landscape_image(l);
+        if let (Some(l), Some((img, _, _))) = (&view.landscape, &view.landscape_image) {
             for j in 0..l.n {
                 for i in 0..l.n {
                     let c = img.pixels[j * l.n + i];
