@@ -101,37 +101,37 @@ fn window_screenshot_under_xvfb() {
     );
 }
 
+/// Runs `amisim` with `DISPLAY` set to `display` (unset for `None`), expects it to fail, and
+/// returns what it printed on stderr.
+fn failed_run(args: &[&str], display: Option<&str>) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_amisim"));
+    cmd.args(args);
+    match display {
+        Some(d) => cmd.env("DISPLAY", d),
+        None => cmd.env_remove("DISPLAY"),
+    };
+    let out = cmd.output().expect("running amisim");
+    assert!(!out.status.success(), "amisim {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn run_without_a_display_names_the_fix() {
-    let out = Command::new(env!("CARGO_BIN_EXE_amisim"))
-        .args(["run", "--scene", "two_rooms", "--oracle"])
-        .env_remove("DISPLAY")
-        .output()
-        .expect("running amisim");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let oracle = ["run", "--scene", "two_rooms", "--oracle"];
+    let stderr = failed_run(&oracle, None);
     assert!(
         stderr.contains("xvfb-run") && stderr.contains("apt-get install -y xvfb"),
         "{stderr}"
     );
     // A display that names no running X server.
-    let out = Command::new(env!("CARGO_BIN_EXE_amisim"))
-        .args(["run", "--scene", "two_rooms", "--oracle"])
-        .env("DISPLAY", ":987")
-        .output()
-        .expect("running amisim");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = failed_run(&oracle, Some(":987"));
     assert!(
         stderr.contains("DISPLAY=:987: no X server") && stderr.contains("xvfb-run"),
         "{stderr}"
     );
-    // A scene amisim run cannot show is named before any window is opened.
-    let out = Command::new(env!("CARGO_BIN_EXE_amisim"))
-        .args(["run", "--scene", "room_3d"])
-        .output()
-        .expect("running amisim");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("room_3d is a first-person scene"));
+    // A scene amisim run cannot show is named before the display is looked at.
+    let stderr = failed_run(&["run", "--scene", "room_3d"], None);
+    assert!(stderr.contains("room_3d is a first-person scene"), "{stderr}");
 }
 
 mod agent_thread {
