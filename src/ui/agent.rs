@@ -171,14 +171,23 @@ impl Brain {
         }
     }
 
+    /// The state as the planner sees it: the encoder's latent of the frame, or the simulator's
+    /// state vector.
+    fn perceive(&self, obs: &Obs, state: &EnvState, device: &Device) -> Vec<f32> {
+        match self {
+            Brain::Model(m) => encode(&m.jepa, obs, device),
+            Brain::Oracle(sim) => sim.observe(state),
+        }
+    }
+
     /// Agent positions of imagined states `[rows, dim]`.
-    fn positions(&self, states: &[f32], dim: usize) -> Vec<[f32; 2]> {
+    fn positions(&self, states: &[f32]) -> Vec<[f32; 2]> {
         match self {
             Brain::Model(m) => {
                 let k = m.probe.k;
                 m.probe.predict(states).chunks_exact(k).map(|p| [p[0], p[1]]).collect()
             }
-            Brain::Oracle(_) => states.chunks_exact(dim).map(|s| [s[0], s[1]]).collect(),
+            Brain::Oracle(sim) => states.chunks_exact(sim.dim()).map(|s| [s[0], s[1]]).collect(),
         }
     }
 }
@@ -452,10 +461,7 @@ impl Agent {
         self.env.set_states(vec![goal_state.clone()]);
         let goal_obs = self.env.render()?;
         self.goal_obs = rgba(&goal_obs, 0);
-        self.goal = match &self.brain {
-            Brain::Model(m) => encode(&m.jepa, &goal_obs, &self.device),
-            Brain::Oracle(sim) => sim.observe(&goal_state),
-        };
+        self.goal = self.brain.perceive(&goal_obs, &goal_state, &self.device);
         self.env.set_states(vec![state.clone()]);
         self.obs = self.env.render()?;
         self.mpc = Mpc::new(self.mpc.cfg.clone(), &[self.plan_seed()]);
@@ -489,10 +495,7 @@ impl Agent {
 
     /// Reads the current latent (or simulator state) and records its distance to the goal.
     fn record_energy(&mut self) -> Result<()> {
-        self.z = match &self.brain {
-            Brain::Model(m) => encode(&m.jepa, &self.obs, &self.device),
-            Brain::Oracle(sim) => sim.observe(&self.env.states()[0]),
-        };
+        self.z = self.brain.perceive(&self.obs, &self.env.states()[0], &self.device);
         let t = self.env.states()[0].steps as f64;
         self.energy
             .push([t, self.mpc.cfg.cost.dist(&self.z, &self.goal) as f64]);
@@ -551,11 +554,8 @@ impl Agent {
     /// Decodes the last plan and a sample of its candidates into positions.
     fn read_plan(&mut self, z: &[f32]) {
         let Some(plan) = self.mpc.last[0].as_ref() else { return };
-        let (dim, len) = match &self.brain {
-            Brain::Model(m) => (m.latent.dim(), self.mpc.cfg.len()),
-            Brain::Oracle(sim) => (sim.dim(), self.mpc.cfg.len()),
-        };
-        self.plan = self.brain.positions(&plan.imagined, dim);
+        let len = self.mpc.cfg.len();
+        self.plan = self.brain.positions(&plan.imagined);
         let Some(trace) = plan.trace.as_ref() else { return };
         self.iteration_costs = trace.best_per_iteration.clone();
         let shown = shown_candidates(trace);
@@ -567,7 +567,7 @@ impl Agent {
             Brain::Model(m) => m.latent.rollout(&[z.to_vec()], shown.len(), &actions, len),
             Brain::Oracle(sim) => sim.rollout(&[self.env.states()[0].clone()], shown.len(), &actions, len),
         };
-        let paths = self.brain.positions(&states, dim);
+        let paths = self.brain.positions(&states);
         self.candidates = shown
             .iter()
             .enumerate()
