@@ -1,10 +1,12 @@
 //! `amisim eval`: arguments and the command.
 
+use amisim::actor::hierarchy::HierarchyConfig;
 use amisim::actor::planner::{PlannerConfig, PlannerKind};
 use amisim::cost::{Distance, Horizon};
-use amisim::eval::probe::position_probe;
-use amisim::eval::run::{merge, run, write_strips, EvalConfig, Loaded, Policy, Report};
+use amisim::eval::probe::position_probes;
+use amisim::eval::run::{merge, run, write_strips, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
 use amisim::train::jepa::{cpu_device, load_checkpoint};
+use amisim::train::level2::{load_level2, LEVEL2_CHECKPOINT};
 use amisim::world::Scene;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -24,8 +26,9 @@ pub struct EvalArgs {
     pub envs: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Planners with the learned world model, one report row each: cem, mppi, gradient, or
-    /// none (baseline rows only).
+    /// Planners with the learned world model, one report row each: cem, mppi, gradient,
+    /// hierarchical (level 2 sets level 1's subgoals; needs a level-2 model), or none
+    /// (baseline rows only).
     #[arg(long, value_delimiter = ',', default_value = "cem", value_parser = parse_planner)]
     pub planner: Vec<PlannerRow>,
     /// Baseline rows: random, oracle (the first sampling planner with the true simulator), none.
@@ -70,6 +73,34 @@ pub struct EvalArgs {
     /// Weight of the predicted-collision term (inverse dynamics on imagined latents).
     #[arg(long)]
     pub collision: Option<f32>,
+    /// The level-2 model for the hierarchical planner (default: `level2.safetensors` beside a
+    /// run folder's checkpoint, `<name>.level2.safetensors` beside any other).
+    #[arg(long)]
+    pub level2: Option<PathBuf>,
+    /// Hierarchical planner: level-2 decisions (macro-actions) per plan.
+    #[arg(long)]
+    pub high_horizon: Option<usize>,
+    /// Hierarchical planner: level-2 candidates per iteration.
+    #[arg(long)]
+    pub high_samples: Option<usize>,
+    /// Hierarchical planner: level-2 iterations per plan.
+    #[arg(long)]
+    pub high_iterations: Option<usize>,
+    /// Hierarchical planner: level-2 candidates drawn as two straight legs of macro-actions.
+    #[arg(long)]
+    pub high_legs: Option<usize>,
+    /// Hierarchical planner: level-1 decisions per plan (each held --repeat steps).
+    #[arg(long)]
+    pub low_horizon: Option<usize>,
+    /// Hierarchical planner: level-1 candidates per iteration.
+    #[arg(long)]
+    pub low_samples: Option<usize>,
+    /// Hierarchical planner: environment steps between level-2 plans (default: its k).
+    #[arg(long)]
+    pub replan_high_every: Option<usize>,
+    /// Hierarchical planner: the level-2 step whose predicted state is level 1's subgoal.
+    #[arg(long)]
+    pub subgoal_step: Option<usize>,
     /// Step budget per episode (default: the scene's).
     #[arg(long)]
     pub max_steps: Option<u32>,
@@ -90,23 +121,69 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-/// One `--planner` value: a planner, or `none`.
-#[derive(Debug, Clone, Copy)]
-pub struct PlannerRow(Option<PlannerKind>);
+/// One `--planner` value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PlannerRow {
+    None,
+    Flat(PlannerKind),
+    Hierarchical,
+}
 
 fn parse_planner(s: &str) -> Result<PlannerRow, String> {
-    if s == "none" {
-        return Ok(PlannerRow(None));
+    match s {
+        "none" => return Ok(PlannerRow::None),
+        "hierarchical" => return Ok(PlannerRow::Hierarchical),
+        _ => {}
     }
     <PlannerKind as clap::ValueEnum>::from_str(s, true)
-        .map(|k| PlannerRow(Some(k)))
-        .map_err(|_| format!("{s}: expected cem, mppi, gradient or none"))
+        .map(PlannerRow::Flat)
+        .map_err(|_| format!("{s}: expected cem, mppi, gradient, hierarchical or none"))
+}
+
+/// Where the level-2 model of `checkpoint` lives unless `--level2` says otherwise.
+pub fn default_level2(checkpoint: &std::path::Path) -> PathBuf {
+    let dir = checkpoint.parent().unwrap_or(std::path::Path::new(""));
+    match checkpoint.file_name().and_then(|n| n.to_str()) {
+        Some("checkpoint.safetensors") | None => dir.join(LEVEL2_CHECKPOINT),
+        Some(name) => dir.join(format!("{}.level2.safetensors", name.trim_end_matches(".safetensors"))),
+    }
 }
 
 impl EvalArgs {
-    /// The planners asked for with the learned model.
+    /// The flat planners asked for with the learned model.
     fn kinds(&self) -> Vec<PlannerKind> {
-        self.planner.iter().filter_map(|r| r.0).collect()
+        self.planner
+            .iter()
+            .filter_map(|r| match r {
+                PlannerRow::Flat(k) => Some(*k),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The hierarchical planner's settings for a level-2 model jumping `k` steps.
+    fn hierarchy(&self, k: usize, macro_radius: f32) -> HierarchyConfig {
+        let mut h = HierarchyConfig::default_for(k, macro_radius);
+        macro_rules! over {
+            ($($f:ident => $($path:ident).+),*) => { $( if let Some(v) = self.$f { h.$($path).+ = v; } )* };
+        }
+        over!(
+            high_horizon => high.horizon,
+            high_samples => high.samples,
+            high_iterations => high.iterations,
+            high_legs => high.legs,
+            low_horizon => low.horizon,
+            low_samples => low.samples,
+            replan_high_every => replan_high_every,
+            subgoal_step => subgoal_step
+        );
+        if let Some(r) = self.repeat {
+            h.low.repeat = r;
+        }
+        if let Some(r) = self.replan_every {
+            h.low.replan_every = r;
+        }
+        h
     }
 
     fn planner(&self, kind: PlannerKind) -> PlannerConfig {
@@ -215,8 +292,30 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             other => bail!("--baseline {other}: expected random, oracle or none"),
         }
     }
-    for k in a.kinds() {
-        policies.push(Policy::Latent(a.planner(k)));
+    let hierarchical = a.planner.contains(&PlannerRow::Hierarchical);
+    let level2 = if hierarchical {
+        let p = a.level2.clone().unwrap_or_else(|| default_level2(&path));
+        if !p.exists() {
+            bail!(
+                "--planner hierarchical: no level-2 model at {}: train one with `amisim train --level 2 --checkpoint {} --scene {} --out DIR` (or pass --level2)",
+                p.display(),
+                path.display(),
+                a.scene
+            );
+        }
+        Some((p.clone(), load_level2(&p, Some(&ck.model), &device)?))
+    } else {
+        None
+    };
+    for row in &a.planner {
+        match row {
+            PlannerRow::Flat(k) => policies.push(Policy::Latent(a.planner(*k))),
+            PlannerRow::Hierarchical => {
+                let l2 = &level2.as_ref().expect("loaded above").1.config.model;
+                policies.push(Policy::Hierarchical(a.hierarchy(l2.k, l2.macro_radius)));
+            }
+            PlannerRow::None => {}
+        }
     }
     if a.baseline.iter().any(|b| b == "oracle") {
         let kind = a
@@ -237,6 +336,13 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         checkpoint: path.display().to_string(),
         checkpoint_step: ck.step,
         model: serde_json::from_str(&ck.config.to_string())?,
+        level2: level2.as_ref().map(|(p, l2)| {
+            serde_json::json!({
+                "checkpoint": p.display().to_string(),
+                "step": l2.step,
+                "config": serde_json::from_str::<serde_json::Value>(&l2.config.to_string()).unwrap_or_default(),
+            })
+        }),
     };
     let differentiable = if a.kinds().contains(&PlannerKind::Gradient) {
         Some(
@@ -248,16 +354,23 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         None
     };
     let strips = if a.out.is_some() { a.strips } else { 0 };
-    let probe = if strips > 0 {
-        // A linear position probe on fresh random-walk episodes, to draw imagined paths.
-        Some(position_probe(&ck.model, &a.scene, &device)?)
+    let (probe, probe2) = if !a.kinds().is_empty() || level2.is_some() {
+        // Linear position probes on fresh random-walk episodes, to draw imagined paths and
+        // judge whether plans go through walls.
+        let (p, p2) = position_probes(&ck.model, level2.as_ref().map(|l| &l.1.model), &a.scene, &device)?;
+        (Some(p), p2)
     } else {
-        None
+        (None, None)
     };
     let loaded = Loaded {
         model: &ck.model,
         differentiable,
         probe,
+        level2: level2.map(|(_, l2)| LoadedLevel2 {
+            model: l2.model,
+            cfg: l2.config.model,
+            probe: probe2,
+        }),
     };
     let per_row = cfg.episodes.div_ceil(cfg.envs).div_ceil(cfg.shard.1) * cfg.envs;
     let bar = indicatif::ProgressBar::new((per_row * cfg.policies.len()) as u64);

@@ -41,7 +41,7 @@ enum Command {
     /// Probe a trained encoder and predictor: linear/MLP position probes, rollout probe, rank.
     Probe(ProbeArgs),
     /// Evaluate goal-reaching: planners with the world model against random and oracle rows.
-    Eval(eval_cli::EvalArgs),
+    Eval(Box<eval_cli::EvalArgs>),
     /// Write a checkpoint's weights and config without the optimizer state (for shipping).
     Export {
         #[arg(long)]
@@ -145,9 +145,16 @@ struct TrainArgs {
     /// Episodes to collect on the fly.
     #[arg(long, default_value_t = 2000)]
     episodes: usize,
-    /// Actions per collected episode.
-    #[arg(long, default_value_t = 16)]
-    episode_steps: usize,
+    /// Actions per collected episode (default 16; 64 with --level 2).
+    #[arg(long)]
+    episode_steps: Option<usize>,
+    /// Which level of the hierarchy to train: 1 (encoder and level-1 predictor) or 2 (the
+    /// level-2 model, on the frozen latents of the level-1 model in --checkpoint).
+    #[arg(long, default_value_t = 1)]
+    level: u8,
+    /// With --level 2: the level-1 checkpoint (default: the shipped model for --scene).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
     /// Run folder (checkpoint.safetensors, metrics.csv, config.json).
     #[arg(long, default_value = "runs/default")]
     out: PathBuf,
@@ -429,7 +436,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {} (step {}, no optimizer state)", out.display(), ck.step);
         }
         Command::Probe(a) => probe_command(a)?,
-        Command::Eval(a) => eval_cli::eval_command(a)?,
+        Command::Eval(a) => eval_cli::eval_command(*a)?,
         Command::Scenes { scenes } => {
             let names = if scenes.is_empty() {
                 shipped_scene_names()
@@ -481,8 +488,8 @@ fn set_json(tree: &mut serde_json::Value, key: &str, value: &str) -> Result<()> 
 }
 
 /// `base` with every `KEY=VALUE` of `--set` applied.
-fn with_sets(base: TrainConfig, sets: &[String]) -> Result<TrainConfig> {
-    let mut tree: serde_json::Value = serde_json::from_str(&base.to_string())?;
+fn with_sets<C: serde::Serialize + serde::de::DeserializeOwned>(base: C, sets: &[String]) -> Result<C> {
+    let mut tree: serde_json::Value = serde_json::to_value(&base)?;
     for kv in sets {
         let (k, v) = kv
             .split_once('=')
@@ -493,14 +500,22 @@ fn with_sets(base: TrainConfig, sets: &[String]) -> Result<TrainConfig> {
 }
 
 fn train_command(a: TrainArgs) -> Result<()> {
+    match a.level {
+        1 => {}
+        2 => return train_level2_command(a),
+        other => anyhow::bail!("--level {other}: expected 1 or 2"),
+    }
+    if a.checkpoint.is_some() {
+        anyhow::bail!(
+            "--checkpoint is for --level 2 (the level-1 model it learns on); level 1 continues with --resume"
+        );
+    }
     let data = match (&a.data, &a.scene) {
         (Some(dir), _) => Episodes::load(dir)?,
         (None, Some(scene)) => {
-            eprintln!(
-                "collecting {} episodes of {} steps in {scene} …",
-                a.episodes, a.episode_steps
-            );
-            Episodes::collect(&CollectConfig::random_walk(scene, a.episodes, a.episode_steps, 256, 0))?
+            let steps = a.episode_steps.unwrap_or(16);
+            eprintln!("collecting {} episodes of {steps} steps in {scene} …", a.episodes);
+            Episodes::collect(&CollectConfig::random_walk(scene, a.episodes, steps, 256, 0))?
         }
         (None, None) => anyhow::bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
     };
@@ -535,6 +550,90 @@ fn train_command(a: TrainArgs) -> Result<()> {
         );
     }
     println!("checkpoint: {}", summary.checkpoint.display());
+    Ok(())
+}
+
+/// `amisim train --level 2`: the level-2 model on a frozen level-1 model, then its rollout
+/// probe (k-step jumps against chained level-1 steps).
+fn train_level2_command(a: TrainArgs) -> Result<()> {
+    use amisim::train::level2::{train_level2, Level2TrainConfig};
+    if a.resume {
+        anyhow::bail!("--resume: level-2 training takes a minute or two and starts over; drop --resume");
+    }
+    let loaded = a.data.as_deref().map(Episodes::load).transpose()?;
+    let scene_name = match (&loaded, &a.scene) {
+        (Some(d), _) => d.scene.clone(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => anyhow::bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
+    };
+    let path = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| eval_cli::default_checkpoint(&scene_name));
+    if !path.exists() {
+        return Err(eval_cli::missing_checkpoint(&path, &scene_name));
+    }
+    let device = cpu_device();
+    let ck = load_checkpoint(&path, None, &device)?;
+    let data = match loaded {
+        Some(d) => d,
+        None => {
+            let steps = a.episode_steps.unwrap_or(64);
+            eprintln!("collecting {} episodes of {steps} steps in {scene_name} …", a.episodes);
+            Episodes::collect(&CollectConfig::random_walk(&scene_name, a.episodes, steps, 256, 0))?
+        }
+    };
+    let base = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => Level2TrainConfig::default_for(ck.model.latent()),
+    };
+    let mut cfg: Level2TrainConfig = with_sets(base, &a.sets)?;
+    if let Some(s) = a.steps {
+        cfg.steps = s;
+    }
+    if let Some(s) = a.seed {
+        cfg.seed = s;
+    }
+    eprintln!(
+        "training level 2 (k = {}, {} jumps per sample) on {} episodes × {} frames of {} under {}; run folder {}",
+        cfg.model.k,
+        cfg.jumps,
+        data.episodes,
+        data.steps + 1,
+        data.scene,
+        path.display(),
+        a.out.display()
+    );
+    let summary = train_level2(&cfg, &ck.model, &data, &a.out, true, &device)?;
+    if let Some(t) = summary.last {
+        println!(
+            "done: {} steps in {:.0} s, loss {:.4} (pred {:.4} var {:.4} cov {:.4} macro var {:.4})",
+            cfg.steps, summary.seconds, t.total, t.prediction, t.variance, t.covariance, t.macro_variance
+        );
+    }
+    println!("level-2 checkpoint: {}", summary.checkpoint.display());
+    // The probe: fitted on fresh 16-step episodes, scored on fresh episodes of 8 jumps.
+    let probe_train = Episodes::collect(&CollectConfig::random_walk(&data.scene, 300, 16, 128, 2_000_003))?;
+    let probe_test = Episodes::collect(&CollectConfig::random_walk(
+        &data.scene,
+        100,
+        8 * cfg.model.k,
+        100,
+        2_000_004,
+    ))?;
+    let report = amisim::eval::jump_probe::jump_probe(
+        &ck.model,
+        &summary.model,
+        &cfg.model,
+        &probe_train,
+        &probe_test,
+        &device,
+    )?;
+    print!("{}", report.table());
+    std::fs::write(a.out.join("level2_probe.json"), serde_json::to_string_pretty(&report)?)?;
     Ok(())
 }
 

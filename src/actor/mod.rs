@@ -4,9 +4,11 @@
 //! - [`model`]: the dynamics planners imagine with (the learned predictor; the simulator for
 //!   the oracle baseline).
 //! - [`planner`]: CEM, MPPI and gradient descent over action sequences.
+//! - [`hierarchy`]: level 2 plans macro-actions far ahead, level 1 reaches its subgoals.
 //! - [`Mpc`]: plans, executes `replan_every` actions, then plans again warm-started from the
 //!   rest of the previous plan, shifted.
 
+pub mod hierarchy;
 pub mod model;
 pub mod planner;
 

@@ -375,3 +375,43 @@ impl Dynamics for SimDynamics {
         out
     }
 }
+
+/// A dynamics model seen through a linear map of its states, `s ↦ s·W + b`: the level-1 model
+/// imagining in level-2 space, so that its plans are scored against a level-2 subgoal.
+pub struct Abstracted<'a, D> {
+    pub inner: &'a D,
+    /// `[from, to]` row-major.
+    w: Vec<f32>,
+    b: Vec<f32>,
+    from: usize,
+    to: usize,
+}
+
+impl<'a, D: Dynamics> Abstracted<'a, D> {
+    /// `w` `[inner.dim(), b.len()]` row-major.
+    pub fn new(inner: &'a D, w: Vec<f32>, b: Vec<f32>) -> Abstracted<'a, D> {
+        let (from, to) = (inner.dim(), b.len());
+        assert_eq!(w.len(), from * to, "the map's weights must be [{from}, {to}]");
+        Abstracted { inner, w, b, from, to }
+    }
+
+    /// Maps rows of inner states `[m, from]` → `[m, to]`.
+    pub fn map(&self, x: &[f32]) -> Vec<f32> {
+        let m = x.len() / self.from;
+        let mut out: Vec<f32> = (0..m).flat_map(|_| self.b.iter().copied()).collect();
+        matmul_acc(x, &self.w, &mut out, m, self.from, self.to);
+        out
+    }
+}
+
+impl<D: Dynamics> Dynamics for Abstracted<'_, D> {
+    type Start = D::Start;
+
+    fn dim(&self) -> usize {
+        self.to
+    }
+
+    fn rollout(&self, starts: &[D::Start], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
+        self.map(&self.inner.rollout(starts, n, actions, len))
+    }
+}

@@ -49,11 +49,33 @@ pub const POSITION_PROBE_EPISODES: usize = 100;
 /// fitted on fresh random-walk episodes of `scene`: what `eval`'s strips and `amisim run` use to
 /// draw imagined paths.
 pub fn position_probe(model: &Jepa, scene: &str, device: &Device) -> anyhow::Result<LinearProbe> {
+    Ok(position_probes(model, None, scene, device)?.0)
+}
+
+/// [`position_probe`], and with a level-2 model also a probe from its states (the abstraction
+/// of the same latents) to positions.
+pub fn position_probes(
+    model: &Jepa,
+    level2: Option<&crate::world_model::level2::Level2>,
+    scene: &str,
+    device: &Device,
+) -> anyhow::Result<(LinearProbe, Option<LinearProbe>)> {
     let walk = crate::train::collect::CollectConfig::random_walk(scene, POSITION_PROBE_EPISODES, 16, 50, 7_000_001);
     let data = Episodes::collect(&walk)?;
     let (x, d) = encode_all(model, &data, device);
     let (y, k, _) = targets(&data);
-    Ok(LinearProbe::fit(&x, &y, d, k, 1e-6))
+    let high = level2.map(|l2| {
+        let z = Tensor::<2>::from_data(TensorData::new(x.clone(), [x.len() / d, d]), device);
+        let s = l2.abstract_state(z);
+        let dims = s.dims()[1];
+        let s = s
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 states");
+        LinearProbe::fit(&s, &y, dims, k, 1e-6)
+    });
+    Ok((LinearProbe::fit(&x, &y, d, k, 1e-6), high))
 }
 
 /// A linear map with bias from `d` inputs to `k` outputs (`w` is `(d+1) × k`, bias last).

@@ -7,7 +7,8 @@
 //! the batches with `b mod n = i`; [`merge`] joins shard reports into the report of the
 //! whole run.
 
-use crate::actor::model::{LatentDynamics, SimDynamics};
+use crate::actor::hierarchy::{HierMpc, HierarchyConfig};
+use crate::actor::model::{Abstracted, Dynamics, LatentDynamics, SimDynamics};
 use crate::actor::planner::{project, PlannerConfig};
 use crate::actor::Mpc;
 use crate::eval::probe::LinearProbe;
@@ -15,6 +16,7 @@ use crate::world::env::{env_rng, Obs, VecEnv};
 use crate::world::scene::Scene;
 use crate::world::sim::{self, EnvState};
 use crate::world_model::jepa::Jepa;
+use crate::world_model::level2::{Level2, Level2Config};
 use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -33,6 +35,8 @@ pub enum Policy {
     Latent(PlannerConfig),
     /// The planner with the true simulator: what the planner could do with a perfect model.
     Oracle(PlannerConfig),
+    /// The hierarchical planner: level 2 (macro-actions, far ahead) sets level 1's subgoals.
+    Hierarchical(HierarchyConfig),
 }
 
 impl Policy {
@@ -42,6 +46,7 @@ impl Policy {
             Policy::Random => "random".into(),
             Policy::Latent(c) => kind(c),
             Policy::Oracle(c) => format!("oracle-{}", kind(c)),
+            Policy::Hierarchical(_) => "hierarchical".into(),
         }
     }
 }
@@ -64,6 +69,9 @@ pub struct EvalConfig {
     pub checkpoint_step: usize,
     /// The checkpoint's resolved training config (model included).
     pub model: serde_json::Value,
+    /// The level-2 model (checkpoint, step, config) when a row plans hierarchically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level2: Option<serde_json::Value>,
 }
 
 /// One episode's outcome.
@@ -76,6 +84,13 @@ pub struct EpisodeResult {
     /// Distance of the tracked thing (agent, or box) to its goal at the end, in pixels.
     pub final_distance: f32,
     pub start_distance: f32,
+    /// Plans made (for the hierarchical planner: level-2 plans), and how many of them imagine
+    /// the agent going through a wall rather than a door (their imagined states read by the
+    /// position probe, consecutive positions joined by straight moves).
+    #[serde(default)]
+    pub plans: u32,
+    #[serde(default)]
+    pub plans_through_walls: u32,
 }
 
 /// One row of the report: a policy over all episodes.
@@ -97,6 +112,12 @@ pub struct RowReport {
     pub plan_ms_per_step: f64,
     /// Encoding the observations, per environment step.
     pub encode_ms_per_step: f64,
+    /// Share of the plans that imagine going through a wall, in failed and in successful
+    /// episodes (see [`EpisodeResult::plans_through_walls`]; 0 where nothing was judged).
+    #[serde(default)]
+    pub through_walls_failed: f64,
+    #[serde(default)]
+    pub through_walls_succeeded: f64,
     pub episodes: Vec<EpisodeResult>,
     /// Every planning call's per-step time (for merging shards).
     pub plan_ms_samples: Vec<f64>,
@@ -153,6 +174,15 @@ impl RowReport {
         let n = episodes.len();
         let wins: Vec<&EpisodeResult> = episodes.iter().filter(|e| e.success).collect();
         let mean = |v: &mut dyn Iterator<Item = f64>, n: usize| if n == 0 { 0.0 } else { v.sum::<f64>() / n as f64 };
+        let share = |success: bool| {
+            let (through, plans) = episodes
+                .iter()
+                .filter(|e| e.success == success)
+                .fold((0u64, 0u64), |(t, p), e| {
+                    (t + e.plans_through_walls as u64, p + e.plans as u64)
+                });
+            through as f64 / plans.max(1) as f64
+        };
         RowReport {
             name,
             policy,
@@ -164,6 +194,8 @@ impl RowReport {
             plan_ms_p95: percentile(&plan_ms_samples, 0.95),
             plan_ms_per_step: plan_ms_total / env_steps.max(1) as f64,
             encode_ms_per_step: encode_ms_total / env_steps.max(1) as f64,
+            through_walls_failed: share(false),
+            through_walls_succeeded: share(true),
             episodes,
             plan_ms_samples,
             plan_ms_total,
@@ -177,7 +209,7 @@ impl Report {
     fn new(settings: EvalConfig, rows: Vec<RowReport>) -> Report {
         let main = rows
             .iter()
-            .find(|r| matches!(r.policy, Policy::Latent(_)))
+            .find(|r| matches!(r.policy, Policy::Latent(_) | Policy::Hierarchical(_)))
             .or(rows.first());
         Report {
             episodes: main.map_or(0, |r| r.episodes.len()),
@@ -201,11 +233,11 @@ impl Report {
         };
         write("report.json", serde_json::to_string_pretty(self)?)?;
         let mut csv = String::from(
-            "policy,episodes,success_rate,ci95_low,ci95_high,final_distance_mean,steps_mean_success,plan_ms_median,plan_ms_p95,plan_ms_per_step,encode_ms_per_step\n",
+            "policy,episodes,success_rate,ci95_low,ci95_high,final_distance_mean,steps_mean_success,plan_ms_median,plan_ms_p95,plan_ms_per_step,encode_ms_per_step,through_walls_failed,through_walls_succeeded\n",
         );
         for r in &self.rows {
             csv += &format!(
-                "{},{},{:.4},{:.4},{:.4},{:.3},{:.2},{:.3},{:.3},{:.3},{:.3}\n",
+                "{},{},{:.4},{:.4},{:.4},{:.3},{:.2},{:.3},{:.3},{:.3},{:.3},{:.4},{:.4}\n",
                 r.name,
                 r.episodes.len(),
                 r.success_rate,
@@ -216,7 +248,9 @@ impl Report {
                 r.plan_ms_median,
                 r.plan_ms_p95,
                 r.plan_ms_per_step,
-                r.encode_ms_per_step
+                r.encode_ms_per_step,
+                r.through_walls_failed,
+                r.through_walls_succeeded
             );
         }
         write("report.csv", csv)
@@ -225,12 +259,21 @@ impl Report {
     /// A table for the terminal.
     pub fn table(&self) -> String {
         let mut s = format!(
-            "{:<14} {:>8} {:>9} {:>15} {:>10} {:>8} {:>10} {:>10} {:>10}\n",
-            "policy", "episodes", "success", "95% interval", "final px", "steps", "plan ms", "p95 ms", "ms/step"
+            "{:<14} {:>8} {:>9} {:>15} {:>10} {:>8} {:>10} {:>10} {:>10} {:>17}\n",
+            "policy",
+            "episodes",
+            "success",
+            "95% interval",
+            "final px",
+            "steps",
+            "plan ms",
+            "p95 ms",
+            "ms/step",
+            "thru walls f/s"
         );
         for r in &self.rows {
             s += &format!(
-                "{:<14} {:>8} {:>8.1}% {:>6.1}–{:>5.1}% {:>10.2} {:>8.1} {:>10.2} {:>10.2} {:>10.2}\n",
+                "{:<14} {:>8} {:>8.1}% {:>6.1}–{:>5.1}% {:>10.2} {:>8.1} {:>10.2} {:>10.2} {:>10.2} {:>8.0}%/{:>3.0}%\n",
                 r.name,
                 r.episodes.len(),
                 100.0 * r.success_rate,
@@ -240,7 +283,9 @@ impl Report {
                 r.steps_mean_success,
                 r.plan_ms_median,
                 r.plan_ms_p95,
-                r.plan_ms_per_step
+                r.plan_ms_per_step,
+                100.0 * r.through_walls_failed,
+                100.0 * r.through_walls_succeeded
             );
         }
         s
@@ -315,6 +360,8 @@ pub struct StripFrame {
     pub frame: Vec<u8>,
     /// Positions (x, y) of the chosen plan's imagined states, in pixels.
     pub path: Vec<[f32; 2]>,
+    /// The hierarchical planner's level-2 plan (its imagined states every `k` steps).
+    pub high_path: Vec<[f32; 2]>,
 }
 
 /// The frames of one episode of one row: `(row name, episode, frames)`.
@@ -326,6 +373,16 @@ pub struct Loaded<'a> {
     /// The same predictor on an autodiff device (the gradient planner).
     pub differentiable: Option<crate::world_model::Predictor>,
     /// Latent → agent position, to draw imagined paths.
+    pub probe: Option<LinearProbe>,
+    /// The level-2 model, for the hierarchical planner.
+    pub level2: Option<LoadedLevel2>,
+}
+
+/// A level-2 model and what goes with it.
+pub struct LoadedLevel2 {
+    pub model: Level2,
+    pub cfg: Level2Config,
+    /// Level-2 state → agent position, to draw imagined paths.
     pub probe: Option<LinearProbe>,
 }
 
@@ -352,6 +409,19 @@ pub fn run(
                 bail!("the oracle plans with the simulator, which has no gradient: use cem or mppi");
             }
         }
+        if let Policy::Hierarchical(h) = p {
+            h.validate().map_err(|e| anyhow::anyhow!("hierarchical: {e}"))?;
+            let Some(l2) = &loaded.level2 else {
+                bail!("the hierarchical planner needs a level-2 model (train one with `amisim train --level 2`)");
+            };
+            if h.k != l2.cfg.k {
+                bail!(
+                    "hierarchical: k = {} but the level-2 model jumps k = {} steps",
+                    h.k,
+                    l2.cfg.k
+                );
+            }
+        }
     }
     let device = Device::flex();
     let mut env = VecEnv::new(scene.clone(), cfg.envs)?;
@@ -361,6 +431,14 @@ pub fn run(
     let latent =
         LatentDynamics::new(&loaded.model.predictor, loaded.differentiable.clone()).with_idm(&loaded.model.idm);
     let oracle = SimDynamics { scene: scene.clone() };
+    // Level 2 (the predictor over macro-actions) and level 1 seen through the abstraction.
+    let level2 = loaded.level2.as_ref().map(|l2| {
+        let (w, b) = l2.model.abstraction_weights();
+        (
+            LatentDynamics::new(&l2.model.predictor, None),
+            Abstracted::new(&latent, w, b),
+        )
+    });
     let mut rows = Vec::new();
     let mut all_strips = Vec::new();
     for policy in &cfg.policies {
@@ -375,7 +453,7 @@ pub fn run(
                 .collect::<Result<_, _>>()?;
             let goal_states: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(&scene, s)).collect();
             // Goals: the encoder's view of the goal observation (latent), or the goal state.
-            let goals_latent = if matches!(policy, Policy::Latent(_)) {
+            let goals_latent = if matches!(policy, Policy::Latent(_) | Policy::Hierarchical(_)) {
                 env.set_states(goal_states.clone());
                 encode(loaded.model, &env.render()?, &device)
             } else {
@@ -387,7 +465,15 @@ pub fn run(
             let seeds: Vec<u64> = ids.iter().map(|&ep| plan_seed(cfg.seed, ep)).collect();
             let mut mpc = match policy {
                 Policy::Latent(c) | Policy::Oracle(c) => Some(Mpc::new(c.clone(), &seeds)),
-                Policy::Random => None,
+                _ => None,
+            };
+            let mut hier = match policy {
+                Policy::Hierarchical(h) => Some(HierMpc::new(h.clone(), &seeds)),
+                _ => None,
+            };
+            let goals_high: Vec<f32> = match &level2 {
+                Some((_, low)) if hier.is_some() => low.map(&goals_latent),
+                _ => Vec::new(),
             };
             let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
             let n = cfg.envs;
@@ -396,11 +482,22 @@ pub fn run(
             let start_distance: Vec<f32> = starts.iter().map(|s| s.goal_distance(&scene)).collect();
             let drawn: Vec<usize> = (0..n).filter(|&i| ids[i] < strips.min(cfg.episodes)).collect();
             let mut strip: Vec<Vec<StripFrame>> = vec![Vec::new(); n];
+            let (mut plans, mut through) = (vec![0u32; n], vec![0u32; n]);
             let max_steps = cfg.max_steps;
             for _t in 0..max_steps {
                 let mut actions = vec![[0.0f32; 2]; n];
                 // Planner rows: the actions, whether a plan was made, how long it took, and the
                 // steps a plan covers.
+                // Who plans now (level 2 for the hierarchical planner), to judge their plans.
+                let planning: Vec<usize> = active
+                    .iter()
+                    .copied()
+                    .filter(|&i| match (&mpc, &hier) {
+                        (Some(m), _) => m.needs_plan(i),
+                        (_, Some(h)) => h.needs_high(i),
+                        _ => false,
+                    })
+                    .collect();
                 let decided = match (policy, &mut mpc) {
                     (Policy::Latent(c), Some(mpc)) => {
                         // Between plans the controller executes queued actions: encode only
@@ -416,6 +513,26 @@ pub fn run(
                         let t1 = Instant::now();
                         let (acts, planned) = mpc.act(&latent, &zs, &goals_latent, &active, !drawn.is_empty());
                         Some((acts, planned, t1.elapsed(), c.replan_every))
+                    }
+                    (Policy::Hierarchical(h), _) => {
+                        let hier = hier.as_mut().expect("a hierarchical controller");
+                        let (high, low) = level2.as_ref().expect("checked above");
+                        let (zs, z2s): (Vec<Vec<f32>>, Vec<Vec<f32>>) = if active.iter().any(|&i| hier.needs_plan(i)) {
+                            let t0 = Instant::now();
+                            let z = encode(loaded.model, &obs, &device);
+                            encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
+                            let z2 = low.map(&z);
+                            let s = high.dim();
+                            (
+                                z.chunks_exact(loaded.model.latent()).map(|r| r.to_vec()).collect(),
+                                z2.chunks_exact(s).map(|r| r.to_vec()).collect(),
+                            )
+                        } else {
+                            (vec![Vec::new(); n], vec![Vec::new(); n])
+                        };
+                        let t1 = Instant::now();
+                        let (acts, planned) = hier.act(high, low, &z2s, &zs, &goals_high, &active, !drawn.is_empty());
+                        Some((acts, planned, t1.elapsed(), h.low.replan_every))
                     }
                     (Policy::Oracle(c), Some(mpc)) => {
                         let states = env.states().to_vec();
@@ -446,12 +563,37 @@ pub fn run(
                         actions[i] = a;
                     }
                 }
+                for &i in &planning {
+                    let path = match (&hier, &loaded.level2) {
+                        (Some(h), Some(l2)) => probe_path(h.last_high[i].as_ref(), l2.probe.as_ref()),
+                        _ => imagined_path(policy, mpc.as_ref(), i, loaded.probe.as_ref()),
+                    };
+                    let state = &env.states()[i];
+                    if let (Some(layout), false) = (&state.layout, path.is_empty()) {
+                        let here = glam::Vec2::new(state.agent.x, state.agent.y);
+                        let pts: Vec<glam::Vec2> = std::iter::once(here)
+                            .chain(path.iter().map(|p| glam::Vec2::new(p[0], p[1])))
+                            .collect();
+                        plans[i] += 1;
+                        through[i] += pts.windows(2).any(|w| layout.crosses_wall(w[0], w[1])) as u32;
+                    }
+                }
                 for &i in &drawn {
                     if active.contains(&i) {
-                        let path = imagined_path(policy, mpc.as_ref(), i, loaded.probe.as_ref());
+                        let (path, high_path) = match (&hier, &loaded.level2) {
+                            (Some(h), Some(l2)) => (
+                                probe_path(h.low.last[i].as_ref(), l2.probe.as_ref()),
+                                probe_path(h.last_high[i].as_ref(), l2.probe.as_ref()),
+                            ),
+                            _ => (
+                                imagined_path(policy, mpc.as_ref(), i, loaded.probe.as_ref()),
+                                Vec::new(),
+                            ),
+                        };
                         strip[i].push(StripFrame {
                             frame: obs.frame(i).to_vec(),
                             path,
+                            high_path,
                         });
                     }
                 }
@@ -468,6 +610,8 @@ pub fn run(
                             steps: info.steps,
                             final_distance: info.goal_distance,
                             start_distance: start_distance[i],
+                            plans: plans[i],
+                            plans_through_walls: through[i],
                         });
                     }
                     !over
@@ -479,7 +623,7 @@ pub fn run(
             for &i in &drawn {
                 strip[i].push(StripFrame {
                     frame: obs.frame(i).to_vec(),
-                    path: Vec::new(),
+                    ..Default::default()
                 });
                 all_strips.push((name.clone(), ids[i], std::mem::take(&mut strip[i])));
             }
@@ -503,6 +647,15 @@ pub fn run(
     Ok((Report::new(cfg.clone(), rows), all_strips))
 }
 
+/// The agent positions a probe reads from a plan's imagined states.
+fn probe_path(plan: Option<&crate::actor::planner::Plan>, probe: Option<&LinearProbe>) -> Vec<[f32; 2]> {
+    let (Some(plan), Some(probe)) = (plan, probe) else {
+        return Vec::new();
+    };
+    let pred = probe.predict(&plan.imagined);
+    pred.chunks_exact(probe.k).map(|p| [p[0], p[1]]).collect()
+}
+
 /// The agent positions along the latest plan of problem `i` (the probe reads latents; the
 /// oracle's states are positions already).
 fn imagined_path(policy: &Policy, mpc: Option<&Mpc>, i: usize, probe: Option<&LinearProbe>) -> Vec<[f32; 2]> {
@@ -510,22 +663,18 @@ fn imagined_path(policy: &Policy, mpc: Option<&Mpc>, i: usize, probe: Option<&Li
         return Vec::new();
     };
     match policy {
-        Policy::Latent(_) => {
-            let Some(probe) = probe else { return Vec::new() };
-            let pred = probe.predict(&plan.imagined);
-            pred.chunks_exact(probe.k).map(|p| [p[0], p[1]]).collect()
-        }
+        Policy::Latent(_) => probe_path(Some(plan), probe),
         Policy::Oracle(_) => {
             let len = plan.actions.len() / 2;
             let dim = plan.imagined.len() / len.max(1);
             plan.imagined.chunks_exact(dim).map(|p| [p[0], p[1]]).collect()
         }
-        Policy::Random => Vec::new(),
+        Policy::Random | Policy::Hierarchical(_) => Vec::new(),
     }
 }
 
 /// Writes one PNG per strip: frames left to right (every `every`-th step), ×4, the imagined
-/// path in yellow.
+/// path in yellow (and a level-2 plan in cyan).
 pub fn write_strips(dir: &Path, strips: &[Strip], side: usize) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let scale = 4usize;
@@ -553,16 +702,18 @@ pub fn write_strips(dir: &Path, strips: &[Strip], side: usize) -> Result<Vec<Pat
                     canvas.set((ox + x) as i64, y as i64, c);
                 }
             }
-            for w in f.path.windows(2) {
-                let s = scale as f64;
-                canvas.line(
-                    ox as f64 + w[0][0] as f64 * s,
-                    w[0][1] as f64 * s,
-                    ox as f64 + w[1][0] as f64 * s,
-                    w[1][1] as f64 * s,
-                    [255, 220, 0],
-                    1,
-                );
+            for (path, colour) in [(&f.high_path, [0, 200, 255]), (&f.path, [255, 220, 0])] {
+                for w in path.windows(2) {
+                    let s = scale as f64;
+                    canvas.line(
+                        ox as f64 + w[0][0] as f64 * s,
+                        w[0][1] as f64 * s,
+                        ox as f64 + w[1][0] as f64 * s,
+                        w[1][1] as f64 * s,
+                        colour,
+                        1,
+                    );
+                }
             }
         }
         let path = dir.join(format!("episode_{ep:04}_{name}.png"));

@@ -178,6 +178,15 @@ impl Layout {
         room_at(&self.rooms, self.size as i32, p)
     }
 
+    /// Whether the straight move `a → b` goes from one room into another through a wall
+    /// rather than a door (for judging imagined paths; a point in no room never counts).
+    pub fn crosses_wall(&self, a: Vec2, b: Vec2) -> bool {
+        match (self.room_of(a), self.room_of(b)) {
+            (Some(x), Some(y)) if x != y => self.walls.iter().any(|w| super::sim::sweep(a, b - a, w).is_some()),
+            _ => false,
+        }
+    }
+
     /// Distance from `p` to the nearest wall.
     pub fn wall_distance(&self, p: Vec2) -> f32 {
         self.walls.iter().map(|w| w.distance(p)).fold(f32::INFINITY, f32::min)

@@ -2,6 +2,7 @@
 //! `z[t+1] = P(z[t], a[t])`, plus the inverse-dynamics head used as an anti-collapse term.
 
 pub mod jepa;
+pub mod level2;
 pub mod loss;
 
 use burn::nn::{Linear, LinearConfig};

@@ -1,10 +1,12 @@
 //! `amisim eval`: deterministic reports, shards that merge into the whole run.
 
+use amisim::actor::hierarchy::HierarchyConfig;
 use amisim::actor::planner::{PlannerConfig, PlannerKind};
-use amisim::eval::run::{merge, run, wilson, EvalConfig, Loaded, Policy, Report};
+use amisim::eval::run::{merge, run, wilson, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
 use amisim::perception::EncoderConfig;
 use amisim::train::jepa::cpu_device;
 use amisim::world_model::jepa::{JepaConfig, LossWeights};
+use amisim::world_model::level2::{Level2Config, Level2Weights};
 
 fn tiny_planner(kind: PlannerKind) -> PlannerConfig {
     let mut c = PlannerConfig::default_for(kind);
@@ -29,12 +31,28 @@ fn config(shard: (usize, usize)) -> EvalConfig {
             Policy::Latent(tiny_planner(PlannerKind::Cem)),
             Policy::Latent(tiny_planner(PlannerKind::Mppi)),
             Policy::Oracle(tiny_planner(PlannerKind::Cem)),
+            Policy::Hierarchical(tiny_hierarchy()),
         ],
         shard,
         checkpoint: "untrained".into(),
         checkpoint_step: 0,
         model: serde_json::Value::Null,
+        level2: None,
     }
+}
+
+fn level2_config() -> Level2Config {
+    Level2Config::new(8, Level2Weights::new())
+        .with_k(2)
+        .with_state(4)
+        .with_hidden(16)
+}
+
+fn tiny_hierarchy() -> HierarchyConfig {
+    let mut h = HierarchyConfig::default_for(2, 2.0);
+    (h.high.horizon, h.high.samples, h.high.elites, h.high.iterations) = (3, 16, 4, 2);
+    (h.low.horizon, h.low.samples, h.low.elites, h.low.iterations) = (2, 16, 4, 2);
+    h
 }
 
 /// Everything but the timings, which are the only thing allowed to differ between runs.
@@ -58,16 +76,22 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
     let model = amisim::train::jepa::seeded(&device, 5, || {
         JepaConfig::new(EncoderConfig::lenet(65, 8), LossWeights::new()).init(&device)
     });
+    let level2 = amisim::train::jepa::seeded(&device, 6, || level2_config().init(&device));
     let loaded = Loaded {
         model: &model,
         differentiable: None,
         probe: None,
+        level2: Some(LoadedLevel2 {
+            model: level2,
+            cfg: level2_config(),
+            probe: None,
+        }),
     };
     let (a, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
     let (b, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert_eq!(a.episodes, 5);
-    assert_eq!(a.rows.len(), 4);
+    assert_eq!(a.rows.len(), 5);
     for row in &a.rows {
         let ids: Vec<usize> = row.episodes.iter().map(|e| e.episode).collect();
         assert_eq!(ids, vec![0, 1, 2, 3, 4], "{}", row.name);

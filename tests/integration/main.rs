@@ -2,6 +2,7 @@
 
 mod collect;
 mod eval;
+mod hierarchy;
 mod jepa;
 mod physics;
 mod plan;

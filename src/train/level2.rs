@@ -1,0 +1,371 @@
+//! `amisim train --level 2`: trains the level-2 model on the frozen level-1 encoder's latents.
+//!
+//! The latents of every frame are computed once; each step then draws `batch` stretches of
+//! `jumps · k` actions (the level-1 latents at their ends and every `k` steps between, and the
+//! action chunks), computes the level-2 loss terms, stops on a non-finite loss, and takes an
+//! AdamW step. The checkpoint (`level2.safetensors`) holds the weights, the step, the resolved
+//! config and a fingerprint of the level-1 model it was trained on, and is written to a
+//! temporary file and renamed.
+
+use super::data::Episodes;
+use super::jepa::{seeded, stable_param_ids};
+use crate::eval::probe::encode_all;
+use crate::world_model::jepa::Jepa;
+use crate::world_model::level2::{Level2, Level2Config, Level2Terms, Level2Weights};
+use anyhow::{bail, Context, Result};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Name of the level-2 checkpoint in a run folder.
+pub const LEVEL2_CHECKPOINT: &str = "level2.safetensors";
+
+/// Everything a level-2 training run is defined by; saved in its checkpoint.
+#[derive(Config, Debug)]
+pub struct Level2TrainConfig {
+    pub model: Level2Config,
+    #[config(default = 3000)]
+    pub steps: usize,
+    #[config(default = 256)]
+    pub batch: usize,
+    /// Level-2 steps the predictor is unrolled per sample.
+    #[config(default = 4)]
+    pub jumps: usize,
+    #[config(default = 1e-3)]
+    pub lr: f64,
+    #[config(default = 1e-5)]
+    pub min_lr: f64,
+    #[config(default = 100)]
+    pub warmup: usize,
+    #[config(default = 1e-4)]
+    pub weight_decay: f32,
+    #[config(default = 1.0)]
+    pub clip: f32,
+    #[config(default = 0)]
+    pub seed: u64,
+    #[config(default = 100)]
+    pub log_every: usize,
+}
+
+impl Level2TrainConfig {
+    /// The default recipe on level-1 latents of `latent` dimensions.
+    pub fn default_for(latent: usize) -> Level2TrainConfig {
+        Level2TrainConfig::new(Level2Config::new(latent, Level2Weights::new()))
+    }
+
+    /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.lr * (step + 1) as f64 / self.warmup as f64;
+        }
+        let span = (self.steps.saturating_sub(self.warmup)).max(1) as f64;
+        let p = ((step - self.warmup) as f64 / span).min(1.0);
+        self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+    }
+}
+
+/// A fingerprint of a level-1 model's weights (FNV-1a over the encoder's output layer and the
+/// predictor's first layer): a level-2 model only fits the level-1 model it was trained on.
+pub fn level1_fingerprint(model: &Jepa) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |v: Vec<f32>| {
+        for x in v {
+            for b in x.to_bits().to_le_bytes() {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x100_0000_01b3);
+            }
+        }
+    };
+    let [l1, _, _] = model.predictor.layers();
+    eat(l1
+        .weight
+        .val()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32"));
+    format!("{h:016x}")
+}
+
+/// A loaded level-2 checkpoint.
+pub struct Level2Checkpoint {
+    pub config: Level2TrainConfig,
+    pub step: usize,
+    pub model: Level2,
+    /// The level-1 model it was trained on ([`level1_fingerprint`]).
+    pub level1: String,
+}
+
+/// Writes the level-2 model at `step` to `path` atomically.
+pub fn save_level2(path: &Path, cfg: &Level2TrainConfig, step: usize, model: &Level2, level1: &str) -> Result<()> {
+    let mut store = SafetensorsStore::from_bytes(None).skip_enum_variants(true);
+    model
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("serialising the level-2 model: {e:?}"))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| anyhow::anyhow!("serialising the level-2 model: {e:?}"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let views: Vec<_> = st.tensors().into_iter().collect();
+    let meta = HashMap::from([
+        ("amisim.config".to_string(), cfg.to_string()),
+        ("amisim.step".to_string(), step.to_string()),
+        ("amisim.format".to_string(), "amisim-level2-v1".to_string()),
+        ("amisim.level1".to_string(), level1.to_string()),
+    ]);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("safetensors.tmp");
+    safetensors::serialize_to_file(views, Some(meta), &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads a level-2 checkpoint; with `level1`, it must have been trained on that level-1 model
+/// (a clear error says otherwise).
+pub fn load_level2(path: &Path, level1: Option<&Jepa>, device: &Device) -> Result<Level2Checkpoint> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading level-2 checkpoint {}", path.display()))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    if meta.get("amisim.format").map(String::as_str) != Some("amisim-level2-v1") {
+        bail!(
+            "{}: not a level-2 checkpoint (amisim.format is {:?}, expected amisim-level2-v1)",
+            path.display(),
+            meta.get("amisim.format")
+        );
+    }
+    let config: Level2TrainConfig = serde_json::from_str(meta.get("amisim.config").map_or("", |s| s.as_str()))
+        .with_context(|| format!("{}: the saved config does not parse", path.display()))?;
+    config
+        .model
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let trained_on = meta.get("amisim.level1").cloned().unwrap_or_default();
+    if let Some(m) = level1 {
+        if m.latent() != config.model.latent {
+            bail!(
+                "{}: the level-2 model reads {}-d level-1 latents, the level-1 model has {}",
+                path.display(),
+                config.model.latent,
+                m.latent()
+            );
+        }
+        let have = level1_fingerprint(m);
+        if have != trained_on {
+            bail!(
+                "{}: trained on the level-1 model with fingerprint {trained_on}, not on this one ({have}); train it again with `amisim train --level 2 --checkpoint …`",
+                path.display()
+            );
+        }
+    }
+    let step: usize = meta.get("amisim.step").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut model = stable_param_ids(config.model.init(device));
+    let result = model
+        .load_from(&mut SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true))
+        .map_err(|e| anyhow::anyhow!("{}: loading weights: {e:?}", path.display()))?;
+    if !result.missing.is_empty() || !result.errors.is_empty() {
+        bail!(
+            "{}: the weights do not fit the model (missing {:?}, errors {:?})",
+            path.display(),
+            result.missing,
+            result.errors
+        );
+    }
+    Ok(Level2Checkpoint {
+        config,
+        step,
+        model,
+        level1: trained_on,
+    })
+}
+
+/// The level-1 latents of a dataset and the actions, for drawing level-2 batches.
+pub struct LatentEpisodes {
+    pub episodes: usize,
+    pub steps: usize,
+    pub latent: usize,
+    /// `[episodes, steps + 1, latent]`.
+    pub z: Vec<f32>,
+    /// `[episodes, steps, 2]`.
+    pub actions: Vec<f32>,
+}
+
+impl LatentEpisodes {
+    pub fn encode(model: &Jepa, data: &Episodes, device: &Device) -> LatentEpisodes {
+        let (z, latent) = encode_all(model, data, device);
+        LatentEpisodes {
+            episodes: data.episodes,
+            steps: data.steps,
+            latent,
+            z,
+            actions: data.actions.clone(),
+        }
+    }
+
+    /// A batch: latents `[batch, jumps + 1, latent]` `k` steps apart and the action chunks
+    /// between them `[batch, jumps, k, 2]`.
+    pub fn batch(
+        &self,
+        batch: usize,
+        jumps: usize,
+        k: usize,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> (Tensor<3>, Tensor<4>) {
+        let span = jumps * k;
+        assert!(
+            span <= self.steps,
+            "{jumps} jumps of {k} steps need episodes of ≥ {span} steps"
+        );
+        let d = self.latent;
+        let mut z = Vec::with_capacity(batch * (jumps + 1) * d);
+        let mut a = Vec::with_capacity(batch * span * 2);
+        for _ in 0..batch {
+            let e = rng.random_range(0..self.episodes);
+            let t0 = rng.random_range(0..=self.steps - span);
+            for j in 0..=jumps {
+                let row = e * (self.steps + 1) + t0 + j * k;
+                z.extend_from_slice(&self.z[row * d..(row + 1) * d]);
+            }
+            let first = (e * self.steps + t0) * 2;
+            a.extend_from_slice(&self.actions[first..first + span * 2]);
+        }
+        (
+            Tensor::from_data(TensorData::new(z, [batch, jumps + 1, d]), device),
+            Tensor::from_data(TensorData::new(a, [batch, jumps, k, 2]), device),
+        )
+    }
+}
+
+/// What a finished level-2 run reports.
+pub struct Level2Summary {
+    pub last: Option<Level2Terms>,
+    pub seconds: f64,
+    pub checkpoint: PathBuf,
+    pub model: Level2,
+}
+
+/// Trains the level-2 model on `data`'s latents under the frozen `level1`, into the run folder
+/// `out` (`level2.safetensors`, `level2_metrics.csv`, `level2_config.json`).
+pub fn train_level2(
+    cfg: &Level2TrainConfig,
+    level1: &Jepa,
+    data: &Episodes,
+    out: &Path,
+    show_progress: bool,
+    device: &Device,
+) -> Result<Level2Summary> {
+    if let Err(e) = cfg.model.validate() {
+        bail!("config: {e}");
+    }
+    if cfg.model.latent != level1.latent() {
+        bail!(
+            "level2.latent = {} but the level-1 model's latent has {} dimensions",
+            cfg.model.latent,
+            level1.latent()
+        );
+    }
+    if cfg.jumps == 0 || cfg.batch == 0 {
+        bail!("level-2 training needs jumps ≥ 1 and batch ≥ 1");
+    }
+    if cfg.jumps * cfg.model.k > data.steps {
+        bail!(
+            "{} jumps of k = {} steps need episodes of ≥ {} steps; the data has {} (collect longer episodes with --episode-steps)",
+            cfg.jumps,
+            cfg.model.k,
+            cfg.jumps * cfg.model.k,
+            data.steps
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let ckpt = out.join(LEVEL2_CHECKPOINT);
+    let fingerprint = level1_fingerprint(level1);
+    let started = Instant::now();
+    let latents = LatentEpisodes::encode(level1, data, device);
+    let ad = device.clone().autodiff();
+    let mut model = stable_param_ids(seeded(&ad, cfg.seed, || cfg.model.init(&ad)));
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip)))
+        .init();
+    std::fs::write(out.join("level2_config.json"), cfg.to_string())?;
+    let mut csv = std::fs::File::create(out.join("level2_metrics.csv"))?;
+    writeln!(
+        csv,
+        "step,lr,{}",
+        Level2Terms::NAMES.map(|n| format!("loss/{n}")).join(",")
+    )?;
+    let bar = if show_progress {
+        ProgressBar::new(cfg.steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("level 2 [{bar:25}] {pos}/{len} {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let mut last = None;
+    let mut good: Option<Level2> = None;
+    for step in 0..cfg.steps {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        rng.set_stream(step as u64 + 1);
+        let (z, chunks) = latents.batch(cfg.batch, cfg.jumps, cfg.model.k, &mut rng, &ad);
+        let (loss, terms) = model.loss(z, chunks, &cfg.model);
+        if !terms.total.is_finite() {
+            bar.abandon();
+            if let Some(m) = &good {
+                save_level2(&ckpt, cfg, step, m, &fingerprint)?;
+            }
+            bail!(
+                "level-2 loss is {} at step {step} ({terms:?}); training stopped{}",
+                terms.total,
+                if good.is_some() {
+                    format!(", the last good model is in {}", ckpt.display())
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let lr = cfg.lr_at(step);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(lr, model, grads);
+        last = Some(terms);
+        let done = step + 1;
+        if done % cfg.log_every == 0 || done == cfg.steps {
+            let vals = terms.values().map(|v| format!("{v:.5}")).join(",");
+            writeln!(csv, "{done},{lr:.3e},{vals}")?;
+            csv.flush()?;
+            let msg = format!(
+                "loss {:.4} pred {:.4} var {:.3} cov {:.4} macro var {:.3}",
+                terms.total, terms.prediction, terms.variance, terms.covariance, terms.macro_variance
+            );
+            bar.set_message(msg.clone());
+            if bar.is_hidden() {
+                eprintln!("level 2 step {done}/{}: lr {lr:.2e} {msg}", cfg.steps);
+            }
+            // The last model whose loss was finite, kept in case a later step diverges.
+            good = Some(model.valid());
+        }
+        bar.set_position(done as u64);
+    }
+    bar.finish();
+    let model = model.valid();
+    save_level2(&ckpt, cfg, cfg.steps, &model, &fingerprint)?;
+    Ok(Level2Summary {
+        last,
+        seconds: started.elapsed().as_secs_f64(),
+        checkpoint: ckpt,
+        model,
+    })
+}
