@@ -6,7 +6,7 @@ use amisim::cost::{Distance, Horizon};
 use amisim::eval::probe::position_probes;
 use amisim::eval::run::{merge, run, write_strips, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
 use amisim::train::jepa::{cpu_device, load_checkpoint};
-use amisim::train::level2::{load_level2, LEVEL2_CHECKPOINT};
+use amisim::train::level2::{default_level2_path, load_level2};
 use amisim::world::Scene;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -140,15 +140,6 @@ fn parse_planner(s: &str) -> Result<PlannerRow, String> {
         .map_err(|_| format!("{s}: expected cem, mppi, gradient, hierarchical or none"))
 }
 
-/// Where the level-2 model of `checkpoint` lives unless `--level2` says otherwise.
-pub fn default_level2(checkpoint: &std::path::Path) -> PathBuf {
-    let dir = checkpoint.parent().unwrap_or(std::path::Path::new(""));
-    match checkpoint.file_name().and_then(|n| n.to_str()) {
-        Some("checkpoint.safetensors") | None => dir.join(LEVEL2_CHECKPOINT),
-        Some(name) => dir.join(format!("{}.level2.safetensors", name.trim_end_matches(".safetensors"))),
-    }
-}
-
 impl EvalArgs {
     /// The flat planners asked for with the learned model.
     fn kinds(&self) -> Vec<PlannerKind> {
@@ -177,11 +168,32 @@ impl EvalArgs {
             replan_high_every => replan_high_every,
             subgoal_step => subgoal_step
         );
+        // Level 1 takes the flat planner's step settings; its horizon covers a jump unless set.
         if let Some(r) = self.repeat {
             h.low.repeat = r;
+            if self.low_horizon.is_none() {
+                h.low.horizon = k.div_ceil(r).max(1) + 1;
+            }
         }
-        if let Some(r) = self.replan_every {
-            h.low.replan_every = r;
+        macro_rules! low {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { h.low.$f = v; } )* };
+        }
+        low!(replan_every, max_action, init_std, temperature, elites);
+        // The goal distance applies to both levels, effort and collision to level 1 (where
+        // the validation refuses what it cannot do).
+        for c in [&mut h.high.cost, &mut h.low.cost] {
+            if let Some(d) = self.distance {
+                c.distance = d;
+            }
+            if let Some(x) = self.cost {
+                c.horizon = x;
+            }
+        }
+        if let Some(e) = self.effort {
+            h.low.cost.effort = e;
+        }
+        if let Some(w) = self.collision {
+            h.low.cost.collision = w;
         }
         h
     }
@@ -294,7 +306,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
     }
     let hierarchical = a.planner.contains(&PlannerRow::Hierarchical);
     let level2 = if hierarchical {
-        let p = a.level2.clone().unwrap_or_else(|| default_level2(&path));
+        let p = a.level2.clone().unwrap_or_else(|| default_level2_path(&path));
         if !p.exists() {
             bail!(
                 "--planner hierarchical: no level-2 model at {}: train one with `amisim train --level 2 --checkpoint {} --scene {} --out DIR` (or pass --level2)",

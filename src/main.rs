@@ -68,6 +68,10 @@ struct RunArgs {
     /// Plan with the true simulator instead of a world model (the oracle of `eval`).
     #[arg(long, conflicts_with = "checkpoint")]
     oracle: bool,
+    /// Plan hierarchically from the start: level 2 (the model's level-2 model, beside the
+    /// checkpoint) sets level 1's subgoals (also a choice of the planner menu).
+    #[arg(long, conflicts_with = "oracle")]
+    hierarchical: bool,
     #[arg(long, value_enum, default_value = "cem")]
     planner: amisim::actor::planner::PlannerKind,
     #[arg(long, default_value_t = 0)]
@@ -202,6 +206,10 @@ struct ProbeArgs {
     /// Write the rollout probe curve (RMSE px against steps) as a PNG.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Probe the level-2 model instead (default: the one beside the checkpoint): position error
+    /// of k-step level-2 jumps against k chained level-1 steps, for 8 jumps.
+    #[arg(long, num_args = 0..=1, value_name = "LEVEL2")]
+    level2: Option<Option<PathBuf>>,
 }
 
 #[derive(Subcommand)]
@@ -652,6 +660,34 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
         Episodes::collect(&c)
     };
     let train_data = collect(a.train_episodes, 16, a.seed, 0.0)?;
+    if let Some(l2) = &a.level2 {
+        let l2_path = l2
+            .clone()
+            .unwrap_or_else(|| amisim::train::level2::default_level2_path(&path));
+        let l2 = amisim::train::level2::load_level2(&l2_path, Some(&ck.model), &cpu_device())?;
+        let k = l2.config.model.k;
+        let test_data = collect(a.test_episodes, 8 * k, a.seed + 1, a.wall_rate)?;
+        let report = amisim::eval::jump_probe::jump_probe(
+            &ck.model,
+            &l2.model,
+            &l2.config.model,
+            &train_data,
+            &test_data,
+            &cpu_device(),
+        )?;
+        if a.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!(
+                "checkpoint {} (step {}), level 2 {}",
+                path.display(),
+                ck.step,
+                l2_path.display()
+            );
+            print!("{}", report.table());
+        }
+        return Ok(());
+    }
     let test_data = collect(a.test_episodes, a.rollout, a.seed + 1, a.wall_rate)?;
     let report = probe(&ck.model, &train_data, &test_data, 500);
     if let Some(p) = &a.plot {
@@ -748,6 +784,7 @@ fn run_command(a: RunArgs) -> Result<()> {
                 .map(|p| p.to_path_buf())
                 .unwrap_or_default(),
             planner,
+            hierarchical: a.hierarchical,
             seed: a.seed,
             steps_per_second: a.steps_per_second,
         },

@@ -32,8 +32,8 @@ pub struct HierarchyConfig {
 
 impl HierarchyConfig {
     /// The defaults for a level-2 model jumping `k` steps with macro-actions of norm below
-    /// `macro_radius`: level 2 looks 12 jumps ahead, level 1 two of its decisions of 4 steps
-    /// (8 steps, one jump) toward the first predicted level-2 state.
+    /// `macro_radius`: level 2 looks 12 jumps ahead, level 1 one jump and one decision more
+    /// (for `k` = 8: 3 decisions of 4 steps, 12 steps) toward the first predicted level-2 state.
     pub fn default_for(k: usize, macro_radius: f32) -> HierarchyConfig {
         let flat = PlannerConfig::default_for(PlannerKind::Cem);
         HierarchyConfig {
@@ -67,8 +67,16 @@ impl HierarchyConfig {
                 ));
             }
         }
-        if self.k == 0 || self.replan_high_every == 0 {
-            return Err("hierarchy.k and hierarchy.replan_high_every must be ≥ 1".into());
+        for (name, v) in [("k", self.k), ("replan_high_every", self.replan_high_every)] {
+            if v == 0 {
+                return Err(format!("hierarchy.{name} must be ≥ 1"));
+            }
+        }
+        if self.low.cost.collision != 0.0 || self.high.cost.collision != 0.0 {
+            return Err(
+                "hierarchy: the predicted-collision cost is not available to the hierarchical planner (level 1 imagines in level-2 space); set collision to 0"
+                    .into(),
+            );
         }
         if !(1..=self.high.len()).contains(&self.subgoal_step) {
             return Err(format!(

@@ -85,8 +85,10 @@ pub struct EpisodeResult {
     pub final_distance: f32,
     pub start_distance: f32,
     /// Plans made (for the hierarchical planner: level-2 plans), and how many of them imagine
-    /// the agent going through a wall rather than a door (their imagined states read by the
-    /// position probe, consecutive positions joined by straight moves).
+    /// the agent going through a wall rather than a door: their imagined states read by the
+    /// position probe, one position every `k` (8) imagined steps (a level-2 plan's own
+    /// spacing), joined by straight moves from the agent's position (see
+    /// [`Layout::path_crosses_wall`](crate::world::layout::Layout::path_crosses_wall)).
     #[serde(default)]
     pub plans: u32,
     #[serde(default)]
@@ -346,6 +348,10 @@ pub fn encode(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
         .expect("f32 latents")
 }
 
+/// Imagined steps between the positions at which a flat plan is judged for walls when no
+/// level-2 model sets the spacing (its `k` by default).
+const JUDGE_EVERY: usize = 8;
+
 /// Salt of the planners' random streams (apart from the episodes').
 const PLAN_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -564,18 +570,29 @@ pub fn run(
                     }
                 }
                 for &i in &planning {
-                    let path = match (&hier, &loaded.level2) {
-                        (Some(h), Some(l2)) => probe_path(h.last_high[i].as_ref(), l2.probe.as_ref()),
-                        _ => imagined_path(policy, mpc.as_ref(), i, loaded.probe.as_ref()),
+                    // Level-2 plans hold a position every `k` steps; flat plans are judged
+                    // at the same spacing, so the straight moves between positions cut the
+                    // same corners in both.
+                    let (path, every) = match (&hier, &loaded.level2) {
+                        (Some(h), Some(l2)) => (probe_path(h.last_high[i].as_ref(), l2.probe.as_ref()), 1),
+                        _ => (
+                            imagined_path(policy, mpc.as_ref(), i, loaded.probe.as_ref()),
+                            loaded.level2.as_ref().map_or(JUDGE_EVERY, |l2| l2.cfg.k),
+                        ),
                     };
                     let state = &env.states()[i];
                     if let (Some(layout), false) = (&state.layout, path.is_empty()) {
                         let here = glam::Vec2::new(state.agent.x, state.agent.y);
                         let pts: Vec<glam::Vec2> = std::iter::once(here)
-                            .chain(path.iter().map(|p| glam::Vec2::new(p[0], p[1])))
+                            .chain(
+                                path.iter()
+                                    .skip(every - 1)
+                                    .step_by(every)
+                                    .map(|p| glam::Vec2::new(p[0], p[1])),
+                            )
                             .collect();
                         plans[i] += 1;
-                        through[i] += pts.windows(2).any(|w| layout.crosses_wall(w[0], w[1])) as u32;
+                        through[i] += layout.path_crosses_wall(&pts) as u32;
                     }
                 }
                 for &i in &drawn {

@@ -14,6 +14,7 @@ use crate::world_model::jepa::Jepa;
 use crate::world_model::level2::{Level2, Level2Config, Level2Terms, Level2Weights};
 use anyhow::{bail, Context, Result};
 use burn::grad_clipping::GradientClippingConfig;
+use burn::module::{ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
@@ -27,6 +28,17 @@ use std::time::Instant;
 
 /// Name of the level-2 checkpoint in a run folder.
 pub const LEVEL2_CHECKPOINT: &str = "level2.safetensors";
+
+/// Where the level-2 model of a level-1 checkpoint lives by default: `level2.safetensors`
+/// beside a run folder's `checkpoint.safetensors`, `<name>.level2.safetensors` beside any other
+/// (the shipped `assets/<scene>.safetensors`).
+pub fn default_level2_path(checkpoint: &Path) -> PathBuf {
+    let dir = checkpoint.parent().unwrap_or(Path::new(""));
+    match checkpoint.file_name().and_then(|n| n.to_str()) {
+        Some(super::jepa::CHECKPOINT) | None => dir.join(LEVEL2_CHECKPOINT),
+        Some(name) => dir.join(format!("{}.level2.safetensors", name.trim_end_matches(".safetensors"))),
+    }
+}
 
 /// Everything a level-2 training run is defined by; saved in its checkpoint.
 #[derive(Config, Debug)]
@@ -72,27 +84,28 @@ impl Level2TrainConfig {
     }
 }
 
-/// A fingerprint of a level-1 model's weights (FNV-1a over the encoder's output layer and the
-/// predictor's first layer): a level-2 model only fits the level-1 model it was trained on.
+/// A fingerprint of a level-1 model's weights (FNV-1a over every parameter, in the module's
+/// order): a level-2 model only fits the level-1 model it was trained on.
 pub fn level1_fingerprint(model: &Jepa) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |v: Vec<f32>| {
-        for x in v {
-            for b in x.to_bits().to_le_bytes() {
-                h ^= b as u64;
-                h = h.wrapping_mul(0x100_0000_01b3);
+    struct Fnv(u64);
+    impl ModuleVisitor for Fnv {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let v = param
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32");
+            for x in v {
+                for b in x.to_bits().to_le_bytes() {
+                    self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
+                }
             }
         }
-    };
-    let [l1, _, _] = model.predictor.layers();
-    eat(l1
-        .weight
-        .val()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32"));
-    format!("{h:016x}")
+    }
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    model.visit(&mut h);
+    format!("{:016x}", h.0)
 }
 
 /// A loaded level-2 checkpoint.
@@ -316,7 +329,8 @@ pub fn train_level2(
             .progress_chars("=> "),
     );
     let mut last = None;
-    let mut good: Option<Level2> = None;
+    // The last model whose loss was finite, and its step.
+    let mut good: Option<(usize, Level2)> = None;
     for step in 0..cfg.steps {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         rng.set_stream(step as u64 + 1);
@@ -324,8 +338,8 @@ pub fn train_level2(
         let (loss, terms) = model.loss(z, chunks, &cfg.model);
         if !terms.total.is_finite() {
             bar.abandon();
-            if let Some(m) = &good {
-                save_level2(&ckpt, cfg, step, m, &fingerprint)?;
+            if let Some((at, m)) = &good {
+                save_level2(&ckpt, cfg, *at, m, &fingerprint)?;
             }
             bail!(
                 "level-2 loss is {} at step {step} ({terms:?}); training stopped{}",
@@ -354,8 +368,7 @@ pub fn train_level2(
             if bar.is_hidden() {
                 eprintln!("level 2 step {done}/{}: lr {lr:.2e} {msg}", cfg.steps);
             }
-            // The last model whose loss was finite, kept in case a later step diverges.
-            good = Some(model.valid());
+            good = Some((done, model.valid()));
         }
         bar.set_position(done as u64);
     }

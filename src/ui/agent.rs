@@ -3,12 +3,14 @@
 //! step. The window only draws the latest snapshot, so a plan never holds up a frame. A second
 //! thread computes the energy landscape of each new goal.
 
-use crate::actor::model::{Dynamics, LatentDynamics, SimDynamics};
+use crate::actor::hierarchy::{HierMpc, HierarchyConfig};
+use crate::actor::model::{Abstracted, Dynamics, LatentDynamics, SimDynamics};
 use crate::actor::planner::{PlannerConfig, PlannerKind, Trace};
 use crate::actor::Mpc;
-use crate::eval::probe::{position_probe, LinearProbe, POSITION_PROBE_EPISODES};
+use crate::eval::probe::{position_probes, LinearProbe, POSITION_PROBE_EPISODES};
 use crate::eval::run::encode;
 use crate::train::jepa::{cpu_device, load_checkpoint};
+use crate::train::level2::{default_level2_path, load_level2};
 use crate::world::env::env_rng;
 use crate::world::sim::{self, EnvState};
 use crate::world::{Obs, Scene, VecEnv};
@@ -31,6 +33,8 @@ pub enum Command {
     /// A new goal position (arena coordinates) in the current episode.
     Goal(Vec2),
     Planner(PlannerKind),
+    /// Plan hierarchically (level 2 sets level 1's subgoals) or flat.
+    Hierarchical(bool),
     Horizon(usize),
     Samples(usize),
     Iterations(usize),
@@ -58,6 +62,8 @@ pub struct AgentOptions {
     /// Where the shipped models live (`<scene>.safetensors`), for switching scenes.
     pub assets: PathBuf,
     pub planner: PlannerConfig,
+    /// Start planning hierarchically (where the model has a level-2 model).
+    pub hierarchical: bool,
     pub seed: u64,
     pub steps_per_second: f32,
 }
@@ -88,8 +94,18 @@ pub struct Snapshot {
     pub executed: Vec<[f32; 2]>,
     /// (step, distance between the current and the goal latent).
     pub energy: Vec<[f64; 2]>,
-    /// Lowest cost of each iteration of the last plan.
+    /// Lowest cost of each iteration of the last plan (level 1's when hierarchical).
     pub iteration_costs: Vec<f32>,
+    /// The level-2 model planned with, in words, when the world model has one.
+    pub level2: Option<String>,
+    /// Whether the agent plans hierarchically; then `planner` is level 1's settings.
+    pub hierarchical: bool,
+    /// The last level-2 plan's imagined agent positions, one per jump of `k` steps.
+    pub high_plan: Vec<[f32; 2]>,
+    /// Where the current subgoal puts the agent (the level-2 probe reads it).
+    pub subgoal: Option<[f32; 2]>,
+    /// Lowest cost of each iteration of the last level-2 plan.
+    pub high_iteration_costs: Vec<f32>,
     /// (step, planning ms per environment step) of each plan.
     pub plan_ms: Vec<[f64; 2]>,
     pub planner: PlannerConfig,
@@ -156,6 +172,35 @@ struct Model {
     jepa: crate::world_model::jepa::Jepa,
     latent: LatentDynamics,
     probe: LinearProbe,
+    level2: Option<Level2Brain>,
+}
+
+/// The level-2 model: its predictor as planning dynamics, the abstraction's weights, and a
+/// probe from level-2 states to positions.
+struct Level2Brain {
+    path: PathBuf,
+    k: usize,
+    macro_radius: f32,
+    high: LatentDynamics,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    probe: LinearProbe,
+}
+
+impl Level2Brain {
+    /// Level 1 seen through the abstraction.
+    fn low<'a>(&self, latent: &'a LatentDynamics) -> Abstracted<'a, LatentDynamics> {
+        Abstracted::new(latent, self.w.clone(), self.b.clone())
+    }
+
+    fn positions(&self, states: &[f32]) -> Vec<[f32; 2]> {
+        let k = self.probe.k;
+        self.probe
+            .predict(states)
+            .chunks_exact(k)
+            .map(|p| [p[0], p[1]])
+            .collect()
+    }
 }
 
 enum Brain {
@@ -200,6 +245,11 @@ struct Agent {
     brain: Brain,
     device: Device,
     mpc: Mpc,
+    /// The hierarchical planner, while the agent plans hierarchically.
+    hier: Option<HierMpc>,
+    high_plan: Vec<[f32; 2]>,
+    subgoal: Option<[f32; 2]>,
+    high_iteration_costs: Vec<f32>,
     episode: u64,
     goal_id: u64,
     obs: Obs,
@@ -322,8 +372,12 @@ impl Agent {
             frames: Vec::new(),
             shape: [0, 3, 0, 0],
         };
-        Ok(Agent {
+        let mut agent = Agent {
             mpc: Mpc::new(opts.planner.clone(), &[opts.seed]),
+            hier: None,
+            high_plan: Vec::new(),
+            subgoal: None,
+            high_iteration_costs: Vec::new(),
             episode: 0,
             goal_id: 0,
             obs,
@@ -347,12 +401,67 @@ impl Agent {
             device,
             landscape,
             events,
-        })
+        };
+        if agent.opts.hierarchical {
+            agent.set_hierarchical(true);
+        }
+        Ok(agent)
+    }
+
+    fn level2(&self) -> Option<&Level2Brain> {
+        match &self.brain {
+            Brain::Model(m) => m.level2.as_ref(),
+            Brain::Oracle(_) => None,
+        }
+    }
+
+    /// Switches hierarchical planning on (where the model has a level-2 model) or off.
+    fn set_hierarchical(&mut self, on: bool) {
+        self.opts.hierarchical = on;
+        // Level 1's settings as edited, kept while the level-2 model's k stays.
+        let kept = self.hier.take().map(|h| h.cfg);
+        self.mpc.interrupt(0);
+        self.high_plan.clear();
+        self.subgoal = None;
+        self.high_iteration_costs.clear();
+        if !on {
+            return;
+        }
+        let Some(l2) = self.level2() else {
+            self.status = match &self.brain {
+                Brain::Oracle(_) => {
+                    "hierarchical planning needs a world model with a level-2 model (not the oracle)".into()
+                }
+                Brain::Model(m) => format!(
+                    "no level-2 model for {} (expected {}): planning flat",
+                    m.path.display(),
+                    default_level2_path(&m.path).display()
+                ),
+            };
+            return;
+        };
+        let mut cfg = HierarchyConfig::default_for(l2.k, l2.macro_radius);
+        if let Some(old) = kept.filter(|c| c.k == l2.k) {
+            cfg.low = old.low;
+        }
+        self.hier = Some(HierMpc::new(cfg, &[self.plan_seed()]));
+    }
+
+    /// The level-1 planner's settings: the flat planner's, or the hierarchy's lower level.
+    fn low_cfg(&self) -> &PlannerConfig {
+        match &self.hier {
+            Some(h) => &h.cfg.low,
+            None => &self.mpc.cfg,
+        }
     }
 
     fn command(&mut self, cmd: Command) -> Result<()> {
-        let mut cfg = self.mpc.cfg.clone();
+        let mut cfg = self.low_cfg().clone();
         match cmd {
+            Command::Hierarchical(on) => {
+                self.set_hierarchical(on);
+                return Ok(());
+            }
             Command::Pause(p) => self.paused = p,
             Command::Reset => {
                 self.episode += 1;
@@ -363,6 +472,11 @@ impl Agent {
                 if kind == PlannerKind::Gradient && matches!(self.brain, Brain::Oracle(_)) {
                     self.status = "the simulator has no gradient: plan with CEM or MPPI".into();
                     return Ok(());
+                }
+                if self.hier.is_some() {
+                    // A flat planner is asked for: leave the hierarchy.
+                    self.set_hierarchical(false);
+                    cfg = self.mpc.cfg.clone();
                 }
                 let d = PlannerConfig::default_for(kind);
                 (cfg.kind, cfg.samples, cfg.iterations) = (kind, d.samples, d.iterations);
@@ -379,10 +493,18 @@ impl Agent {
             }
             Command::Step | Command::Drive(_) => {}
         }
-        if cfg != self.mpc.cfg {
+        if cfg != *self.low_cfg() {
             cfg.replan_every = cfg.replan_every.min(cfg.len());
             if let Err(e) = cfg.validate() {
                 self.status = e;
+            } else if let Some(h) = &self.hier {
+                let mut hc = h.cfg.clone();
+                hc.low = cfg;
+                if hc.low.kind == PlannerKind::Gradient {
+                    self.status = "the hierarchical planner samples: its level 1 plans with CEM or MPPI".into();
+                } else {
+                    self.hier = Some(HierMpc::new(hc, &[self.plan_seed()]));
+                }
             } else {
                 self.opts.planner = cfg.clone();
                 self.mpc = Mpc::new(cfg, &[self.plan_seed()]);
@@ -424,6 +546,8 @@ impl Agent {
         self.scene = scene;
         self.opts.scene = name.to_string();
         self.episode = 0;
+        // The hierarchy follows the new model's level 2 (its k may differ).
+        self.set_hierarchical(self.opts.hierarchical);
         self.new_episode()?;
         if model == ModelSource::Oracle && self.opts.model != ModelSource::Oracle {
             self.status = format!("no shipped model for {name}: planning with the true simulator (oracle)");
@@ -465,6 +589,13 @@ impl Agent {
         self.env.set_states(vec![state.clone()]);
         self.obs = self.env.render()?;
         self.mpc = Mpc::new(self.mpc.cfg.clone(), &[self.plan_seed()]);
+        let seed = self.plan_seed();
+        if let Some(h) = self.hier.as_mut() {
+            *h = HierMpc::new(h.cfg.clone(), &[seed]);
+        }
+        self.high_plan.clear();
+        self.subgoal = None;
+        self.high_iteration_costs.clear();
         self.goal_id += 1;
         self.executed = vec![[state.agent.x, state.agent.y]];
         self.energy.clear();
@@ -474,8 +605,15 @@ impl Agent {
         self.iteration_costs.clear();
         self.finished_at = None;
         self.status = format!(
-            "episode {}: go to ({:.0}, {:.0})",
-            self.episode, state.goal.x, state.goal.y
+            "episode {}: go to ({:.0}, {:.0}){}",
+            self.episode,
+            state.goal.x,
+            state.goal.y,
+            if self.opts.hierarchical && self.hier.is_none() {
+                " (planning flat: no level-2 model here)"
+            } else {
+                ""
+            }
         );
         self.record_energy()?;
         let _ = self.landscape.send(LandscapeJob {
@@ -507,24 +645,41 @@ impl Agent {
         let action = match drive {
             Some(a) => {
                 self.mpc.interrupt(0);
+                if let Some(h) = self.hier.as_mut() {
+                    h.interrupt(0);
+                }
                 a
             }
             None => {
                 let t0 = Instant::now();
-                let (acts, planned) = match &self.brain {
-                    Brain::Model(m) => self
-                        .mpc
-                        .act(&m.latent, std::slice::from_ref(&z), &self.goal, &[0], true),
-                    Brain::Oracle(sim) => {
+                let (acts, planned) = match (&self.brain, self.hier.as_mut()) {
+                    (Brain::Model(m), Some(h)) => {
+                        let l2 = m
+                            .level2
+                            .as_ref()
+                            .expect("the hierarchy is on only with a level-2 model");
+                        let low = l2.low(&m.latent);
+                        let (z2, goal2) = (low.map(&z), low.map(&self.goal));
+                        h.act(&l2.high, &low, &[z2], std::slice::from_ref(&z), &goal2, &[0], true)
+                    }
+                    (Brain::Model(m), None) => {
+                        self.mpc
+                            .act(&m.latent, std::slice::from_ref(&z), &self.goal, &[0], true)
+                    }
+                    (Brain::Oracle(sim), _) => {
                         let states = self.env.states().to_vec();
                         self.mpc.act(sim, &states, &self.goal, &[0], true)
                     }
                 };
                 if planned {
-                    let ms = t0.elapsed().as_secs_f64() * 1e3 / self.mpc.cfg.replan_every as f64;
+                    let ms = t0.elapsed().as_secs_f64() * 1e3 / self.low_cfg().replan_every as f64;
                     self.plan_ms.push([self.env.states()[0].steps as f64, ms]);
                     self.plans_made += 1;
-                    self.read_plan(&z);
+                    if self.hier.is_some() {
+                        self.read_hierarchical_plan(&z);
+                    } else {
+                        self.read_plan(&z);
+                    }
                 }
                 acts[0].1
             }
@@ -579,6 +734,43 @@ impl Agent {
             .collect();
     }
 
+    /// Decodes the hierarchy's plans: level 1's chosen plan and candidates, level 2's plan and
+    /// the subgoal, all read by the level-2 probe.
+    fn read_hierarchical_plan(&mut self, z: &[f32]) {
+        let (Brain::Model(m), Some(h)) = (&self.brain, &self.hier) else {
+            return;
+        };
+        let Some(l2) = m.level2.as_ref() else { return };
+        if let Some(p) = h.last_high[0].as_ref() {
+            self.high_plan = l2.positions(&p.imagined);
+            if let Some(t) = &p.trace {
+                self.high_iteration_costs = t.best_per_iteration.clone();
+            }
+        }
+        self.subgoal = l2.positions(&h.subgoals[0]).first().copied();
+        let Some(plan) = h.low.last[0].as_ref() else { return };
+        self.plan = l2.positions(&plan.imagined);
+        let Some(trace) = plan.trace.as_ref() else { return };
+        self.iteration_costs = trace.best_per_iteration.clone();
+        let len = h.cfg.low.len();
+        let shown = shown_candidates(trace);
+        let mut actions = Vec::with_capacity(shown.len() * len * 2);
+        for &i in &shown {
+            actions.extend_from_slice(&trace.candidates[i * len * 2..(i + 1) * len * 2]);
+        }
+        let states = l2.low(&m.latent).rollout(&[z.to_vec()], shown.len(), &actions, len);
+        let paths = l2.positions(&states);
+        self.candidates = shown
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| Candidate {
+                path: paths[k * len..(k + 1) * len].to_vec(),
+                cost: trace.costs[i],
+                elite: trace.elites.contains(&i),
+            })
+            .collect();
+    }
+
     fn publish(&self) {
         let side = self.obs.shape[2];
         let snapshot = Snapshot {
@@ -594,8 +786,13 @@ impl Agent {
             executed: self.executed.clone(),
             energy: self.energy.clone(),
             iteration_costs: self.iteration_costs.clone(),
+            level2: self.level2().map(|l| l.path.display().to_string()),
+            hierarchical: self.hier.is_some(),
+            high_plan: self.high_plan.clone(),
+            subgoal: self.subgoal,
+            high_iteration_costs: self.high_iteration_costs.clone(),
             plan_ms: self.plan_ms.clone(),
-            planner: self.mpc.cfg.clone(),
+            planner: self.low_cfg().clone(),
             model: self.brain.describe(),
             status: self.status.clone(),
             paused: self.paused,
@@ -641,17 +838,46 @@ fn load_brain(model: &ModelSource, scene: &Scene, device: &Device, status: &dyn 
             status(format!("loading {}", path.display()));
             let ck = load_checkpoint(path, None, device)?;
             let differentiable = load_checkpoint(path, None, &device.clone().autodiff())?.model.predictor;
+            // The level-2 model beside the checkpoint, where there is one that fits it.
+            let l2_path = default_level2_path(path);
+            let level2 = if l2_path.exists() {
+                match load_level2(&l2_path, Some(&ck.model), device) {
+                    Ok(l2) => Some(l2),
+                    Err(e) => {
+                        status(format!("level-2 model not used: {e:#}"));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
             status(format!(
                 "fitting the position probe ({POSITION_PROBE_EPISODES} random-walk episodes)"
             ));
-            let probe = position_probe(&ck.model, scene.name(), device)?;
+            let (probe, probe2) = position_probes(&ck.model, level2.as_ref().map(|l| &l.model), scene.name(), device)?;
             let latent = LatentDynamics::new(&ck.model.predictor, Some(differentiable)).with_idm(&ck.model.idm);
+            let level2 = match (level2, probe2) {
+                (Some(l2), Some(probe)) => {
+                    let (w, b) = l2.model.abstraction_weights();
+                    Some(Level2Brain {
+                        path: l2_path,
+                        k: l2.config.model.k,
+                        macro_radius: l2.config.model.macro_radius,
+                        high: LatentDynamics::new(&l2.model.predictor, None),
+                        w,
+                        b,
+                        probe,
+                    })
+                }
+                _ => None,
+            };
             Ok(Brain::Model(Box::new(Model {
                 path: path.clone(),
                 step: ck.step,
                 jepa: ck.model,
                 latent,
                 probe,
+                level2,
             })))
         }
     }

@@ -281,6 +281,15 @@ fn receive(link: Res<Link>, mut view: ResMut<View>, time: Res<Time>) {
                 if !s.goal_obs.is_empty() {
                     view.goal_tex.update(color_image(&s.goal_obs, s.side));
                 }
+                // The sliders follow the planner that is on (flat, or the hierarchy's level 1).
+                let switched = view
+                    .snapshot
+                    .as_ref()
+                    .is_none_or(|old| old.hierarchical != s.hierarchical || old.planner != s.planner);
+                if switched {
+                    (view.horizon, view.samples, view.iterations) =
+                        (s.planner.horizon, s.planner.samples, s.planner.iterations);
+                }
                 view.snapshot = Some(s);
             }
             Event::Landscape(l) => {
@@ -611,13 +620,28 @@ fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
                     }
                 });
             let kind = s.planner.kind;
+            let hier = s.hierarchical;
+            let selected = if hier {
+                format!("planner: hierarchical ({} below)", planner_name(kind))
+            } else {
+                format!("planner: {}", planner_name(kind))
+            };
             egui::ComboBox::from_id_salt("planner")
-                .selected_text(format!("planner: {}", planner_name(kind)))
+                .selected_text(selected)
                 .show_ui(ui, |ui| {
                     for k in [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient] {
-                        if ui.selectable_label(k == kind, planner_name(k)).clicked() && k != kind {
+                        if ui.selectable_label(!hier && k == kind, planner_name(k)).clicked() && (hier || k != kind) {
                             link.send(Command::Planner(k));
                         }
+                    }
+                    let label = ui.add_enabled(s.level2.is_some(), egui::Button::selectable(hier, "hierarchical"));
+                    let label = if s.level2.is_none() {
+                        label.on_disabled_hover_text("this world model has no level-2 model")
+                    } else {
+                        label
+                    };
+                    if label.clicked() && !hier {
+                        link.send(Command::Hierarchical(true));
                     }
                 });
             let paused = s.paused;
@@ -653,6 +677,9 @@ fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
         });
     });
 }
+
+/// The colour of level 2 (its plan, the subgoal, its costs).
+const HIGH_COLOUR: egui::Color32 = egui::Color32::from_rgb(60, 210, 255);
 
 fn planner_name(k: PlannerKind) -> &'static str {
     match k {
@@ -731,13 +758,21 @@ fn left_panel(ui: &mut egui::Ui, view: &mut View, link: &Link, landscape_range: 
     }
     if let Some(s) = &view.snapshot {
         let p: &PlannerConfig = &s.planner;
-        ui.label(
-            egui::RichText::new(format!(
+        let text = if s.hierarchical {
+            format!(
+                "level 1 (the sliders): {} × {} steps toward the subgoal, replan every {}; level 2: {} jumps ahead",
+                p.horizon,
+                p.repeat,
+                p.replan_every,
+                s.high_plan.len()
+            )
+        } else {
+            format!(
                 "{} × {} steps ahead, replan every {}, {:?} cost",
                 p.horizon, p.repeat, p.replan_every, p.cost.horizon
-            ))
-            .weak(),
-        );
+            )
+        };
+        ui.label(egui::RichText::new(text).weak());
     }
     ui.checkbox(&mut view.show_candidates, "candidate plans");
     ui.checkbox(&mut view.show_landscape, "landscape over the world");
@@ -763,13 +798,24 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
         .allow_scroll(false)
         .include_y(0.0)
         .show(ui, move |p| p.line(Line::new("energy", PlotPoints::from(energy))));
-    ui.label("best cost per planner iteration (last plan)");
-    let iters: Vec<[f64; 2]> = s
-        .iteration_costs
-        .iter()
-        .enumerate()
-        .map(|(i, c)| [i as f64 + 1.0, *c as f64])
-        .collect();
+    ui.label(if s.hierarchical {
+        "best cost per planner iteration (last plans: level 1, level 2)"
+    } else {
+        "best cost per planner iteration (last plan)"
+    });
+    let series = |costs: &[f32]| -> Vec<[f64; 2]> {
+        costs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| [i as f64 + 1.0, *c as f64])
+            .collect()
+    };
+    let iters = series(&s.iteration_costs);
+    let high = if s.hierarchical {
+        series(&s.high_iteration_costs)
+    } else {
+        Vec::new()
+    };
     Plot::new("iterations")
         .height(h)
         .allow_drag(false)
@@ -778,6 +824,14 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
         .show(ui, move |p| {
             p.line(Line::new("best cost", PlotPoints::from(iters.clone())));
             p.points(Points::new("iterations", PlotPoints::from(iters)).radius(3.0));
+            if !high.is_empty() {
+                p.line(Line::new("level 2", PlotPoints::from(high.clone())).color(HIGH_COLOUR));
+                p.points(
+                    Points::new("level-2 iterations", PlotPoints::from(high))
+                        .radius(3.0)
+                        .color(HIGH_COLOUR),
+                );
+            }
         });
     let last = s.plan_ms.last().map_or(0.0, |m| m[1]);
     ui.label(format!("planning ms per step (last {last:.1})"));
@@ -876,10 +930,35 @@ fn world_area(ui: &mut egui::Ui, view: &mut View, link: &Link) {
             painter.circle_filled(*p, 2.5, egui::Color32::from_rgb(255, 80, 200));
         }
     }
+    if s.hierarchical && !s.high_plan.is_empty() {
+        // The level-2 plan: one imagined position per jump of k steps.
+        let pts: Vec<egui::Pos2> = std::iter::once([s.state.agent.x, s.state.agent.y])
+            .chain(s.high_plan.iter().copied())
+            .map(to)
+            .collect();
+        painter.add(egui::Shape::dashed_line(
+            &pts,
+            egui::Stroke::new(2.0, HIGH_COLOUR),
+            6.0,
+            4.0,
+        ));
+        for p in &pts[1..] {
+            painter.circle_filled(*p, 3.5, HIGH_COLOUR);
+        }
+    }
+    if let (true, Some(g)) = (s.hierarchical, s.subgoal) {
+        painter.circle_stroke(to(g), 9.0, egui::Stroke::new(3.0, HIGH_COLOUR));
+        painter.circle_stroke(to(g), 4.0, egui::Stroke::new(2.0, egui::Color32::WHITE));
+    }
+    let legend = if s.hierarchical {
+        "white: executed · cyan dashed: level-2 plan (a dot per jump) · ring: subgoal · magenta: level-1 plan toward it · thin: level-1 candidates"
+    } else {
+        "white: executed · magenta: chosen plan (imagined) · thin: candidates by cost (yellow low) · thick: elites"
+    };
     painter.text(
         rect.left_top() + egui::vec2(8.0, 6.0),
         egui::Align2::LEFT_TOP,
-        "white: executed · magenta: chosen plan (imagined) · thin: candidates by cost (yellow low) · thick: elites",
+        legend,
         egui::FontId::proportional(12.0),
         egui::Color32::from_gray(210),
     );

@@ -187,6 +187,26 @@ impl Layout {
         }
     }
 
+    /// Whether a path (points joined by straight moves) goes from one room into another
+    /// through a wall: points in no room (in a wall, in a doorway) are skipped, and the move
+    /// from the last point in one room to the first in the next is judged by
+    /// [`crosses_wall`](Self::crosses_wall).
+    pub fn path_crosses_wall(&self, points: &[Vec2]) -> bool {
+        let mut last: Option<Vec2> = None;
+        for &p in points {
+            if self.room_of(p).is_none() {
+                continue;
+            }
+            if let Some(q) = last {
+                if self.crosses_wall(q, p) {
+                    return true;
+                }
+            }
+            last = Some(p);
+        }
+        false
+    }
+
     /// Distance from `p` to the nearest wall.
     pub fn wall_distance(&self, p: Vec2) -> f32 {
         self.walls.iter().map(|w| w.distance(p)).fold(f32::INFINITY, f32::min)

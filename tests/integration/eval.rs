@@ -2,6 +2,7 @@
 
 use amisim::actor::hierarchy::HierarchyConfig;
 use amisim::actor::planner::{PlannerConfig, PlannerKind};
+use amisim::eval::probe::LinearProbe;
 use amisim::eval::run::{merge, run, wilson, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
 use amisim::perception::EncoderConfig;
 use amisim::train::jepa::cpu_device;
@@ -77,19 +78,31 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
         JepaConfig::new(EncoderConfig::lenet(65, 8), LossWeights::new()).init(&device)
     });
     let level2 = amisim::train::jepa::seeded(&device, 6, || level2_config().init(&device));
+    // Probes that put every latent somewhere in the arena (the first two dimensions, scaled,
+    // around the centre), so that plans are judged for walls.
+    let probe = |d: usize| {
+        let mut w = vec![0.0f64; (d + 1) * 2];
+        (w[0], w[3], w[2 * d], w[2 * d + 1]) = (40.0, 40.0, 32.0, 32.0);
+        LinearProbe { d, k: 2, w }
+    };
     let loaded = Loaded {
         model: &model,
         differentiable: None,
-        probe: None,
+        probe: Some(probe(8)),
         level2: Some(LoadedLevel2 {
             model: level2,
             cfg: level2_config(),
-            probe: None,
+            probe: Some(probe(4)),
         }),
     };
     let (a, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
     let (b, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    // Every planner row judged its plans (the random row makes none).
+    for row in &a.rows[1..] {
+        assert!(row.episodes.iter().all(|e| e.plans > 0), "{}", row.name);
+    }
+    assert!(a.rows[0].episodes.iter().all(|e| e.plans == 0));
     assert_eq!(a.episodes, 5);
     assert_eq!(a.rows.len(), 5);
     for row in &a.rows {

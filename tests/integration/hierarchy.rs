@@ -272,3 +272,58 @@ fn hierarchical_planner_finds_the_two_stage_optimum_on_a_toy() {
         "the flat short-horizon planner got through to {p:?}: no trap to test"
     );
 }
+
+/// What the eval counts as a plan through a wall: a straight move from one room into another
+/// that hits a wall, not one through the door.
+#[test]
+fn a_move_crosses_a_wall_only_outside_its_door() {
+    use amisim::world::env::env_rng;
+    use amisim::world::sim::sample_episode;
+    use amisim::world::Scene;
+    use glam::Vec2;
+    let scene = Scene::load("two_rooms").unwrap();
+    let state = sample_episode(&scene, &mut env_rng(3, 0)).unwrap();
+    let layout = state.layout.as_ref().unwrap();
+    let (_, at, doors) = layout.drawn.iter().find(|(_, _, d)| !d.is_empty()).unwrap();
+    let (x, door) = (*at as f32, doors[0] as f32);
+    let far = if door < 32.0 { door + 16.0 } else { door - 16.0 };
+    assert!(
+        !layout.crosses_wall(Vec2::new(x - 5.0, door), Vec2::new(x + 5.0, door)),
+        "through the door"
+    );
+    assert!(
+        layout.crosses_wall(Vec2::new(x - 5.0, far), Vec2::new(x + 5.0, far)),
+        "through the wall"
+    );
+    assert!(
+        layout.crosses_wall(Vec2::new(x + 5.0, far), Vec2::new(x - 5.0, far)),
+        "either way"
+    );
+    assert!(
+        !layout.crosses_wall(Vec2::new(x - 9.0, far), Vec2::new(x - 5.0, door)),
+        "within a room"
+    );
+    assert!(
+        !layout.crosses_wall(Vec2::new(1.0, 1.0), Vec2::new(x + 5.0, far)),
+        "from outside every room"
+    );
+}
+
+/// A path judged as a whole: points inside the wall or the doorway are skipped, so a path of
+/// short steps through the wall still counts, and one through the door does not.
+#[test]
+fn a_path_of_short_steps_crosses_a_wall_only_outside_its_door() {
+    use amisim::world::env::env_rng;
+    use amisim::world::sim::sample_episode;
+    use amisim::world::Scene;
+    use glam::Vec2;
+    let scene = Scene::load("two_rooms").unwrap();
+    let state = sample_episode(&scene, &mut env_rng(3, 0)).unwrap();
+    let layout = state.layout.as_ref().unwrap();
+    let (_, at, doors) = layout.drawn.iter().find(|(_, _, d)| !d.is_empty()).unwrap();
+    let (x, door) = (*at as f32, doors[0] as f32);
+    let far = if door < 32.0 { door + 16.0 } else { door - 16.0 };
+    let line = |y: f32| (0..=10).map(|i| Vec2::new(x - 5.0 + i as f32, y)).collect::<Vec<_>>();
+    assert!(layout.path_crosses_wall(&line(far)));
+    assert!(!layout.path_crosses_wall(&line(door)));
+}

@@ -168,12 +168,14 @@ mod agent_thread {
                 model: ModelSource::Oracle,
                 assets: std::env::temp_dir(),
                 planner: planner.clone(),
+                hierarchical: false,
                 seed: 3,
                 steps_per_second: 200.0,
             },
             tx,
         );
         let s = wait(&events, "a plan", |s| s.plans_made > 0);
+        assert!(s.level2.is_none() && !s.hierarchical);
         assert_eq!(s.plan.len(), planner.len(), "one imagined position per planned step");
         assert!(s.candidates.iter().any(|c| c.elite) && s.candidates.len() > 1);
         assert_eq!(s.iteration_costs.len(), planner.iterations);
@@ -195,8 +197,49 @@ mod agent_thread {
         let refused = wait(&events, "the refusal", |s| s.status.contains("not a free position"));
         assert_eq!(refused.state.goal, goal);
 
+        // The oracle has no level 2: asking for the hierarchy says so and stays flat.
+        commands.send(Command::Hierarchical(true)).unwrap();
+        let flat = wait(&events, "the refusal", |s| s.status.contains("level-2"));
+        assert!(!flat.hierarchical, "{}", flat.status);
+
         commands.send(Command::Scene("four_rooms".into())).unwrap();
         let switched = wait(&events, "four_rooms", |s| s.scene.name() == "four_rooms");
         assert_eq!(switched.episode, 0);
+    }
+
+    /// With the shipped Two-Rooms model and its level-2 model, the agent plans hierarchically:
+    /// a level-2 plan (one position per jump), a subgoal, level 1's plan toward it, both
+    /// levels' costs per iteration; choosing a flat planner leaves the hierarchy.
+    #[test]
+    fn agent_thread_plans_hierarchically() {
+        let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let planner = PlannerConfig::default_for(PlannerKind::Cem);
+        let (tx, events) = crossbeam_channel::unbounded();
+        let commands = spawn(
+            AgentOptions {
+                scene: "two_rooms".into(),
+                model: ModelSource::Checkpoint(assets.join("two_rooms.safetensors")),
+                assets,
+                planner,
+                hierarchical: true,
+                seed: 3,
+                steps_per_second: 200.0,
+            },
+            tx,
+        );
+        let h = amisim::actor::hierarchy::HierarchyConfig::default_for(8, 2.0);
+        let s = wait(&events, "a hierarchical plan", |s| s.plans_made > 0);
+        assert!(s.hierarchical && s.level2.is_some(), "{}", s.status);
+        assert_eq!(s.high_plan.len(), h.high.len(), "one imagined position per jump");
+        assert!(s.subgoal.is_some());
+        assert_eq!(s.plan.len(), h.low.len(), "level 1's plan toward the subgoal");
+        assert_eq!(s.planner, h.low, "the snapshot shows level 1's settings");
+        assert_eq!(s.high_iteration_costs.len(), h.high.iterations);
+        assert_eq!(s.iteration_costs.len(), h.low.iterations);
+        commands.send(Command::Planner(PlannerKind::Mppi)).unwrap();
+        let flat = wait(&events, "a flat plan", |s| {
+            !s.hierarchical && s.planner.kind == PlannerKind::Mppi
+        });
+        assert!(flat.subgoal.is_none() && flat.high_plan.is_empty());
     }
 }
