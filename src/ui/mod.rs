@@ -678,6 +678,8 @@ fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
     });
 }
 
+/// The colour of the (level-1) planner's costs.
+const LOW_COLOUR: egui::Color32 = egui::Color32::from_rgb(255, 80, 200);
 /// The colour of level 2 (its plan, the subgoal, its costs).
 const HIGH_COLOUR: egui::Color32 = egui::Color32::from_rgb(60, 210, 255);
 
@@ -816,23 +818,27 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
     } else {
         Vec::new()
     };
-    Plot::new("iterations")
+    let mut plot = Plot::new("iterations")
         .height(h)
         .allow_drag(false)
         .allow_zoom(false)
-        .allow_scroll(false)
-        .show(ui, move |p| {
-            p.line(Line::new("best cost", PlotPoints::from(iters.clone())));
-            p.points(Points::new("iterations", PlotPoints::from(iters)).radius(3.0));
-            if !high.is_empty() {
-                p.line(Line::new("level 2", PlotPoints::from(high.clone())).color(HIGH_COLOUR));
-                p.points(
-                    Points::new("level-2 iterations", PlotPoints::from(high))
-                        .radius(3.0)
-                        .color(HIGH_COLOUR),
-                );
-            }
-        });
+        .allow_scroll(false);
+    if !high.is_empty() {
+        plot = plot.legend(egui_plot::Legend::default());
+    }
+    plot.show(ui, move |p| {
+        let name = if high.is_empty() { "best cost" } else { "level 1" };
+        p.line(Line::new(name, PlotPoints::from(iters.clone())).color(LOW_COLOUR));
+        p.points(Points::new(name, PlotPoints::from(iters)).radius(3.0).color(LOW_COLOUR));
+        if !high.is_empty() {
+            p.line(Line::new("level 2", PlotPoints::from(high.clone())).color(HIGH_COLOUR));
+            p.points(
+                Points::new("level 2", PlotPoints::from(high))
+                    .radius(3.0)
+                    .color(HIGH_COLOUR),
+            );
+        }
+    });
     let last = s.plan_ms.last().map_or(0.0, |m| m[1]);
     ui.label(format!("planning ms per step (last {last:.1})"));
     let ms = s.plan_ms.clone();
@@ -951,7 +957,7 @@ fn world_area(ui: &mut egui::Ui, view: &mut View, link: &Link) {
         painter.circle_stroke(to(g), 4.0, egui::Stroke::new(2.0, egui::Color32::WHITE));
     }
     let legend = if s.hierarchical {
-        "white: executed · cyan dashed: level-2 plan (a dot per jump) · ring: subgoal · magenta: level-1 plan toward it · thin: level-1 candidates"
+        "white: executed · cyan dashed: level-2 plan (a dot per jump) · cyan ring: subgoal\nmagenta: level-1 plan toward it · thin: level-1 candidates by cost (yellow low)"
     } else {
         "white: executed · magenta: chosen plan (imagined) · thin: candidates by cost (yellow low) · thick: elites"
     };
