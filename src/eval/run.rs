@@ -368,6 +368,8 @@ pub struct StripFrame {
     pub path: Vec<[f32; 2]>,
     /// The hierarchical planner's level-2 plan (its imagined states every `k` steps).
     pub high_path: Vec<[f32; 2]>,
+    /// Where the agent (or the box) should go, in pixels.
+    pub goal: Option<[f32; 2]>,
 }
 
 /// The frames of one episode of one row: `(row name, episode, frames)`.
@@ -611,6 +613,7 @@ pub fn run(
                             frame: obs.frame(i).to_vec(),
                             path,
                             high_path,
+                            goal: scene.top_down().map(|_| [starts[i].goal.x, starts[i].goal.y]),
                         });
                     }
                 }
@@ -640,6 +643,7 @@ pub fn run(
             for &i in &drawn {
                 strip[i].push(StripFrame {
                     frame: obs.frame(i).to_vec(),
+                    goal: scene.top_down().map(|_| [starts[i].goal.x, starts[i].goal.y]),
                     ..Default::default()
                 });
                 all_strips.push((name.clone(), ids[i], std::mem::take(&mut strip[i])));
@@ -691,7 +695,7 @@ fn imagined_path(policy: &Policy, mpc: Option<&Mpc>, i: usize, probe: Option<&Li
 }
 
 /// Writes one PNG per strip: frames left to right (every `every`-th step), ×4, the imagined
-/// path in yellow (and a level-2 plan in cyan).
+/// path in yellow (and a level-2 plan in cyan), the goal as a white cross.
 pub fn write_strips(dir: &Path, strips: &[Strip], side: usize) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     let scale = 4usize;
@@ -718,6 +722,11 @@ pub fn write_strips(dir: &Path, strips: &[Strip], side: usize) -> Result<Vec<Pat
                     let c = [f.frame[p], f.frame[plane + p], f.frame[2 * plane + p]];
                     canvas.set((ox + x) as i64, y as i64, c);
                 }
+            }
+            if let Some(g) = f.goal {
+                let (x, y, r) = (ox as f64 + g[0] as f64 * scale as f64, g[1] as f64 * scale as f64, 5.0);
+                canvas.line(x - r, y - r, x + r, y + r, [255, 255, 255], 1);
+                canvas.line(x - r, y + r, x + r, y - r, [255, 255, 255], 1);
             }
             for (path, colour) in [(&f.high_path, [0, 200, 255]), (&f.path, [255, 220, 0])] {
                 for w in path.windows(2) {
