@@ -7,6 +7,7 @@
 //! step and the resolved config, written to a temporary file and renamed.
 
 use super::data::Episodes;
+use super::store::{load_weights, module_bytes, read_with_metadata, steps_bar, warmup_cosine, write_atomic};
 use crate::perception::EncoderConfig;
 use crate::world_model::jepa::{ema_momentum_at, ema_update, Jepa, JepaConfig, LossTerms, LossWeights, LOSS_NAMES};
 use anyhow::{bail, Context, Result};
@@ -14,8 +15,6 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, TensorView};
@@ -65,12 +64,7 @@ impl TrainConfig {
 
     /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`.
     pub fn lr_at(&self, step: usize) -> f64 {
-        if step < self.warmup {
-            return self.lr * (step + 1) as f64 / self.warmup as f64;
-        }
-        let span = (self.steps.saturating_sub(self.warmup)).max(1) as f64;
-        let p = ((step - self.warmup) as f64 / span).min(1.0);
-        self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+        warmup_cosine(step, self.steps, self.warmup, self.lr, self.min_lr)
     }
 }
 
@@ -163,13 +157,7 @@ pub fn save_checkpoint(
     model: &Jepa,
     optim: Option<&ModuleOptimizer>,
 ) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(None).skip_enum_variants(true);
-    model
-        .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("serialising the model: {e:?}"))?;
-    let weights = store
-        .get_bytes()
-        .map_err(|e| anyhow::anyhow!("serialising the model: {e:?}"))?;
+    let weights = module_bytes(model)?;
     let st = safetensors::SafeTensors::deserialize(&weights)?;
     let optim_bytes: Option<Vec<u8>> = match optim {
         Some(o) => Some(
@@ -187,22 +175,13 @@ pub fn save_checkpoint(
     meta.insert("amisim.config".to_string(), cfg.to_string());
     meta.insert("amisim.step".to_string(), step.to_string());
     meta.insert("amisim.format".to_string(), "amisim-jepa-v1".to_string());
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(views, Some(meta), &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    write_atomic(path, views, meta)
 }
 
 /// Reads a checkpoint. With `expected`, its model config must match (a clear error names the
 /// difference otherwise).
 pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Device) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let meta = meta.metadata().clone().unwrap_or_default();
+    let (bytes, meta) = read_with_metadata(path, "checkpoint")?;
     let config_json = meta.get("amisim.config").with_context(|| {
         format!(
             "{}: not an amisim checkpoint (no amisim.config metadata)",
@@ -227,18 +206,7 @@ pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Devi
     let step: usize = meta.get("amisim.step").and_then(|s| s.parse().ok()).unwrap_or(0);
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let optimizer = st.tensor("__optimizer__").ok().map(|t| t.data().to_vec());
-    let mut model = stable_param_ids(config.model.init(device));
-    let result = model
-        .load_from(&mut SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true))
-        .map_err(|e| anyhow::anyhow!("{}: loading weights: {e:?}", path.display()))?;
-    if !result.missing.is_empty() || !result.errors.is_empty() {
-        bail!(
-            "{}: the weights do not fit the model (missing {:?}, errors {:?})",
-            path.display(),
-            result.missing,
-            result.errors
-        );
-    }
+    let model = load_weights(stable_param_ids(config.model.init(device)), bytes, path)?;
     Ok(Checkpoint {
         config,
         step,
@@ -370,16 +338,7 @@ pub fn train_on(
         )?;
         f
     };
-    let bar = if show_progress {
-        ProgressBar::new(cfg.steps as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("train [{bar:25}] {pos}/{len} {msg}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
+    let bar = steps_bar("train", cfg.steps, show_progress);
     bar.set_position(start as u64);
     let frames_per_step = cfg.batch * cfg.window;
     let started = Instant::now();

@@ -9,6 +9,7 @@
 
 use super::data::Episodes;
 use super::jepa::{seeded, stable_param_ids};
+use super::store::{load_weights, module_bytes, read_with_metadata, steps_bar, warmup_cosine, write_atomic};
 use crate::eval::probe::encode_all;
 use crate::world_model::jepa::Jepa;
 use crate::world_model::level2::{Level2, Level2Config, Level2Terms, Level2Weights};
@@ -17,8 +18,6 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
-use burn::store::{ModuleSnapshot, SafetensorsStore};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -75,12 +74,7 @@ impl Level2TrainConfig {
 
     /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`.
     pub fn lr_at(&self, step: usize) -> f64 {
-        if step < self.warmup {
-            return self.lr * (step + 1) as f64 / self.warmup as f64;
-        }
-        let span = (self.steps.saturating_sub(self.warmup)).max(1) as f64;
-        let p = ((step - self.warmup) as f64 / span).min(1.0);
-        self.min_lr + 0.5 * (self.lr - self.min_lr) * (1.0 + (std::f64::consts::PI * p).cos())
+        warmup_cosine(step, self.steps, self.warmup, self.lr, self.min_lr)
     }
 }
 
@@ -119,13 +113,7 @@ pub struct Level2Checkpoint {
 
 /// Writes the level-2 model at `step` to `path` atomically.
 pub fn save_level2(path: &Path, cfg: &Level2TrainConfig, step: usize, model: &Level2, level1: &str) -> Result<()> {
-    let mut store = SafetensorsStore::from_bytes(None).skip_enum_variants(true);
-    model
-        .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("serialising the level-2 model: {e:?}"))?;
-    let bytes = store
-        .get_bytes()
-        .map_err(|e| anyhow::anyhow!("serialising the level-2 model: {e:?}"))?;
+    let bytes = module_bytes(model)?;
     let st = safetensors::SafeTensors::deserialize(&bytes)?;
     let views: Vec<_> = st.tensors().into_iter().collect();
     let meta = HashMap::from([
@@ -134,22 +122,13 @@ pub fn save_level2(path: &Path, cfg: &Level2TrainConfig, step: usize, model: &Le
         ("amisim.format".to_string(), "amisim-level2-v1".to_string()),
         ("amisim.level1".to_string(), level1.to_string()),
     ]);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("safetensors.tmp");
-    safetensors::serialize_to_file(views, Some(meta), &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    write_atomic(path, views, meta)
 }
 
 /// Reads a level-2 checkpoint; with `level1`, it must have been trained on that level-1 model
 /// (a clear error says otherwise).
 pub fn load_level2(path: &Path, level1: Option<&Jepa>, device: &Device) -> Result<Level2Checkpoint> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading level-2 checkpoint {}", path.display()))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .with_context(|| format!("{}: not a safetensors file", path.display()))?;
-    let meta = meta.metadata().clone().unwrap_or_default();
+    let (bytes, meta) = read_with_metadata(path, "level-2 checkpoint")?;
     if meta.get("amisim.format").map(String::as_str) != Some("amisim-level2-v1") {
         bail!(
             "{}: not a level-2 checkpoint (amisim.format is {:?}, expected amisim-level2-v1)",
@@ -182,18 +161,7 @@ pub fn load_level2(path: &Path, level1: Option<&Jepa>, device: &Device) -> Resul
         }
     }
     let step: usize = meta.get("amisim.step").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut model = stable_param_ids(config.model.init(device));
-    let result = model
-        .load_from(&mut SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true))
-        .map_err(|e| anyhow::anyhow!("{}: loading weights: {e:?}", path.display()))?;
-    if !result.missing.is_empty() || !result.errors.is_empty() {
-        bail!(
-            "{}: the weights do not fit the model (missing {:?}, errors {:?})",
-            path.display(),
-            result.missing,
-            result.errors
-        );
-    }
+    let model = load_weights(stable_param_ids(config.model.init(device)), bytes, path)?;
     Ok(Level2Checkpoint {
         config,
         step,
@@ -318,16 +286,7 @@ pub fn train_level2(
         "step,lr,{}",
         Level2Terms::NAMES.map(|n| format!("loss/{n}")).join(",")
     )?;
-    let bar = if show_progress {
-        ProgressBar::new(cfg.steps as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("level 2 [{bar:25}] {pos}/{len} {msg}")
-            .expect("template")
-            .progress_chars("=> "),
-    );
+    let bar = steps_bar("level 2", cfg.steps, show_progress);
     let mut last = None;
     // The last model whose loss was finite, and its step.
     let mut good: Option<(usize, Level2)> = None;

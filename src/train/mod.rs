@@ -6,3 +6,4 @@ pub mod data;
 pub mod dataset;
 pub mod jepa;
 pub mod level2;
+pub mod store;
