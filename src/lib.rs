@@ -18,6 +18,14 @@ pub mod ui;
 pub mod world;
 pub mod world_model;
 
+/// A tensor's values, row-major, as `f32` (every model here computes in `f32`).
+pub fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 tensor")
+}
+
 /// Keeps freed memory in the process instead of handing it back to the kernel at once.
 ///
 /// A training step allocates and frees the same few hundred tensors (many of several MB) each

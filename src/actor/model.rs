@@ -81,17 +81,8 @@ fn matmul_acc(x: &[f32], w: &[f32], out: &mut [f32], m: usize, k: usize, n: usiz
     }
 }
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 weights")
-}
-
-/// A linear layer's bias, zeros where it has none.
-fn bias(l: &burn::nn::Linear, n: usize) -> Vec<f32> {
-    l.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; n])
-}
+use crate::values as to_vec;
+use crate::world_model::linear_bias;
 
 /// The residual-MLP predictor `z' = z + W3·relu(W2·relu(W1·[z, a] + b1) + b2) + b3`, with its
 /// weights copied out of burn.
@@ -120,11 +111,11 @@ impl MlpRollout {
             hidden,
             w1z: w1[..latent * hidden].to_vec(),
             w1a: w1[latent * hidden..].to_vec(),
-            b1: bias(l1, hidden),
+            b1: linear_bias(l1),
             w2: to_vec(l2.weight.val()),
-            b2: bias(l2, hidden),
+            b2: linear_bias(l2),
             w3: to_vec(l3.weight.val()),
-            b3: bias(l3, latent),
+            b3: linear_bias(l3),
         }
     }
 
@@ -199,9 +190,9 @@ impl MlpIdm {
             hidden,
             w1a: w1[..latent * hidden].to_vec(),
             w1b: w1[latent * hidden..].to_vec(),
-            b1: bias(l1, hidden),
+            b1: linear_bias(l1),
             w2: to_vec(l2.weight.val()),
-            b2: bias(l2, 2),
+            b2: linear_bias(l2),
         }
     }
 

@@ -46,10 +46,6 @@ impl JumpProbeReport {
     }
 }
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32")
-}
-
 /// Runs the probe: `train` fits the probes, `test` (episodes of at least `k` steps) scores
 /// them over as many whole jumps as its episodes hold.
 pub fn jump_probe(
@@ -65,21 +61,23 @@ pub fn jump_probe(
     if jumps == 0 {
         anyhow::bail!("the probe's episodes have {} steps, fewer than k = {k}", test.steps);
     }
-    let abstract_rows = |z: &[f32], d: usize| -> Vec<f32> {
-        let n = z.len() / d;
-        to_vec(level2.abstract_state(Tensor::<2>::from_data(TensorData::new(z.to_vec(), [n, d]), device)))
-    };
     let (x_train, d) = encode_all(level1, train, device);
     let (y_train, ky, _) = targets(train);
     let p1 = LinearProbe::fit(&x_train, &y_train, d, ky, 1e-6);
-    let p2 = LinearProbe::fit(&abstract_rows(&x_train, d), &y_train, cfg.state, ky, 1e-6);
+    let p2 = LinearProbe::fit(
+        &level2.abstract_rows(&x_train, d, device),
+        &y_train,
+        cfg.state,
+        ky,
+        1e-6,
+    );
 
     let (x_test, _) = encode_all(level1, test, device);
     let (y_test, _, _) = targets(test);
     let frames = test.steps + 1;
     let e = test.episodes;
     let enc1 = position_rmse(&p1.predict(&x_test), &y_test, ky, 0);
-    let enc2 = position_rmse(&p2.predict(&abstract_rows(&x_test, d)), &y_test, ky, 0);
+    let enc2 = position_rmse(&p2.predict(&level2.abstract_rows(&x_test, d, device)), &y_test, ky, 0);
 
     // First latents and the actions of the first `jumps · k` steps.
     let z0: Vec<f32> = (0..e)
@@ -91,11 +89,11 @@ pub fn jump_probe(
         .collect();
     let z0_t = Tensor::<2>::from_data(TensorData::new(z0.clone(), [e, d]), device);
     let a_t = Tensor::<3>::from_data(TensorData::new(actions.clone(), [e, span, 2]), device);
-    let l1 = to_vec(level1.predictor.rollout(z0_t.clone(), a_t.clone())); // [e, span, d]
+    let l1 = crate::values(level1.predictor.rollout(z0_t.clone(), a_t.clone())); // [e, span, d]
     let macros = level2
         .encode_macro(a_t.reshape([e * jumps, k, 2]), cfg.macro_radius)
         .reshape([e, jumps, 2]);
-    let l2 = to_vec(level2.predictor.rollout(level2.abstract_state(z0_t), macros)); // [e, jumps, s]
+    let l2 = crate::values(level2.predictor.rollout(level2.abstract_state(z0_t), macros)); // [e, jumps, s]
 
     let (mut r1, mut r2, mut steps) = (Vec::new(), Vec::new(), Vec::new());
     for j in 1..=jumps {

@@ -32,12 +32,7 @@ pub fn encode_all(model: &Jepa, data: &Episodes, device: &Device) -> (Vec<f32>, 
             .collect();
         let x = Tensor::<4>::from_data(TensorData::new(frames, [end - start, c, h, w]), device);
         let z = model.encode(x);
-        out.extend(
-            z.into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 latents"),
-        );
+        out.extend(crate::values(z));
     }
     (out, d)
 }
@@ -65,15 +60,8 @@ pub fn position_probes(
     let (x, d) = encode_all(model, &data, device);
     let (y, k, _) = targets(&data);
     let high = level2.map(|l2| {
-        let z = Tensor::<2>::from_data(TensorData::new(x.clone(), [x.len() / d, d]), device);
-        let s = l2.abstract_state(z);
-        let dims = s.dims()[1];
-        let s = s
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("f32 states");
-        LinearProbe::fit(&s, &y, dims, k, 1e-6)
+        let s = l2.abstract_rows(&x, d, device);
+        LinearProbe::fit(&s, &y, s.len() / (x.len() / d), k, 1e-6)
     });
     Ok((LinearProbe::fit(&x, &y, d, k, 1e-6), high))
 }
@@ -331,12 +319,7 @@ impl MlpProbe {
         let model = model.valid();
         let nt = x_test.len() / d;
         let xq = Tensor::<2>::from_data(TensorData::new(norm(x_test, &xm, &xs, d), [nt, d]), &Device::flex());
-        let out = model
-            .forward(xq)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("f32");
+        let out = crate::values(model.forward(xq));
         out.iter()
             .enumerate()
             .map(|(i, &v)| v * ys[i % k] + ym[i % k])
@@ -503,13 +486,7 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         .collect();
     let z0 = Tensor::<2>::from_data(TensorData::new(z0, [e, d]), &device);
     let actions = Tensor::<3>::from_data(TensorData::new(test.actions.clone(), [e, t, 2]), &device);
-    let rolled = model
-        .predictor
-        .rollout(z0, actions)
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32");
+    let rolled = crate::values(model.predictor.rollout(z0, actions));
     // Per step: the linear probe's predictions on the rolled-out latents and the truth.
     let per_step: Vec<(Vec<f32>, Vec<f32>)> = (0..t)
         .map(|step| {

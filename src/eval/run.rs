@@ -340,12 +340,7 @@ pub fn encode(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
     let [n, c, h, w] = obs.shape;
     let frames: Vec<f32> = obs.frames.iter().map(|&v| v as f32 / 255.0).collect();
     let x = Tensor::<4>::from_data(TensorData::new(frames, [n, c, h, w]), device);
-    model
-        .encode(x)
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 latents")
+    crate::values(model.encode(x))
 }
 
 /// Imagined steps between the positions at which a flat plan is judged for walls when no

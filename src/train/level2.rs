@@ -84,13 +84,7 @@ pub fn level1_fingerprint(model: &Jepa) -> String {
     struct Fnv(u64);
     impl ModuleVisitor for Fnv {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let v = param
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32");
-            for x in v {
+            for x in crate::values(param.val()) {
                 for b in x.to_bits().to_le_bytes() {
                     self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
                 }

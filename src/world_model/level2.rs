@@ -126,7 +126,7 @@ impl Level2Terms {
 }
 
 fn scalar(t: Tensor<1>) -> f32 {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32")[0]
+    crate::values(t)[0]
 }
 
 /// The level-2 loss from its parts: `states` `[b, j+1, s]` (the targets, detached here),
@@ -168,6 +168,12 @@ impl Level2 {
         self.abstraction.forward(z1)
     }
 
+    /// Level-2 states of rows of level-1 latents `[n, d]` (row-major values) → `[n, state]`.
+    pub fn abstract_rows(&self, z1: &[f32], d: usize, device: &Device) -> Vec<f32> {
+        let n = z1.len() / d;
+        crate::values(self.abstract_state(Tensor::from_data(TensorData::new(z1.to_vec(), [n, d]), device)))
+    }
+
     /// Macro-actions of action chunks: `[n, k, 2]` → `[n, 2]`, each of norm below `radius`
     /// (`m = radius · tanh(‖v‖) · v / ‖v‖`).
     pub fn encode_macro(&self, chunks: Tensor<3>, radius: f32) -> Tensor<2> {
@@ -197,16 +203,9 @@ impl Level2 {
     /// The abstraction's weights as `(w [latent, state] row-major, b [state])`, for projecting
     /// latents outside burn.
     pub fn abstraction_weights(&self) -> (Vec<f32>, Vec<f32>) {
-        let w = self.abstraction.weight.val(); // [latent, state]
-        let [_, s] = w.dims();
-        let to_vec = |t: Tensor<1>| t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32");
-        let b = self
-            .abstraction
-            .bias
-            .as_ref()
-            .map(|b| to_vec(b.val()))
-            .unwrap_or(vec![0.0; s]);
-        let w = w.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32");
-        (w, b)
+        (
+            crate::values(self.abstraction.weight.val()), // [latent, state]
+            super::linear_bias(&self.abstraction),
+        )
     }
 }

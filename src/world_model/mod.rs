@@ -9,6 +9,12 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+/// A linear layer's bias, zeros where it has none.
+pub fn linear_bias(l: &Linear) -> Vec<f32> {
+    let n = l.weight.val().dims()[1];
+    l.bias.as_ref().map(|b| crate::values(b.val())).unwrap_or(vec![0.0; n])
+}
+
 /// Settings of a [`Predictor`] (residual MLP, action by concatenation).
 #[derive(Config, Debug)]
 pub struct PredictorConfig {

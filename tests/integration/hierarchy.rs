@@ -9,13 +9,10 @@ use amisim::perception::EncoderConfig;
 use amisim::train::data::Episodes;
 use amisim::train::jepa::{cpu_device, seeded};
 use amisim::train::level2::{load_level2, train_level2, Level2TrainConfig};
+use amisim::values;
 use amisim::world_model::jepa::{JepaConfig, LossWeights};
 use amisim::world_model::level2::{level2_loss, Level2Config, Level2Weights};
 use burn::prelude::*;
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
-}
 
 #[test]
 fn macro_action_encoder_maps_chunks_into_the_disc() {
