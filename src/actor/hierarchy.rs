@@ -9,8 +9,8 @@
 //! imagined states to the subgoal.
 
 use super::model::Dynamics;
-use super::planner::{plan, Plan, PlannerConfig, PlannerKind};
-use super::{shift, Mpc};
+use super::planner::{Plan, PlannerConfig, PlannerKind};
+use super::{plan_for, shift, Mpc};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -162,18 +162,19 @@ impl HierMpc {
         assert_eq!(low.dim(), dim, "both levels must imagine in one space");
         let due: Vec<usize> = active.iter().copied().filter(|&i| self.needs_high(i)).collect();
         if !due.is_empty() {
-            let s: Vec<Vec<f32>> = due.iter().map(|&i| high_starts[i].clone()).collect();
-            let g: Vec<f32> = due
-                .iter()
-                .flat_map(|&i| goals[i * dim..(i + 1) * dim].to_vec())
-                .collect();
-            let init: Vec<Vec<f32>> = due.iter().map(|&i| self.high_means[i].clone()).collect();
-            let mut rngs: Vec<ChaCha8Rng> = due.iter().map(|&i| self.high_rngs[i].clone()).collect();
-            let plans = plan(&self.cfg.high, high, &s, &g, &init, &mut rngs, trace);
+            let plans = plan_for(
+                &self.cfg.high,
+                high,
+                &due,
+                high_starts,
+                goals,
+                &self.high_means,
+                &mut self.high_rngs,
+                trace,
+            );
             let jumps = self.cfg.replan_high_every / self.cfg.k;
             let at = self.cfg.subgoal_step - 1;
-            for ((&i, p), rng) in due.iter().zip(plans).zip(rngs) {
-                self.high_rngs[i] = rng;
+            for (&i, p) in due.iter().zip(plans) {
                 self.high_means[i] = shift(&p.actions, jumps);
                 self.subgoals[i] = p.imagined[at * dim..(at + 1) * dim].to_vec();
                 self.last_high[i] = Some(p);

@@ -47,6 +47,38 @@ pub fn shift(plan: &[f32], k: usize) -> Vec<f32> {
     out
 }
 
+/// Plans for the problems in `due` in one batch: their starts and goals (`[problems, dim]`)
+/// picked out of the per-problem slices, each warm-started from `means[i]` and drawing from
+/// (and advancing) `rngs[i]`. The plans come in the order of `due`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn plan_for<D: Dynamics>(
+    cfg: &PlannerConfig,
+    dynamics: &D,
+    due: &[usize],
+    starts: &[D::Start],
+    goals: &[f32],
+    means: &[Vec<f32>],
+    rngs: &mut [ChaCha8Rng],
+    trace: bool,
+) -> Vec<Plan>
+where
+    D::Start: Clone,
+{
+    let dim = dynamics.dim();
+    let s: Vec<D::Start> = due.iter().map(|&i| starts[i].clone()).collect();
+    let g: Vec<f32> = due
+        .iter()
+        .flat_map(|&i| goals[i * dim..(i + 1) * dim].to_vec())
+        .collect();
+    let init: Vec<Vec<f32>> = due.iter().map(|&i| means[i].clone()).collect();
+    let mut batch: Vec<ChaCha8Rng> = due.iter().map(|&i| rngs[i].clone()).collect();
+    let plans = plan(cfg, dynamics, &s, &g, &init, &mut batch, trace);
+    for (&i, rng) in due.iter().zip(batch) {
+        rngs[i] = rng;
+    }
+    plans
+}
+
 impl Mpc {
     /// One controller per problem, each with its own random stream.
     pub fn new(cfg: PlannerConfig, seeds: &[u64]) -> Mpc {
@@ -85,20 +117,20 @@ impl Mpc {
     where
         D::Start: Clone,
     {
-        let dim = dynamics.dim();
         let due: Vec<usize> = active.iter().copied().filter(|&i| self.needs_plan(i)).collect();
         if !due.is_empty() {
-            let s: Vec<D::Start> = due.iter().map(|&i| starts[i].clone()).collect();
-            let g: Vec<f32> = due
-                .iter()
-                .flat_map(|&i| goals[i * dim..(i + 1) * dim].to_vec())
-                .collect();
-            let init: Vec<Vec<f32>> = due.iter().map(|&i| self.means[i].clone()).collect();
-            let mut rngs: Vec<ChaCha8Rng> = due.iter().map(|&i| self.rngs[i].clone()).collect();
-            let plans = plan(&self.cfg, dynamics, &s, &g, &init, &mut rngs, trace);
+            let plans = plan_for(
+                &self.cfg,
+                dynamics,
+                &due,
+                starts,
+                goals,
+                &self.means,
+                &mut self.rngs,
+                trace,
+            );
             let k = self.cfg.replan_every;
-            for ((&i, p), rng) in due.iter().zip(plans).zip(rngs) {
-                self.rngs[i] = rng;
+            for (&i, p) in due.iter().zip(plans) {
                 self.queues[i] = p.actions.chunks_exact(2).take(k).map(|a| [a[0], a[1]]).collect();
                 self.means[i] = shift(&p.actions, k);
                 self.last[i] = Some(p);

@@ -713,25 +713,16 @@ impl Agent {
         self.plan = self.brain.positions(&plan.imagined);
         let Some(trace) = plan.trace.as_ref() else { return };
         self.iteration_costs = trace.best_per_iteration.clone();
-        let shown = shown_candidates(trace);
-        let mut actions = Vec::with_capacity(shown.len() * len * 2);
-        for &i in &shown {
-            actions.extend_from_slice(&trace.candidates[i * len * 2..(i + 1) * len * 2]);
-        }
-        let states = match &self.brain {
-            Brain::Model(m) => m.latent.rollout(&[z.to_vec()], shown.len(), &actions, len),
-            Brain::Oracle(sim) => sim.rollout(&[self.env.states()[0].clone()], shown.len(), &actions, len),
-        };
-        let paths = self.brain.positions(&states);
-        self.candidates = shown
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| Candidate {
-                path: paths[k * len..(k + 1) * len].to_vec(),
-                cost: trace.costs[i],
-                elite: trace.elites.contains(&i),
-            })
-            .collect();
+        let candidates = drawn_candidates(
+            trace,
+            len,
+            |n, actions| match &self.brain {
+                Brain::Model(m) => m.latent.rollout(&[z.to_vec()], n, actions, len),
+                Brain::Oracle(sim) => sim.rollout(&[self.env.states()[0].clone()], n, actions, len),
+            },
+            |states| self.brain.positions(states),
+        );
+        self.candidates = candidates;
     }
 
     /// Decodes the hierarchy's plans: level 1's chosen plan and candidates, level 2's plan and
@@ -753,22 +744,12 @@ impl Agent {
         let Some(trace) = plan.trace.as_ref() else { return };
         self.iteration_costs = trace.best_per_iteration.clone();
         let len = h.cfg.low.len();
-        let shown = shown_candidates(trace);
-        let mut actions = Vec::with_capacity(shown.len() * len * 2);
-        for &i in &shown {
-            actions.extend_from_slice(&trace.candidates[i * len * 2..(i + 1) * len * 2]);
-        }
-        let states = l2.low(&m.latent).rollout(&[z.to_vec()], shown.len(), &actions, len);
-        let paths = l2.positions(&states);
-        self.candidates = shown
-            .iter()
-            .enumerate()
-            .map(|(k, &i)| Candidate {
-                path: paths[k * len..(k + 1) * len].to_vec(),
-                cost: trace.costs[i],
-                elite: trace.elites.contains(&i),
-            })
-            .collect();
+        self.candidates = drawn_candidates(
+            trace,
+            len,
+            |n, actions| l2.low(&m.latent).rollout(&[z.to_vec()], n, actions, len),
+            |states| l2.positions(states),
+        );
     }
 
     fn publish(&self) {
@@ -801,6 +782,31 @@ impl Agent {
         };
         let _ = self.events.send(Event::Snapshot(Box::new(snapshot)));
     }
+}
+
+/// The candidates of a plan's trace worth drawing ([`shown_candidates`]), each imagined again
+/// by `rollout` (`(count, actions [count, len, 2]) → states`) and read into positions.
+fn drawn_candidates(
+    trace: &Trace,
+    len: usize,
+    rollout: impl FnOnce(usize, &[f32]) -> Vec<f32>,
+    positions: impl FnOnce(&[f32]) -> Vec<[f32; 2]>,
+) -> Vec<Candidate> {
+    let shown = shown_candidates(trace);
+    let mut actions = Vec::with_capacity(shown.len() * len * 2);
+    for &i in &shown {
+        actions.extend_from_slice(&trace.candidates[i * len * 2..(i + 1) * len * 2]);
+    }
+    let paths = positions(&rollout(shown.len(), &actions));
+    shown
+        .iter()
+        .enumerate()
+        .map(|(k, &i)| Candidate {
+            path: paths[k * len..(k + 1) * len].to_vec(),
+            cost: trace.costs[i],
+            elite: trace.elites.contains(&i),
+        })
+        .collect()
 }
 
 /// The candidates worth drawing: the elites, then others spread evenly over the cost ranking.
