@@ -495,7 +495,7 @@ fn set_json(tree: &mut serde_json::Value, key: &str, value: &str) -> Result<()> 
     Ok(())
 }
 
-/// `base` with every `KEY=VALUE` of `--set` applied.
+/// `base` with every `KEY=VALUE` of `sets` applied.
 fn with_sets<C: serde::Serialize + serde::de::DeserializeOwned>(base: C, sets: &[String]) -> Result<C> {
     let mut tree: serde_json::Value = serde_json::to_value(&base)?;
     for kv in sets {
@@ -505,6 +505,25 @@ fn with_sets<C: serde::Serialize + serde::de::DeserializeOwned>(base: C, sets: &
         set_json(&mut tree, k, v)?;
     }
     serde_json::from_value(tree).map_err(|e| anyhow::anyhow!("config: {e}"))
+}
+
+/// A training run's config (either level's): `--config FILE` or `default`, then every
+/// `--set KEY=VALUE`, then `--steps` and `--seed`.
+fn train_config<C: serde::Serialize + serde::de::DeserializeOwned>(
+    a: &TrainArgs,
+    default: impl FnOnce() -> C,
+) -> Result<C> {
+    let base = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        }
+        None => default(),
+    };
+    let mut sets = a.sets.clone();
+    sets.extend(a.steps.map(|v| format!("steps={v}")));
+    sets.extend(a.seed.map(|v| format!("seed={v}")));
+    with_sets(base, &sets)
 }
 
 fn train_command(a: TrainArgs) -> Result<()> {
@@ -527,20 +546,7 @@ fn train_command(a: TrainArgs) -> Result<()> {
         }
         (None, None) => anyhow::bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
     };
-    let base = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-        }
-        None => TrainConfig::default_for(data.frame_shape[1]),
-    };
-    let mut cfg = with_sets(base, &a.sets)?;
-    if let Some(s) = a.steps {
-        cfg.steps = s;
-    }
-    if let Some(s) = a.seed {
-        cfg.seed = s;
-    }
+    let cfg = train_config(&a, || TrainConfig::default_for(data.frame_shape[1]))?;
     eprintln!(
         "training on {} episodes × {} frames of {:?} from {}; run folder {}",
         data.episodes,
@@ -591,20 +597,7 @@ fn train_level2_command(a: TrainArgs) -> Result<()> {
             Episodes::collect(&CollectConfig::random_walk(&scene_name, a.episodes, steps, 256, 0))?
         }
     };
-    let base = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-        }
-        None => Level2TrainConfig::default_for(ck.model.latent()),
-    };
-    let mut cfg: Level2TrainConfig = with_sets(base, &a.sets)?;
-    if let Some(s) = a.steps {
-        cfg.steps = s;
-    }
-    if let Some(s) = a.seed {
-        cfg.seed = s;
-    }
+    let cfg = train_config(&a, || Level2TrainConfig::default_for(ck.model.latent()))?;
     eprintln!(
         "training level 2 (k = {}, {} jumps per sample) on {} episodes × {} frames of {} under {}; run folder {}",
         cfg.model.k,
