@@ -785,6 +785,15 @@ fn left_panel(ui: &mut egui::Ui, view: &mut View, link: &Link, landscape_range: 
     );
 }
 
+/// A plot of `height` that the mouse does not move: the live plots follow their data.
+fn fixed_plot(id: &str, height: f32) -> Plot<'_> {
+    Plot::new(id)
+        .height(height)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+}
+
 fn right_panel(ui: &mut egui::Ui, view: &View) {
     let h = 150.0;
     let Some(s) = &view.snapshot else {
@@ -793,11 +802,7 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
     };
     ui.label("energy to goal (latent distance) per step");
     let energy = s.energy.clone();
-    Plot::new("energy")
-        .height(h)
-        .allow_drag(false)
-        .allow_zoom(false)
-        .allow_scroll(false)
+    fixed_plot("energy", h)
         .include_y(0.0)
         .show(ui, move |p| p.line(Line::new("energy", PlotPoints::from(energy))));
     ui.label(if s.hierarchical {
@@ -818,11 +823,7 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
     } else {
         Vec::new()
     };
-    let mut plot = Plot::new("iterations")
-        .height(h)
-        .allow_drag(false)
-        .allow_zoom(false)
-        .allow_scroll(false);
+    let mut plot = fixed_plot("iterations", h);
     if !high.is_empty() {
         plot = plot.legend(egui_plot::Legend::default());
     }
@@ -842,20 +843,12 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
     let last = s.plan_ms.last().map_or(0.0, |m| m[1]);
     ui.label(format!("planning ms per step (last {last:.1})"));
     let ms = s.plan_ms.clone();
-    Plot::new("plan_ms")
-        .height(h)
-        .allow_drag(false)
-        .allow_zoom(false)
-        .allow_scroll(false)
+    fixed_plot("plan_ms", h)
         .include_y(0.0)
         .show(ui, move |p| p.line(Line::new("ms per step", PlotPoints::from(ms))));
     ui.label(format!("frames per second ({:.0})", view.fps));
     let fps = view.fps_history.clone();
-    Plot::new("fps")
-        .height(80.0)
-        .allow_drag(false)
-        .allow_zoom(false)
-        .allow_scroll(false)
+    fixed_plot("fps", 80.0)
         .include_y(0.0)
         .show(ui, move |p| p.line(Line::new("frames/s", PlotPoints::from(fps))));
 }

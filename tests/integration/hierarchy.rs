@@ -13,6 +13,7 @@ use amisim::values;
 use amisim::world_model::jepa::{JepaConfig, LossWeights};
 use amisim::world_model::level2::{level2_loss, Level2Config, Level2Weights};
 use burn::prelude::*;
+use glam::Vec2;
 
 #[test]
 fn macro_action_encoder_maps_chunks_into_the_disc() {
@@ -270,20 +271,26 @@ fn hierarchical_planner_finds_the_two_stage_optimum_on_a_toy() {
     );
 }
 
+/// A Two-Rooms layout, its dividing wall's column, its door's row, and a row of the wall 16
+/// rows away from the door.
+fn two_rooms_wall() -> (std::sync::Arc<amisim::world::layout::Layout>, f32, f32, f32) {
+    use amisim::world::env::env_rng;
+    use amisim::world::sim::sample_episode;
+    use amisim::world::Scene;
+    let scene = Scene::load("two_rooms").unwrap();
+    let state = sample_episode(&scene, &mut env_rng(3, 0)).unwrap();
+    let layout = state.layout.clone().unwrap();
+    let (_, at, doors) = layout.drawn.iter().find(|(_, _, d)| !d.is_empty()).unwrap();
+    let (x, door) = (*at as f32, doors[0] as f32);
+    let far = if door < 32.0 { door + 16.0 } else { door - 16.0 };
+    (layout, x, door, far)
+}
+
 /// What the eval counts as a plan through a wall: a straight move from one room into another
 /// that hits a wall, not one through the door.
 #[test]
 fn a_move_crosses_a_wall_only_outside_its_door() {
-    use amisim::world::env::env_rng;
-    use amisim::world::sim::sample_episode;
-    use amisim::world::Scene;
-    use glam::Vec2;
-    let scene = Scene::load("two_rooms").unwrap();
-    let state = sample_episode(&scene, &mut env_rng(3, 0)).unwrap();
-    let layout = state.layout.as_ref().unwrap();
-    let (_, at, doors) = layout.drawn.iter().find(|(_, _, d)| !d.is_empty()).unwrap();
-    let (x, door) = (*at as f32, doors[0] as f32);
-    let far = if door < 32.0 { door + 16.0 } else { door - 16.0 };
+    let (layout, x, door, far) = two_rooms_wall();
     assert!(
         !layout.crosses_wall(Vec2::new(x - 5.0, door), Vec2::new(x + 5.0, door)),
         "through the door"
@@ -310,16 +317,7 @@ fn a_move_crosses_a_wall_only_outside_its_door() {
 /// short steps through the wall still counts, and one through the door does not.
 #[test]
 fn a_path_of_short_steps_crosses_a_wall_only_outside_its_door() {
-    use amisim::world::env::env_rng;
-    use amisim::world::sim::sample_episode;
-    use amisim::world::Scene;
-    use glam::Vec2;
-    let scene = Scene::load("two_rooms").unwrap();
-    let state = sample_episode(&scene, &mut env_rng(3, 0)).unwrap();
-    let layout = state.layout.as_ref().unwrap();
-    let (_, at, doors) = layout.drawn.iter().find(|(_, _, d)| !d.is_empty()).unwrap();
-    let (x, door) = (*at as f32, doors[0] as f32);
-    let far = if door < 32.0 { door + 16.0 } else { door - 16.0 };
+    let (layout, x, door, far) = two_rooms_wall();
     let line = |y: f32| (0..=10).map(|i| Vec2::new(x - 5.0 + i as f32, y)).collect::<Vec<_>>();
     assert!(layout.path_crosses_wall(&line(far)));
     assert!(!layout.path_crosses_wall(&line(door)));
