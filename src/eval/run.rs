@@ -347,6 +347,19 @@ pub fn encode(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
 /// level-2 model sets the spacing (its `k` by default).
 const JUDGE_EVERY: usize = 8;
 
+/// [`encode`], its time added to `total` for the `active` environments' share of the batch.
+fn timed_encode(model: &Jepa, obs: &Obs, device: &Device, total: &mut f64, active: usize) -> Vec<f32> {
+    let t0 = Instant::now();
+    let z = encode(model, obs, device);
+    *total += t0.elapsed().as_secs_f64() * 1e3 * active as f64 / obs.shape[0] as f64;
+    z
+}
+
+/// Rows of `d` values, one vector each.
+fn split_rows(x: &[f32], d: usize) -> Vec<Vec<f32>> {
+    x.chunks_exact(d).map(<[f32]>::to_vec).collect()
+}
+
 /// Salt of the planners' random streams (apart from the episodes').
 const PLAN_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -506,10 +519,8 @@ pub fn run(
                         // Between plans the controller executes queued actions: encode only
                         // when some environment plans now.
                         let zs: Vec<Vec<f32>> = if active.iter().any(|&i| mpc.needs_plan(i)) {
-                            let t0 = Instant::now();
-                            let z = encode(loaded.model, &obs, &device);
-                            encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
-                            z.chunks_exact(loaded.model.latent()).map(|r| r.to_vec()).collect()
+                            let z = timed_encode(loaded.model, &obs, &device, &mut encode_total, active.len());
+                            split_rows(&z, loaded.model.latent())
                         } else {
                             vec![Vec::new(); n]
                         };
@@ -521,14 +532,10 @@ pub fn run(
                         let hier = hier.as_mut().expect("a hierarchical controller");
                         let (high, low) = level2.as_ref().expect("checked above");
                         let (zs, z2s): (Vec<Vec<f32>>, Vec<Vec<f32>>) = if active.iter().any(|&i| hier.needs_plan(i)) {
-                            let t0 = Instant::now();
-                            let z = encode(loaded.model, &obs, &device);
-                            encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
-                            let z2 = low.map(&z);
-                            let s = high.dim();
+                            let z = timed_encode(loaded.model, &obs, &device, &mut encode_total, active.len());
                             (
-                                z.chunks_exact(loaded.model.latent()).map(|r| r.to_vec()).collect(),
-                                z2.chunks_exact(s).map(|r| r.to_vec()).collect(),
+                                split_rows(&z, loaded.model.latent()),
+                                split_rows(&low.map(&z), high.dim()),
                             )
                         } else {
                             (vec![Vec::new(); n], vec![Vec::new(); n])
