@@ -1,10 +1,14 @@
 //! `amisim eval`: arguments and the command.
 
 use amisim::actor::hierarchy::HierarchyConfig;
+use amisim::actor::mode1::Mode1;
 use amisim::actor::planner::{PlannerConfig, PlannerKind};
+use amisim::agent::AgentConfig;
+use amisim::cost::critic::Critic;
 use amisim::cost::{Distance, Horizon};
 use amisim::eval::probe::position_probes;
 use amisim::eval::run::{merge, run, write_strips, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
+use amisim::goal_net::{companion_path, load_goal_net, GoalNetMeta};
 use amisim::train::jepa::{cpu_device, load_checkpoint};
 use amisim::train::level2::{default_level2_path, load_level2};
 use amisim::world::Scene;
@@ -26,9 +30,11 @@ pub struct EvalArgs {
     pub envs: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Planners with the learned world model, one report row each: cem, mppi, gradient,
-    /// hierarchical (level 2 sets level 1's subgoals; needs a level-2 model), or none
-    /// (baseline rows only).
+    /// Rows with the learned world model, one each: cem, mppi, gradient (flat planners; `@H`
+    /// sets a row's horizon, `+critic` adds the critic's terminal cost: `cem@4+critic`),
+    /// hierarchical (level 2 sets level 1's subgoals; needs a level-2 model), mode1 (the
+    /// distilled policy alone), agent (configurator, memories, critic, mode 1 checked and
+    /// mode 2 behind it, with whichever of critic, level 2 and mode 1 exist), or none.
     #[arg(long, value_delimiter = ',', default_value = "cem", value_parser = parse_planner)]
     pub planner: Vec<PlannerRow>,
     /// Baseline rows: random, oracle (the first sampling planner with the true simulator), none.
@@ -101,6 +107,17 @@ pub struct EvalArgs {
     /// Hierarchical planner: the level-2 step whose predicted state is level 1's subgoal.
     #[arg(long)]
     pub subgoal_step: Option<usize>,
+    /// The trained critic (default: `critic.safetensors` beside a run folder's checkpoint,
+    /// `<name>.critic.safetensors` beside any other).
+    #[arg(long)]
+    pub critic: Option<PathBuf>,
+    /// Weight of the critic's terminal cost in `+critic` rows and the agent.
+    #[arg(long, default_value_t = 1.0)]
+    pub critic_weight: f32,
+    /// The mode-1 policy (default: `mode1.safetensors` beside a run folder's checkpoint,
+    /// `<name>.mode1.safetensors` beside any other).
+    #[arg(long)]
+    pub mode1: Option<PathBuf>,
     /// Step budget per episode (default: the scene's).
     #[arg(long)]
     pub max_steps: Option<u32>,
@@ -125,19 +142,42 @@ pub struct EvalArgs {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum PlannerRow {
     None,
-    Flat(PlannerKind),
+    Flat {
+        kind: PlannerKind,
+        horizon: Option<usize>,
+        critic: bool,
+    },
     Hierarchical,
+    Mode1,
+    Agent,
 }
 
 fn parse_planner(s: &str) -> Result<PlannerRow, String> {
     match s {
         "none" => return Ok(PlannerRow::None),
         "hierarchical" => return Ok(PlannerRow::Hierarchical),
+        "mode1" => return Ok(PlannerRow::Mode1),
+        "agent" => return Ok(PlannerRow::Agent),
         _ => {}
     }
-    <PlannerKind as clap::ValueEnum>::from_str(s, true)
-        .map(PlannerRow::Flat)
-        .map_err(|_| format!("{s}: expected cem, mppi, gradient, hierarchical or none"))
+    let (head, critic) = match s.strip_suffix("+critic") {
+        Some(h) => (h, true),
+        None => (s, false),
+    };
+    let (kind, horizon) = match head.split_once('@') {
+        Some((k, h)) => (
+            k,
+            Some(
+                h.parse::<usize>()
+                    .map_err(|_| format!("{s}: `{h}` after @ is not a horizon (a number of decisions)"))?,
+            ),
+        ),
+        None => (head, None),
+    };
+    let kind = <PlannerKind as clap::ValueEnum>::from_str(kind, true).map_err(|_| {
+        format!("{s}: expected cem, mppi, gradient (with optional @H and +critic), hierarchical, mode1, agent or none")
+    })?;
+    Ok(PlannerRow::Flat { kind, horizon, critic })
 }
 
 impl EvalArgs {
@@ -146,7 +186,7 @@ impl EvalArgs {
         self.planner
             .iter()
             .filter_map(|r| match r {
-                PlannerRow::Flat(k) => Some(*k),
+                PlannerRow::Flat { kind, .. } => Some(*kind),
                 _ => None,
             })
             .collect()
@@ -232,6 +272,17 @@ impl EvalArgs {
     }
 }
 
+/// What a report's settings say of a critic or mode-1 model: its file, training step and config.
+fn companion_json(path: &std::path::Path, meta: &GoalNetMeta) -> serde_json::Value {
+    serde_json::json!({
+        "checkpoint": path.display().to_string(),
+        "step": meta.step,
+        "scale": meta.scale,
+        "distance_per_step": meta.distance_per_step,
+        "config": meta.config,
+    })
+}
+
 pub fn default_checkpoint(scene: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("assets")
@@ -304,7 +355,9 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             other => bail!("--baseline {other}: expected random, oracle or none"),
         }
     }
-    let hierarchical = a.planner.contains(&PlannerRow::Hierarchical);
+    let wants_agent = a.planner.contains(&PlannerRow::Agent);
+    let hierarchical = a.planner.contains(&PlannerRow::Hierarchical)
+        || (wants_agent && a.level2.clone().unwrap_or_else(|| default_level2_path(&path)).exists());
     let level2 = if hierarchical {
         let p = a.level2.clone().unwrap_or_else(|| default_level2_path(&path));
         if !p.exists() {
@@ -319,9 +372,72 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
     } else {
         None
     };
+    // The critic: needed by `+critic` rows, used by the agent where it exists.
+    let critic_path = a.critic.clone().unwrap_or_else(|| companion_path(&path, "critic"));
+    let wants_critic = a
+        .planner
+        .iter()
+        .any(|r| matches!(r, PlannerRow::Flat { critic: true, .. }));
+    let critic = if wants_critic || (wants_agent && critic_path.exists()) {
+        if !critic_path.exists() {
+            bail!(
+                "a +critic row needs a critic: none at {}; train one with `amisim train --level critic --checkpoint {} --scene {} --out DIR` (or pass --critic)",
+                critic_path.display(),
+                path.display(),
+                a.scene
+            );
+        }
+        let (net, meta) = load_goal_net(&critic_path, "critic", Some(&ck.model), &device)?;
+        Some((
+            critic_path.clone(),
+            Critic::new(&net, meta.scale, meta.distance_per_step),
+            meta,
+        ))
+    } else {
+        None
+    };
+    let mode1_path = a.mode1.clone().unwrap_or_else(|| companion_path(&path, "mode1"));
+    let wants_mode1 = a.planner.contains(&PlannerRow::Mode1);
+    let mode1 = if wants_mode1 || (wants_agent && mode1_path.exists()) {
+        if !mode1_path.exists() {
+            bail!(
+                "--planner mode1 needs a mode-1 policy: none at {}; train one with `amisim train --level mode1 --checkpoint {} --scene {} --out DIR` (or pass --mode1)",
+                mode1_path.display(),
+                path.display(),
+                a.scene
+            );
+        }
+        let (net, meta) = load_goal_net(&mode1_path, "mode1", Some(&ck.model), &device)?;
+        Some((mode1_path.clone(), Mode1::new(&net, meta.scale), meta))
+    } else {
+        None
+    };
     for row in &a.planner {
         match row {
-            PlannerRow::Flat(k) => policies.push(Policy::Latent(a.planner(*k))),
+            PlannerRow::Flat { kind, horizon, critic } => {
+                let mut c = a.planner(*kind);
+                if let Some(h) = horizon {
+                    c.horizon = *h;
+                    c.replan_every = c.replan_every.min(c.len());
+                }
+                if *critic {
+                    c.cost.critic = a.critic_weight;
+                }
+                policies.push(Policy::Latent(c));
+            }
+            PlannerRow::Mode1 => policies.push(Policy::Mode1),
+            PlannerRow::Agent => {
+                let hierarchy = level2.as_ref().map(|(_, l2)| {
+                    let m = &l2.config.model;
+                    a.hierarchy(m.k, m.macro_radius)
+                });
+                let mut agent = AgentConfig::new(a.planner(PlannerKind::Cem), hierarchy);
+                agent.configurator.critic_weight = a.critic_weight;
+                if let Some(h) = a.horizon {
+                    agent.configurator.max_horizon = h.max(agent.configurator.short_horizon);
+                }
+                policies.push(Policy::Agent(Box::new(agent)));
+            }
             PlannerRow::Hierarchical => {
                 let l2 = &level2.as_ref().expect("loaded above").1.config.model;
                 policies.push(Policy::Hierarchical(a.hierarchy(l2.k, l2.macro_radius)));
@@ -348,6 +464,8 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         checkpoint: path.display().to_string(),
         checkpoint_step: ck.step,
         model: serde_json::from_str(&ck.config.to_string())?,
+        critic: critic.as_ref().map(|(p, _, m)| companion_json(p, m)),
+        mode1: mode1.as_ref().map(|(p, _, m)| companion_json(p, m)),
         level2: level2.as_ref().map(|(p, l2)| {
             serde_json::json!({
                 "checkpoint": p.display().to_string(),
@@ -383,6 +501,8 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             cfg: l2.config.model,
             probe: probe2,
         }),
+        critic: critic.map(|(_, c, _)| c),
+        mode1: mode1.map(|(_, m, _)| m),
     };
     let per_row = cfg.episodes.div_ceil(cfg.envs).div_ceil(cfg.shard.1) * cfg.envs;
     let bar = indicatif::ProgressBar::new((per_row * cfg.policies.len()) as u64);

@@ -8,10 +8,14 @@
 //! - [`ui`]: `amisim run`, a window onto a scene with an overlay that inspects planning live.
 
 pub mod actor;
+pub mod agent;
 pub mod bench;
+pub mod configurator;
 pub mod cost;
 pub mod eval;
+pub mod goal_net;
 pub mod image;
+pub mod memory;
 pub mod perception;
 pub mod train;
 pub mod ui;

@@ -1,6 +1,7 @@
 //! The `amisim` command line.
 
 mod eval_cli;
+mod train_cli;
 
 use amisim::bench::{bench_env_all, bench_train, EnvBenchRow};
 use amisim::eval::probe::probe;
@@ -135,7 +136,7 @@ struct CollectArgs {
     preview: Option<PathBuf>,
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct TrainArgs {
     /// Where to train: cpu, or wgpu (a GPU; needs a build with `--features wgpu`).
     #[arg(long, default_value = "cpu")]
@@ -152,13 +153,25 @@ struct TrainArgs {
     /// Actions per collected episode (default 16; 64 with --level 2).
     #[arg(long)]
     episode_steps: Option<usize>,
-    /// Which level of the hierarchy to train: 1 (encoder and level-1 predictor) or 2 (the
-    /// level-2 model, on the frozen latents of the level-1 model in --checkpoint).
-    #[arg(long, default_value_t = 1)]
-    level: u8,
-    /// With --level 2: the level-1 checkpoint (default: the shipped model for --scene).
+    /// What to train: 1 (encoder and level-1 predictor), 2 (the level-2 model), critic (the
+    /// cost-to-go C(z, z_goal), by hindsight relabelling) or mode1 (the policy π(z, z_goal),
+    /// distilled from the planner); 2, critic and mode1 read the frozen latents of the level-1
+    /// model in --checkpoint.
+    #[arg(long, default_value = "1")]
+    level: String,
+    /// Pretrain every component in order into --out: encoder + level 1, level 2, critic,
+    /// mode 1 (a stage whose model is there is skipped; level 1 resumes); `--set STAGE.KEY=V`
+    /// with STAGE level1, level2, critic or mode1.
+    #[arg(long)]
+    all: bool,
+    /// With --level 2, critic or mode1: the level-1 checkpoint (default: the shipped model
+    /// for --scene).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// With --level mode1: the critic the distilled planner uses (default: beside --out's or
+    /// the level-1 checkpoint, if there).
+    #[arg(long)]
+    critic: Option<PathBuf>,
     /// Run folder (checkpoint.safetensors, metrics.csv, config.json).
     #[arg(long, default_value = "runs/default")]
     out: PathBuf,
@@ -527,11 +540,20 @@ fn train_config<C: serde::Serialize + serde::de::DeserializeOwned>(
 }
 
 fn train_command(a: TrainArgs) -> Result<()> {
-    match a.level {
-        1 => {}
-        2 => return train_level2_command(a),
-        other => anyhow::bail!("--level {other}: expected 1 or 2"),
+    if a.all {
+        return train_cli::all_command(a);
     }
+    match a.level.as_str() {
+        "1" => train_level1(&a),
+        "2" => train_level2_command(&a).map(|_| ()),
+        "critic" => train_cli::critic_command(&a).map(|_| ()),
+        "mode1" => train_cli::mode1_command(&a).map(|_| ()),
+        other => anyhow::bail!("--level {other}: expected 1, 2, critic or mode1"),
+    }
+}
+
+/// `amisim train` (level 1): the encoder and the level-1 predictor.
+fn train_level1(a: &TrainArgs) -> Result<()> {
     if a.checkpoint.is_some() {
         anyhow::bail!(
             "--checkpoint is for --level 2 (the level-1 model it learns on); level 1 continues with --resume"
@@ -546,7 +568,7 @@ fn train_command(a: TrainArgs) -> Result<()> {
         }
         (None, None) => anyhow::bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
     };
-    let cfg = train_config(&a, || TrainConfig::default_for(data.frame_shape[1]))?;
+    let cfg = train_config(a, || TrainConfig::default_for(data.frame_shape[1]))?;
     eprintln!(
         "training on {} episodes × {} frames of {:?} from {}; run folder {}",
         data.episodes,
@@ -568,8 +590,8 @@ fn train_command(a: TrainArgs) -> Result<()> {
 }
 
 /// `amisim train --level 2`: the level-2 model on a frozen level-1 model, then its rollout
-/// probe (k-step jumps against chained level-1 steps).
-fn train_level2_command(a: TrainArgs) -> Result<()> {
+/// probe (k-step jumps against chained level-1 steps). Returns the probe as one line.
+fn train_level2_command(a: &TrainArgs) -> Result<String> {
     use amisim::train::level2::{train_level2, Level2TrainConfig};
     if a.resume {
         anyhow::bail!("--resume: level-2 training takes a minute or two and starts over; drop --resume");
@@ -597,7 +619,7 @@ fn train_level2_command(a: TrainArgs) -> Result<()> {
             Episodes::collect(&CollectConfig::random_walk(&scene_name, a.episodes, steps, 256, 0))?
         }
     };
-    let cfg = train_config(&a, || Level2TrainConfig::default_for(ck.model.latent()))?;
+    let cfg = train_config(a, || Level2TrainConfig::default_for(ck.model.latent()))?;
     eprintln!(
         "training level 2 (k = {}, {} jumps per sample) on {} episodes × {} frames of {} under {}; run folder {}",
         cfg.model.k,
@@ -635,7 +657,13 @@ fn train_level2_command(a: TrainArgs) -> Result<()> {
     )?;
     print!("{}", report.table());
     std::fs::write(a.out.join("level2_probe.json"), serde_json::to_string_pretty(&report)?)?;
-    Ok(())
+    let last = report.steps.len().saturating_sub(1);
+    Ok(format!(
+        "agent position after {} steps: level-2 jumps {:.2} px, level 1 chained {:.2} px",
+        report.steps.get(last).copied().unwrap_or(0),
+        report.level2_rmse_px.get(last).copied().unwrap_or(f32::NAN),
+        report.level1_rmse_px.get(last).copied().unwrap_or(f32::NAN)
+    ))
 }
 
 fn probe_command(a: ProbeArgs) -> Result<()> {

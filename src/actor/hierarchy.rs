@@ -72,6 +72,12 @@ impl HierarchyConfig {
                 return Err(format!("hierarchy.{name} must be ≥ 1"));
             }
         }
+        if self.low.cost.critic != 0.0 || self.high.cost.critic != 0.0 {
+            return Err(
+                "hierarchy: the critic's terminal cost is not available to the hierarchical planner (it reads level-1 latents); set critic to 0"
+                    .into(),
+            );
+        }
         if self.low.cost.collision != 0.0 || self.high.cost.collision != 0.0 {
             return Err(
                 "hierarchy: the predicted-collision cost is not available to the hierarchical planner (level 1 imagines in level-2 space); set collision to 0"

@@ -9,6 +9,7 @@
 //!   rest of the previous plan, shifted.
 
 pub mod hierarchy;
+pub mod mode1;
 pub mod model;
 pub mod planner;
 
@@ -28,6 +29,8 @@ pub struct Mpc {
     rngs: Vec<ChaCha8Rng>,
     /// The latest plan of each problem.
     pub last: Vec<Option<Plan>>,
+    /// Whether each problem planned at its latest action.
+    planned: Vec<bool>,
 }
 
 /// The warm start for the next plan: `plan` without its first `k` actions, the last action
@@ -88,6 +91,7 @@ impl Mpc {
             queues: vec![VecDeque::new(); seeds.len()],
             rngs: seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect(),
             last: vec![None; seeds.len()],
+            planned: vec![false; seeds.len()],
             cfg,
         }
     }
@@ -96,6 +100,28 @@ impl Mpc {
     /// keyboard): it plans again at its next action, warm-started as before.
     pub fn interrupt(&mut self, i: usize) {
         self.queues[i].clear();
+    }
+
+    /// Sets problem `i`'s next warm start to `actions` (`[len, 2]`, cut or padded with its last
+    /// action to this planner's length) and drops the rest of its current plan.
+    pub fn set_warm_start(&mut self, i: usize, actions: &[f32]) {
+        let l = self.cfg.len();
+        let mut w: Vec<f32> = actions.iter().copied().take(l * 2).collect();
+        let last = if w.len() >= 2 {
+            [w[w.len() - 2], w[w.len() - 1]]
+        } else {
+            [0.0, 0.0]
+        };
+        while w.len() < l * 2 {
+            w.extend_from_slice(&last);
+        }
+        self.means[i] = w;
+        self.queues[i].clear();
+    }
+
+    /// Whether problem `i` planned at its latest action.
+    pub fn planned_at_last_act(&self, i: usize) -> bool {
+        self.planned[i]
     }
 
     /// Whether problem `i` plans at its next action.
@@ -118,6 +144,12 @@ impl Mpc {
         D::Start: Clone,
     {
         let due: Vec<usize> = active.iter().copied().filter(|&i| self.needs_plan(i)).collect();
+        for &i in active {
+            self.planned[i] = false;
+        }
+        for &i in &due {
+            self.planned[i] = true;
+        }
         if !due.is_empty() {
             let plans = plan_for(
                 &self.cfg,

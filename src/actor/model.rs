@@ -18,11 +18,14 @@ pub trait Dynamics: Sync {
     /// Rolls out `n` action sequences per start: `actions` `[starts·n, len, 2]` (the `n`
     /// candidates of start `p` are rows `p·n..(p+1)·n`) → states `[starts·n, len, dim]`.
     fn rollout(&self, starts: &[Self::Start], n: usize, actions: &[f32], len: usize) -> Vec<f32>;
-    /// Task costs the model itself estimates, one per trajectory (`states` as returned by
-    /// [`rollout`](Self::rollout)), added to the goal energy: the predicted collisions.
+    /// Costs the model itself estimates, one per trajectory (`states` as returned by
+    /// [`rollout`](Self::rollout), `goals` `[starts, dim]`), added to the goal energy: the
+    /// predicted collisions and the critic's terminal cost-to-go.
+    #[allow(clippy::too_many_arguments)]
     fn task_costs(
         &self,
         _starts: &[Self::Start],
+        _goals: &[f32],
         _n: usize,
         _actions: &[f32],
         _states: &[f32],
@@ -47,7 +50,7 @@ pub trait Dynamics: Sync {
 }
 
 /// `out[m, n] = x[m, k] · w[k, n]` added to what `out` holds (all row-major).
-fn matmul_acc(x: &[f32], w: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
+pub(crate) fn matmul_acc(x: &[f32], w: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
     assert!(x.len() >= m * k && w.len() >= k * n && out.len() >= m * n);
     let par = if m * n * k > 1 << 20 {
         gemm::Parallelism::Rayon(0)
@@ -222,6 +225,8 @@ pub struct LatentDynamics {
     pub idm: Option<MlpIdm>,
     /// The predictor on an autodiff device, for the gradient planner.
     pub differentiable: Option<Predictor>,
+    /// The trained critic, for the terminal cost.
+    pub critic: Option<crate::cost::critic::Critic>,
 }
 
 impl LatentDynamics {
@@ -230,12 +235,19 @@ impl LatentDynamics {
             mlp: MlpRollout::new(predictor),
             idm: None,
             differentiable,
+            critic: None,
         }
     }
 
     /// With the inverse-dynamics head (for the predicted-collision cost).
     pub fn with_idm(mut self, idm: &crate::world_model::InverseDynamics) -> LatentDynamics {
         self.idm = Some(MlpIdm::new(idm));
+        self
+    }
+
+    /// With the trained critic (for its terminal cost).
+    pub fn with_critic(mut self, critic: Option<crate::cost::critic::Critic>) -> LatentDynamics {
+        self.critic = critic;
         self
     }
 }
@@ -266,35 +278,44 @@ impl Dynamics for LatentDynamics {
     fn task_costs(
         &self,
         starts: &[Vec<f32>],
+        goals: &[f32],
         n: usize,
         actions: &[f32],
         states: &[f32],
         len: usize,
         cost: &CostConfig,
     ) -> Option<Vec<f32>> {
-        if cost.collision == 0.0 {
-            return None;
-        }
-        let idm = self.idm.as_ref()?;
         let d = self.mlp.latent;
         let m = starts.len() * n;
-        // Pairs (z[t−1], z[t]) of every step of every candidate, z[−1] the start.
-        let mut before = Vec::with_capacity(m * len * d);
-        for i in 0..m {
-            before.extend_from_slice(&starts[i / n]);
-            before.extend_from_slice(&states[i * len * d..((i + 1) * len - 1) * d]);
+        let mut total = vec![0.0f32; m];
+        let mut any = false;
+        if let (true, Some(idm)) = (cost.collision != 0.0, self.idm.as_ref()) {
+            // Pairs (z[t−1], z[t]) of every step of every candidate, z[−1] the start.
+            let mut before = Vec::with_capacity(m * len * d);
+            for i in 0..m {
+                before.extend_from_slice(&starts[i / n]);
+                before.extend_from_slice(&states[i * len * d..((i + 1) * len - 1) * d]);
+            }
+            let read = idm.forward(&before, states, m * len);
+            for (i, t) in total.iter_mut().enumerate() {
+                let s: f32 = (0..len * 2)
+                    .map(|k| (actions[i * len * 2 + k] - read[i * len * 2 + k]).powi(2))
+                    .sum();
+                *t += cost.collision * s / len as f32;
+            }
+            any = true;
         }
-        let read = idm.forward(&before, states, m * len);
-        Some(
-            (0..m)
-                .map(|i| {
-                    let s: f32 = (0..len * 2)
-                        .map(|k| (actions[i * len * 2 + k] - read[i * len * 2 + k]).powi(2))
-                        .sum();
-                    cost.collision * s / len as f32
-                })
-                .collect(),
-        )
+        if let (true, Some(critic)) = (cost.critic != 0.0, self.critic.as_ref()) {
+            let last: Vec<f32> = (0..m)
+                .flat_map(|i| states[((i + 1) * len - 1) * d..(i + 1) * len * d].iter().copied())
+                .collect();
+            let g = repeat_rows(goals.chunks_exact(d), n);
+            for (t, e) in total.iter_mut().zip(critic.energy(&last, &g, m)) {
+                *t += cost.critic * e;
+            }
+            any = true;
+        }
+        any.then_some(total)
     }
 
     fn energy_gradient(

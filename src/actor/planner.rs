@@ -275,7 +275,7 @@ fn score<D: Dynamics>(
 ) -> Vec<f32> {
     let l = cfg.len();
     let mut costs = cfg.cost.energies(states, goals, n, actions, l);
-    if let Some(extra) = dynamics.task_costs(starts, n, actions, states, l, &cfg.cost) {
+    if let Some(extra) = dynamics.task_costs(starts, goals, n, actions, states, l, &cfg.cost) {
         costs.iter_mut().zip(extra).for_each(|(c, e)| *c += e);
     }
     costs

@@ -4,7 +4,9 @@
 //! step, or the closest approach), plus task terms: the effort `mean ‖a‖²`. Distances are L2
 //! (Euclidean) or L1. The same function scores latent trajectories of the world model
 //! (against the goal latent, the encoder's view of the goal observation) and the true
-//! simulator's states for the oracle.
+//! simulator's states for the oracle. [`critic`]: the trained cost-to-go `C(z, z_goal)`.
+
+pub mod critic;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,10 @@ pub struct CostConfig {
     /// the action to achieve. Pushing into a wall the model knows of achieves little.
     #[serde(default)]
     pub collision: f32,
+    /// Weight of the trained critic's cost-to-go from the last imagined state to the goal (a
+    /// terminal cost: what lies beyond the horizon), in goal-distance units per step.
+    #[serde(default)]
+    pub critic: f32,
 }
 
 impl Default for CostConfig {
@@ -54,6 +60,7 @@ impl Default for CostConfig {
             horizon: Horizon::Terminal,
             effort: 0.0,
             collision: 0.0,
+            critic: 0.0,
         }
     }
 }

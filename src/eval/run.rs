@@ -8,9 +8,13 @@
 //! whole run.
 
 use crate::actor::hierarchy::{HierMpc, HierarchyConfig};
+use crate::actor::mode1::Mode1;
 use crate::actor::model::{Abstracted, Dynamics, LatentDynamics, SimDynamics};
 use crate::actor::planner::{project, PlannerConfig};
 use crate::actor::Mpc;
+use crate::agent::{AgentBatch, AgentConfig, AgentModels};
+use crate::configurator::{Available, Decision, GoalKind, Task};
+use crate::cost::critic::Critic;
 use crate::eval::probe::LinearProbe;
 use crate::world::env::{env_rng, Obs, VecEnv};
 use crate::world::scene::Scene;
@@ -37,6 +41,10 @@ pub enum Policy {
     Oracle(PlannerConfig),
     /// The hierarchical planner: level 2 (macro-actions, far ahead) sets level 1's subgoals.
     Hierarchical(HierarchyConfig),
+    /// Mode 1 alone: the distilled policy `π(z, z_goal)`, one forward pass per step.
+    Mode1,
+    /// The whole agent: configurator, memories, critic, mode 1 checked and mode 2 behind it.
+    Agent(Box<AgentConfig>),
 }
 
 impl Policy {
@@ -44,9 +52,20 @@ impl Policy {
         let kind = |c: &PlannerConfig| serde_json::to_value(c.kind).unwrap().as_str().unwrap_or("").to_string();
         match self {
             Policy::Random => "random".into(),
-            Policy::Latent(c) => kind(c),
+            Policy::Latent(c) => {
+                let mut name = kind(c);
+                if c.horizon != PlannerConfig::default_for(c.kind).horizon {
+                    name += &format!("@{}", c.horizon);
+                }
+                if c.cost.critic != 0.0 {
+                    name += "+critic";
+                }
+                name
+            }
             Policy::Oracle(c) => format!("oracle-{}", kind(c)),
             Policy::Hierarchical(_) => "hierarchical".into(),
+            Policy::Mode1 => "mode1".into(),
+            Policy::Agent(_) => "agent".into(),
         }
     }
 }
@@ -69,6 +88,11 @@ pub struct EvalConfig {
     pub checkpoint_step: usize,
     /// The checkpoint's resolved training config (model included).
     pub model: serde_json::Value,
+    /// The critic and the mode-1 policy (checkpoint, step, config) where rows use them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub critic: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode1: Option<serde_json::Value>,
     /// The level-2 model (checkpoint, step, config) when a row plans hierarchically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level2: Option<serde_json::Value>,
@@ -93,6 +117,18 @@ pub struct EpisodeResult {
     pub plans: u32,
     #[serde(default)]
     pub plans_through_walls: u32,
+    /// Steps acted by mode 1 (the policy) and by mode 2 (planning), for the agent and mode-1
+    /// rows.
+    #[serde(default)]
+    pub mode1_steps: u32,
+    #[serde(default)]
+    pub mode2_steps: u32,
+    /// The configurator's decisions in this episode, with their reasons (the agent row).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
+    /// Loops the episodic memory recognised (the agent row).
+    #[serde(default)]
+    pub loops: u32,
 }
 
 /// One row of the report: a policy over all episodes.
@@ -120,6 +156,13 @@ pub struct RowReport {
     pub through_walls_failed: f64,
     #[serde(default)]
     pub through_walls_succeeded: f64,
+    /// Share of the steps acted by mode 1.
+    #[serde(default)]
+    pub mode1_share: f64,
+    /// How often the configurator made each kind of decision (after the setup), over all
+    /// episodes.
+    #[serde(default)]
+    pub decisions: std::collections::BTreeMap<String, usize>,
     pub episodes: Vec<EpisodeResult>,
     /// Every planning call's per-step time (for merging shards).
     pub plan_ms_samples: Vec<f64>,
@@ -185,9 +228,18 @@ impl RowReport {
                 });
             through as f64 / plans.max(1) as f64
         };
+        let (m1, m2) = episodes.iter().fold((0u64, 0u64), |(a, b), e| {
+            (a + e.mode1_steps as u64, b + e.mode2_steps as u64)
+        });
+        let mut decisions = std::collections::BTreeMap::new();
+        for d in episodes.iter().flat_map(|e| &e.decisions).filter(|d| d.kind != "setup") {
+            *decisions.entry(d.kind.clone()).or_insert(0) += 1;
+        }
         RowReport {
             name,
             policy,
+            mode1_share: m1 as f64 / (m1 + m2).max(1) as f64,
+            decisions,
             success_rate: if n == 0 { 0.0 } else { wins.len() as f64 / n as f64 },
             success_ci95: wilson(wins.len(), n),
             final_distance_mean: mean(&mut episodes.iter().map(|e| e.final_distance as f64), n),
@@ -211,7 +263,7 @@ impl Report {
     fn new(settings: EvalConfig, rows: Vec<RowReport>) -> Report {
         let main = rows
             .iter()
-            .find(|r| matches!(r.policy, Policy::Latent(_) | Policy::Hierarchical(_)))
+            .find(|r| !matches!(r.policy, Policy::Random | Policy::Oracle(_)))
             .or(rows.first());
         Report {
             episodes: main.map_or(0, |r| r.episodes.len()),
@@ -289,6 +341,21 @@ impl Report {
                 100.0 * r.through_walls_failed,
                 100.0 * r.through_walls_succeeded
             );
+        }
+        for r in &self.rows {
+            if matches!(r.policy, Policy::Agent(_)) {
+                let counts: Vec<String> = r.decisions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                s += &format!(
+                    "{}: mode 1 acted {:.1}% of steps; configurator decisions on stalls: {}\n",
+                    r.name,
+                    100.0 * r.mode1_share,
+                    if counts.is_empty() {
+                        "none".to_string()
+                    } else {
+                        counts.join(", ")
+                    }
+                );
+            }
         }
         s
     }
@@ -392,6 +459,10 @@ pub struct Loaded<'a> {
     pub probe: Option<LinearProbe>,
     /// The level-2 model, for the hierarchical planner.
     pub level2: Option<LoadedLevel2>,
+    /// The trained critic (terminal cost; the agent's energy and mode-1 check).
+    pub critic: Option<Critic>,
+    /// The mode-1 policy.
+    pub mode1: Option<Mode1>,
 }
 
 /// A level-2 model and what goes with it.
@@ -425,6 +496,29 @@ pub fn run(
                 bail!("the oracle plans with the simulator, which has no gradient: use cem or mppi");
             }
         }
+        if let Policy::Latent(c) = p {
+            if c.cost.critic != 0.0 && loaded.critic.is_none() {
+                bail!(
+                    "{}: the critic's terminal cost needs a critic (train one with `amisim train --level critic`)",
+                    p.name()
+                );
+            }
+            if c.cost.critic != 0.0 && c.kind == crate::actor::planner::PlannerKind::Gradient {
+                bail!(
+                    "{}: the gradient planner cannot use the critic's terminal cost (use cem or mppi)",
+                    p.name()
+                );
+            }
+        }
+        if matches!(p, Policy::Mode1) && loaded.mode1.is_none() {
+            bail!("mode1: no mode-1 policy (train one with `amisim train --level mode1`)");
+        }
+        if let Policy::Agent(a) = p {
+            a.validate().map_err(|e| anyhow::anyhow!("agent: {e}"))?;
+            if a.flat.kind == crate::actor::planner::PlannerKind::Gradient {
+                bail!("agent: its flat planner samples (cem or mppi)");
+            }
+        }
         if let Policy::Hierarchical(h) = p {
             h.validate().map_err(|e| anyhow::anyhow!("hierarchical: {e}"))?;
             let Some(l2) = &loaded.level2 else {
@@ -444,8 +538,9 @@ pub fn run(
     let batches: Vec<usize> = (0..cfg.episodes.div_ceil(cfg.envs))
         .filter(|b| b % n_shard == i_shard)
         .collect();
-    let latent =
-        LatentDynamics::new(&loaded.model.predictor, loaded.differentiable.clone()).with_idm(&loaded.model.idm);
+    let latent = LatentDynamics::new(&loaded.model.predictor, loaded.differentiable.clone())
+        .with_idm(&loaded.model.idm)
+        .with_critic(loaded.critic.clone());
     let oracle = SimDynamics { scene: scene.clone() };
     // Level 2 (the predictor over macro-actions) and level 1 seen through the abstraction.
     let level2 = loaded.level2.as_ref().map(|l2| {
@@ -469,7 +564,7 @@ pub fn run(
                 .collect::<Result<_, _>>()?;
             let goal_states: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(&scene, s)).collect();
             // Goals: the encoder's view of the goal observation (latent), or the goal state.
-            let goals_latent = if matches!(policy, Policy::Latent(_) | Policy::Hierarchical(_)) {
+            let goals_latent = if !matches!(policy, Policy::Random | Policy::Oracle(_)) {
                 env.set_states(goal_states.clone());
                 encode(loaded.model, &env.render()?, &device)
             } else {
@@ -487,6 +582,26 @@ pub fn run(
                 Policy::Hierarchical(h) => Some(HierMpc::new(h.clone(), &seeds)),
                 _ => None,
             };
+            let mut agents = match policy {
+                Policy::Agent(a) => {
+                    let task = Task {
+                        scene: cfg.scene.clone(),
+                        goal: if starts[0].pushable.is_some() {
+                            GoalKind::Object
+                        } else {
+                            GoalKind::Place
+                        },
+                        rooms: starts[0].layout.as_ref().map_or(1, |l| l.room_count),
+                    };
+                    let available = Available {
+                        critic: loaded.critic.is_some(),
+                        level2: level2.is_some() && a.hierarchy.is_some(),
+                        mode1: loaded.mode1.is_some(),
+                    };
+                    Some(AgentBatch::new((**a).clone(), &task, available, &seeds))
+                }
+                _ => None,
+            };
             let goals_high: Vec<f32> = match &level2 {
                 Some((_, low)) if hier.is_some() => low.map(&goals_latent),
                 _ => Vec::new(),
@@ -499,6 +614,7 @@ pub fn run(
             let drawn: Vec<usize> = (0..n).filter(|&i| ids[i] < strips.min(cfg.episodes)).collect();
             let mut strip: Vec<Vec<StripFrame>> = vec![Vec::new(); n];
             let (mut plans, mut through) = (vec![0u32; n], vec![0u32; n]);
+            let mut mode1_steps = vec![0u32; n];
             let max_steps = cfg.max_steps;
             for _t in 0..max_steps {
                 let mut actions = vec![[0.0f32; 2]; n];
@@ -543,6 +659,50 @@ pub fn run(
                         let t1 = Instant::now();
                         let (acts, planned) = hier.act(high, low, &z2s, &zs, &goals_high, &active, !drawn.is_empty());
                         Some((acts, planned, t1.elapsed(), h.low.replan_every))
+                    }
+                    (Policy::Mode1, _) => {
+                        let pi = loaded.mode1.as_ref().expect("checked above");
+                        let z = timed_encode(loaded.model, &obs, &device, &mut encode_total, active.len());
+                        let d = loaded.model.latent();
+                        let t1 = Instant::now();
+                        let zr: Vec<f32> = active.iter().flat_map(|&i| z[i * d..(i + 1) * d].to_vec()).collect();
+                        let gr: Vec<f32> = active
+                            .iter()
+                            .flat_map(|&i| goals_latent[i * d..(i + 1) * d].to_vec())
+                            .collect();
+                        let a = pi.act(&zr, &gr, active.len());
+                        let acts: Vec<(usize, [f32; 2])> = active
+                            .iter()
+                            .enumerate()
+                            .map(|(k, &i)| (i, [a[2 * k], a[2 * k + 1]]))
+                            .collect();
+                        for &i in &active {
+                            mode1_steps[i] += 1;
+                        }
+                        Some((acts, true, t1.elapsed(), 1))
+                    }
+                    (Policy::Agent(_), _) => {
+                        let batch = agents.as_mut().expect("an agent batch");
+                        let z = timed_encode(loaded.model, &obs, &device, &mut encode_total, active.len());
+                        let d = loaded.model.latent();
+                        let zs: Vec<Vec<f32>> = (0..n)
+                            .map(|i| {
+                                if active.contains(&i) {
+                                    z[i * d..(i + 1) * d].to_vec()
+                                } else {
+                                    Vec::new()
+                                }
+                            })
+                            .collect();
+                        let models = AgentModels {
+                            latent: &latent,
+                            critic: loaded.critic.as_ref(),
+                            mode1: loaded.mode1.as_ref(),
+                            level2: level2.as_ref().map(|(h, l)| (h, l)),
+                        };
+                        let t1 = Instant::now();
+                        let acts = batch.act(&models, &zs, &goals_latent);
+                        Some((acts, true, t1.elapsed(), 1))
                     }
                     (Policy::Oracle(c), Some(mpc)) => {
                         let states = env.states().to_vec();
@@ -626,6 +786,7 @@ pub fn run(
                     let info = &infos[i];
                     let over = info.success || info.steps >= max_steps;
                     if over {
+                        let agent = agents.as_ref().map(|a| &a.states[i]);
                         result[i] = Some(EpisodeResult {
                             episode: ids[i],
                             success: info.success,
@@ -634,6 +795,10 @@ pub fn run(
                             start_distance: start_distance[i],
                             plans: plans[i],
                             plans_through_walls: through[i],
+                            mode1_steps: agent.map_or(mode1_steps[i], |a| a.mode1_steps),
+                            mode2_steps: agent.map_or(0, |a| a.mode2_steps),
+                            decisions: agent.map_or(Vec::new(), |a| a.decisions().to_vec()),
+                            loops: agent.map_or(0, |a| a.episodic.loops),
                         });
                     }
                     !over
@@ -692,7 +857,7 @@ fn imagined_path(policy: &Policy, mpc: Option<&Mpc>, i: usize, probe: Option<&Li
             let dim = plan.imagined.len() / len.max(1);
             plan.imagined.chunks_exact(dim).map(|p| [p[0], p[1]]).collect()
         }
-        Policy::Random | Policy::Hierarchical(_) => Vec::new(),
+        Policy::Random | Policy::Hierarchical(_) | Policy::Mode1 | Policy::Agent(_) => Vec::new(),
     }
 }
 

@@ -1,9 +1,13 @@
 //! `amisim eval`: deterministic reports, shards that merge into the whole run.
 
 use amisim::actor::hierarchy::HierarchyConfig;
+use amisim::actor::mode1::Mode1;
 use amisim::actor::planner::{PlannerConfig, PlannerKind};
+use amisim::agent::AgentConfig;
+use amisim::cost::critic::Critic;
 use amisim::eval::probe::LinearProbe;
 use amisim::eval::run::{merge, run, wilson, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
+use amisim::goal_net::GoalNetShape;
 use amisim::perception::EncoderConfig;
 use amisim::train::jepa::cpu_device;
 use amisim::world_model::jepa::{JepaConfig, LossWeights};
@@ -33,13 +37,31 @@ fn config(shard: (usize, usize)) -> EvalConfig {
             Policy::Latent(tiny_planner(PlannerKind::Mppi)),
             Policy::Oracle(tiny_planner(PlannerKind::Cem)),
             Policy::Hierarchical(tiny_hierarchy()),
+            Policy::Latent(with_critic(tiny_planner(PlannerKind::Cem))),
+            Policy::Mode1,
+            Policy::Agent(Box::new(tiny_agent())),
         ],
         shard,
         checkpoint: "untrained".into(),
         checkpoint_step: 0,
         model: serde_json::Value::Null,
         level2: None,
+        critic: None,
+        mode1: None,
     }
+}
+
+fn with_critic(mut c: PlannerConfig) -> PlannerConfig {
+    c.cost.critic = 1.0;
+    c
+}
+
+/// The whole agent, with a stall window short enough to reconfigure within 10 steps.
+fn tiny_agent() -> AgentConfig {
+    let mut a = AgentConfig::new(tiny_planner(PlannerKind::Cem), Some(tiny_hierarchy()));
+    (a.memory.short_term, a.memory.stall_window) = (8, 4);
+    (a.configurator.short_horizon, a.configurator.max_horizon) = (2, 4);
+    a
 }
 
 fn level2_config() -> Level2Config {
@@ -85,6 +107,13 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
         (w[0], w[3], w[2 * d], w[2 * d + 1]) = (40.0, 40.0, 32.0, 32.0);
         LinearProbe { d, k: 2, w }
     };
+    let shape = |out| GoalNetShape {
+        latent: 8,
+        hidden: 16,
+        out,
+    };
+    let critic_net = amisim::train::jepa::seeded(&device, 7, || shape(1).init(&device));
+    let policy_net = amisim::train::jepa::seeded(&device, 8, || shape(2).init(&device));
     let loaded = Loaded {
         model: &model,
         differentiable: None,
@@ -94,17 +123,46 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
             cfg: level2_config(),
             probe: Some(probe(4)),
         }),
+        critic: Some(Critic::new(&critic_net, 8.0, 1.0)),
+        mode1: Some(Mode1::new(&policy_net, 1.8)),
     };
     let (a, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
     let (b, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
-    // Every planner row judged its plans (the random row makes none).
-    for row in &a.rows[1..] {
+    // Every planner row judged its plans (the random, mode-1 and agent rows make none).
+    for row in &a.rows[1..6] {
         assert!(row.episodes.iter().all(|e| e.plans > 0), "{}", row.name);
     }
     assert!(a.rows[0].episodes.iter().all(|e| e.plans == 0));
     assert_eq!(a.episodes, 5);
-    assert_eq!(a.rows.len(), 5);
+    let names: Vec<&str> = a.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "random",
+            "cem@3",
+            "mppi@3",
+            "oracle-cem",
+            "hierarchical",
+            "cem@3+critic",
+            "mode1",
+            "agent"
+        ]
+    );
+    // Mode 1 acts every step; the agent logs its setup and, stalled in 10 steps of an
+    // untrained model, reconfigures with a reason.
+    assert!(a.rows[6].episodes.iter().all(|e| e.mode1_steps == e.steps));
+    let agent = &a.rows[7];
+    for e in &agent.episodes {
+        assert_eq!(e.mode1_steps + e.mode2_steps, e.steps, "episode {}", e.episode);
+        assert!(e.decisions.iter().any(|d| d.kind == "setup"));
+    }
+    assert!(!agent.decisions.is_empty(), "no reconfiguration in 5 stalled episodes");
+    assert!(agent
+        .episodes
+        .iter()
+        .flat_map(|e| &e.decisions)
+        .all(|d| !d.reason.is_empty()));
     for row in &a.rows {
         let ids: Vec<usize> = row.episodes.iter().map(|e| e.episode).collect();
         assert_eq!(ids, vec![0, 1, 2, 3, 4], "{}", row.name);

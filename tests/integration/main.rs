@@ -1,5 +1,6 @@
 //! Integration tests: the real pipeline on tiny settings. One test binary, one module per area.
 
+mod ami;
 mod collect;
 mod eval;
 mod hierarchy;

@@ -58,6 +58,7 @@ fn echo_config(kind: PlannerKind) -> PlannerConfig {
         horizon: Horizon::Sum,
         effort: 0.0,
         collision: 0.0,
+        critic: 0.0,
     };
     cfg
 }
@@ -256,6 +257,7 @@ fn closest_approach_cost_matches_its_formula() {
         horizon: Horizon::Closest,
         effort: 0.0,
         collision: 0.0,
+        critic: 0.0,
     };
     // Distances 5, 1, 10 from the goal at the origin: least 1, mean 16 / 3.
     let states = [3.0f32, 4.0, 0.0, 1.0, 6.0, 8.0];

@@ -1,0 +1,275 @@
+//! Distilling the mode-1 policy `π(z, z_goal)` from the planner (mode 2): the planner drives
+//! goal-reaching episodes in the world with the learned model; every executed step gives a
+//! sample (the encoder's latent of the frame, the goal's latent, the action the planner took),
+//! and `π` is regressed onto those actions (mean squared error).
+
+use super::store::{steps_bar, warmup_cosine};
+use crate::actor::mode1::Mode1;
+use crate::actor::model::LatentDynamics;
+use crate::actor::planner::PlannerConfig;
+use crate::actor::Mpc;
+use crate::eval::run::encode;
+use crate::goal_net::{GoalNet, GoalNetShape};
+use crate::world::env::{env_rng, VecEnv};
+use crate::world::scene::Scene;
+use crate::world::sim::{self, EnvState};
+use crate::world_model::jepa::Jepa;
+use anyhow::{bail, Result};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::prelude::*;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Settings of a mode-1 distillation run (saved in its checkpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mode1TrainConfig {
+    /// Goal-reaching episodes the planner drives to make the samples.
+    pub demo_episodes: usize,
+    /// Environments side by side while collecting.
+    pub envs: usize,
+    /// The planner that is distilled (its critic weight applies when a critic is given).
+    pub planner: PlannerConfig,
+    /// Seed of the demonstration episodes (apart from eval's episodes).
+    pub demo_seed: u64,
+    pub hidden: usize,
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup: usize,
+    pub weight_decay: f32,
+    pub clip: f32,
+    /// Share of the samples (whole episodes) held out to score the policy.
+    pub held_out: f32,
+    pub seed: u64,
+}
+
+impl Mode1TrainConfig {
+    /// The defaults, distilling `planner`.
+    pub fn default_for(planner: PlannerConfig) -> Mode1TrainConfig {
+        Mode1TrainConfig {
+            demo_episodes: 200,
+            envs: 20,
+            planner,
+            demo_seed: 1_000_003,
+            hidden: 256,
+            steps: 3000,
+            batch: 256,
+            lr: 1e-3,
+            min_lr: 1e-5,
+            warmup: 100,
+            weight_decay: 1e-4,
+            clip: 1.0,
+            held_out: 0.1,
+            seed: 0,
+        }
+    }
+
+    /// Settings that cannot work, named by their config keys.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("demo_episodes", self.demo_episodes),
+            ("envs", self.envs),
+            ("hidden", self.hidden),
+            ("steps", self.steps),
+            ("batch", self.batch),
+        ] {
+            if v == 0 {
+                return Err(format!("mode1.{name} must be ≥ 1"));
+            }
+        }
+        if !(0.0..0.9).contains(&self.held_out) {
+            return Err(format!("mode1.held_out = {} must be in [0, 0.9)", self.held_out));
+        }
+        self.planner.validate().map_err(|e| format!("mode1.{e}"))
+    }
+}
+
+/// The planner's decisions: per executed step the latent, the goal latent and the action.
+#[derive(Debug, Clone, Default)]
+pub struct Demos {
+    pub latent: usize,
+    pub z: Vec<f32>,
+    pub goal: Vec<f32>,
+    pub action: Vec<f32>,
+    /// The episode each sample comes from (for a held-out split by episode).
+    pub episode: Vec<usize>,
+    pub episodes: usize,
+    pub successes: usize,
+}
+
+impl Demos {
+    pub fn len(&self) -> usize {
+        self.episode.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.episode.is_empty()
+    }
+}
+
+/// Runs `cfg.demo_episodes` goal-reaching episodes of `scene` planned by `cfg.planner` with
+/// `dynamics`, recording every executed step. `progress` is told each finished episode.
+pub fn collect_demos(
+    cfg: &Mode1TrainConfig,
+    scene: &Scene,
+    model: &Jepa,
+    dynamics: &LatentDynamics,
+    device: &Device,
+    mut progress: impl FnMut(usize),
+) -> Result<Demos> {
+    let envs = cfg.envs.min(cfg.demo_episodes);
+    let mut env = VecEnv::new(scene.clone(), envs)?;
+    let d = model.latent();
+    let max_steps = scene.episode().max_steps;
+    let mut demos = Demos {
+        latent: d,
+        episodes: cfg.demo_episodes,
+        ..Default::default()
+    };
+    for b in 0..cfg.demo_episodes.div_ceil(envs) {
+        let ids: Vec<usize> = (b * envs..(b + 1) * envs).collect();
+        let starts: Vec<EnvState> = ids
+            .iter()
+            .map(|&ep| sim::sample_episode(scene, &mut env_rng(cfg.demo_seed, ep)))
+            .collect::<Result<_, _>>()?;
+        env.set_states(starts.iter().map(|s| sim::goal_state(scene, s)).collect());
+        let goals = encode(model, &env.render()?, device);
+        env.set_states(starts);
+        let mut obs = env.render()?;
+        let seeds: Vec<u64> = ids.iter().map(|&ep| cfg.demo_seed ^ (ep as u64 + 1) << 20).collect();
+        let mut mpc = Mpc::new(cfg.planner.clone(), &seeds);
+        let mut active: Vec<usize> = (0..envs).filter(|&i| ids[i] < cfg.demo_episodes).collect();
+        for _ in 0..max_steps {
+            let z = encode(model, &obs, device);
+            let zs: Vec<Vec<f32>> = z.chunks_exact(d).map(<[f32]>::to_vec).collect();
+            let (acts, _) = mpc.act(dynamics, &zs, &goals, &active, false);
+            let mut actions = vec![[0.0f32; 2]; envs];
+            for (i, a) in acts {
+                actions[i] = a;
+                demos.z.extend_from_slice(&zs[i]);
+                demos.goal.extend_from_slice(&goals[i * d..(i + 1) * d]);
+                demos.action.extend_from_slice(&a);
+                demos.episode.push(ids[i]);
+            }
+            let (next, infos) = env.step(&actions)?;
+            obs = next;
+            active.retain(|&i| {
+                let over = infos[i].success || infos[i].steps >= max_steps;
+                if over {
+                    demos.successes += infos[i].success as usize;
+                    progress(ids[i]);
+                }
+                !over
+            });
+            if active.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(demos)
+}
+
+/// What a finished distillation gives: the policy and its scores on held-out episodes.
+pub struct Mode1Summary {
+    pub net: GoalNet,
+    pub policy: Mode1,
+    pub samples: usize,
+    pub held_out_samples: usize,
+    /// Root mean squared error of the actions on held-out samples, and the mean cosine
+    /// between the policy's and the planner's actions there.
+    pub held_out_rmse: f32,
+    pub held_out_cosine: f32,
+    pub seconds: f64,
+}
+
+/// Regresses `π` onto the planner's actions in `demos`.
+pub fn train_mode1(
+    cfg: &Mode1TrainConfig,
+    demos: &Demos,
+    show_progress: bool,
+    device: &Device,
+) -> Result<Mode1Summary> {
+    cfg.validate().map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    let started = std::time::Instant::now();
+    let d = demos.latent;
+    // Whole episodes are held out: the last `held_out` share of the episode ids.
+    let cut = ((1.0 - cfg.held_out) * demos.episodes as f32).round() as usize;
+    let (train, test): (Vec<usize>, Vec<usize>) = (0..demos.len()).partition(|&i| demos.episode[i] < cut);
+    if train.is_empty() {
+        bail!("no demonstration samples to learn from ({} episodes)", demos.episodes);
+    }
+    let shape = GoalNetShape {
+        latent: d,
+        hidden: cfg.hidden,
+        out: 2,
+    };
+    let ad = device.clone().autodiff();
+    let mut net = crate::train::jepa::stable_param_ids(crate::train::jepa::seeded(&ad, cfg.seed, || shape.init(&ad)));
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip)))
+        .init();
+    let max_action = cfg.planner.max_action;
+    let bar = steps_bar("mode-1", cfg.steps, show_progress);
+    for step in 0..cfg.steps {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        rng.set_stream(step as u64 + 1);
+        let n = cfg.batch;
+        let (mut z, mut g, mut a) = (
+            Vec::with_capacity(n * d),
+            Vec::with_capacity(n * d),
+            Vec::with_capacity(n * 2),
+        );
+        for _ in 0..n {
+            let i = train[rng.random_range(0..train.len())];
+            z.extend_from_slice(&demos.z[i * d..(i + 1) * d]);
+            g.extend_from_slice(&demos.goal[i * d..(i + 1) * d]);
+            a.extend_from_slice(&demos.action[i * 2..i * 2 + 2]);
+        }
+        let z = Tensor::<2>::from_data(TensorData::new(z, [n, d]), &ad);
+        let g = Tensor::<2>::from_data(TensorData::new(g, [n, d]), &ad);
+        let a = Tensor::<2>::from_data(TensorData::new(a, [n, 2]), &ad);
+        let pred = net.forward(z, g).tanh() * max_action;
+        let loss = (pred - a).square().mean();
+        let value = crate::values(loss.clone())[0];
+        if !value.is_finite() {
+            bar.abandon();
+            bail!("mode-1 loss is {value} at step {step}; training stopped (nothing written)");
+        }
+        let lr = warmup_cosine(step, cfg.steps, cfg.warmup, cfg.lr, cfg.min_lr);
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(lr, net, grads);
+        if (step + 1) % 100 == 0 {
+            bar.set_message(format!("mse {value:.4}"));
+        }
+        bar.set_position(step as u64 + 1);
+    }
+    bar.finish();
+    let net = net.valid();
+    let policy = Mode1::new(&net, max_action);
+    let (mut se, mut cos) = (0.0f64, 0.0f64);
+    if !test.is_empty() {
+        let pick =
+            |v: &[f32], w: usize| -> Vec<f32> { test.iter().flat_map(|&i| v[i * w..(i + 1) * w].to_vec()).collect() };
+        let pred = policy.act(&pick(&demos.z, d), &pick(&demos.goal, d), test.len());
+        let truth = pick(&demos.action, 2);
+        for (p, t) in pred.chunks_exact(2).zip(truth.chunks_exact(2)) {
+            se += ((p[0] - t[0]).powi(2) + (p[1] - t[1]).powi(2)) as f64;
+            let (np, nt) = ((p[0] * p[0] + p[1] * p[1]).sqrt(), (t[0] * t[0] + t[1] * t[1]).sqrt());
+            cos += ((p[0] * t[0] + p[1] * t[1]) / (np * nt).max(1e-6)) as f64;
+        }
+    }
+    let m = test.len().max(1) as f64;
+    Ok(Mode1Summary {
+        net,
+        policy,
+        samples: train.len(),
+        held_out_samples: test.len(),
+        held_out_rmse: (se / m).sqrt() as f32,
+        held_out_cosine: (cos / m) as f32,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
