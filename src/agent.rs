@@ -154,14 +154,14 @@ fn tier<'a>(
     flat: &PlannerConfig,
     seeds: &[u64],
     horizon: usize,
-    critic: f32,
-    effort: f32,
+    st: &crate::configurator::Settings,
 ) -> &'a mut Mpc {
     tiers.entry(horizon).or_insert_with(|| {
         let mut c = flat.clone();
         c.horizon = horizon;
-        c.cost.critic = critic;
-        c.cost.effort = effort;
+        c.cost.critic = st.critic;
+        c.cost.effort = st.effort;
+        c.cost.collision = st.collision;
         c.replan_every = c.replan_every.min(c.len());
         let s: Vec<u64> = seeds
             .iter()
@@ -198,8 +198,8 @@ impl AgentBatch {
     }
 
     /// The flat planner at `horizon` (made on first use).
-    fn tier(&mut self, horizon: usize, critic: f32, effort: f32) -> &mut Mpc {
-        tier(&mut self.tiers, &self.cfg.flat, &self.seeds, horizon, critic, effort)
+    fn tier(&mut self, horizon: usize, st: &crate::configurator::Settings) -> &mut Mpc {
+        tier(&mut self.tiers, &self.cfg.flat, &self.seeds, horizon, st)
     }
 
     fn interrupt(&mut self, i: usize) {
@@ -287,7 +287,7 @@ impl AgentBatch {
                     let st = s.configurator.settings.clone();
                     self.interrupt(i);
                     if let (Remedy::Horizon { to, .. }, Some(w)) = (&r, warm) {
-                        self.tier(*to, st.critic, st.effort).set_warm_start(i, &w);
+                        self.tier(*to, &st).set_warm_start(i, &w);
                     }
                 }
             }
@@ -359,7 +359,7 @@ impl AgentBatch {
         }
         for (h, envs) in by_tier {
             let st = self.states[envs[0]].configurator.settings.clone();
-            let mpc = tier(&mut self.tiers, &self.cfg.flat, &self.seeds, h, st.critic, st.effort);
+            let mpc = tier(&mut self.tiers, &self.cfg.flat, &self.seeds, h, &st);
             let (acts, _) = mpc.act(models.latent, zs, &target, &envs, false);
             for (i, a) in acts {
                 if let (Some(p), Some(m)) = (&mpc.last[i], self.states[i].short_term.last_mut()) {

@@ -25,6 +25,9 @@ pub struct Task {
     pub goal: GoalKind,
     /// Rooms the scene's layout has (1 where there are no inner walls).
     pub rooms: usize,
+    /// The cost terms the scene file declares for its task.
+    #[serde(default)]
+    pub cost: crate::world::scene::TaskCost,
 }
 
 /// The modules the agent has.
@@ -48,8 +51,6 @@ pub struct ConfiguratorConfig {
     pub hierarchy_rooms: usize,
     /// Use mode 1 when there is a policy.
     pub mode1: bool,
-    /// Effort weight for goals that move an object (pushing needs force; no penalty there).
-    pub effort_place: f32,
 }
 
 impl Default for ConfiguratorConfig {
@@ -60,7 +61,6 @@ impl Default for ConfiguratorConfig {
             critic_weight: 1.0,
             hierarchy_rooms: 3,
             mode1: true,
-            effort_place: 0.0,
         }
     }
 }
@@ -77,6 +77,7 @@ pub struct Settings {
     /// Weights of the cost's terms.
     pub critic: f32,
     pub effort: f32,
+    pub collision: f32,
 }
 
 /// One decision, with its reason.
@@ -170,16 +171,22 @@ impl Configurator {
                 "no mode-1 policy".into()
             },
         );
+        // The task's own terms, as the scene declares them; pushing an object takes force, so
+        // effort is not penalised there whatever the scene says.
         let effort = match task.goal {
-            GoalKind::Place => cfg.effort_place,
+            GoalKind::Place => task.cost.effort,
             GoalKind::Object => 0.0,
         };
+        let collision = task.cost.collision;
         note(
             "setup",
-            format!("effort weight {effort}"),
+            format!("task cost: effort weight {effort}, predicted-collision weight {collision}"),
             match task.goal {
-                GoalKind::Place => "the goal is a place".into(),
-                GoalKind::Object => "the goal moves an object: pushing takes force, no effort penalty".into(),
+                GoalKind::Place => format!("declared by {} (episode.task_cost)", task.scene),
+                GoalKind::Object => format!(
+                    "the goal moves an object: no effort penalty (the scene declares {}); collision as declared",
+                    task.cost.effort
+                ),
             },
         );
         Configurator {
@@ -189,6 +196,7 @@ impl Configurator {
                 horizon,
                 critic,
                 effort,
+                collision,
             },
             cfg,
             available,

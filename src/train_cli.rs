@@ -1,6 +1,8 @@
 //! `amisim train --level critic | mode1` and `amisim train --all`.
 
 use crate::{eval_cli, train_config, TrainArgs};
+use amisim::actor::hierarchy::HierarchyConfig;
+use amisim::actor::model::Abstracted;
 use amisim::actor::model::LatentDynamics;
 use amisim::actor::planner::{PlannerConfig, PlannerKind};
 use amisim::cost::critic::Critic;
@@ -10,7 +12,8 @@ use amisim::train::critic::{critic_probe, train_critic, CriticTrainConfig};
 use amisim::train::data::Episodes;
 use amisim::train::jepa::{cpu_device, load_checkpoint, Checkpoint};
 use amisim::train::level2::LatentEpisodes;
-use amisim::train::mode1::{collect_demos, train_mode1, Mode1TrainConfig};
+use amisim::train::level2::{default_level2_path, load_level2, LEVEL2_CHECKPOINT};
+use amisim::train::mode1::{collect_demos, train_mode1, Mode1TrainConfig, Teacher, TeacherModels};
 use amisim::world::Scene;
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -131,15 +134,30 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
     let (path, ck) = level1(a, &scene_name)?;
     let device = cpu_device();
     let critic = critic_for(a, &path, &ck)?;
+    // The level-2 model beside the run folder's or the level-1 checkpoint, if there.
+    let level2 = [a.out.join(LEVEL2_CHECKPOINT), default_level2_path(&path)]
+        .into_iter()
+        .find(|p| p.exists())
+        .map(|p| load_level2(&p, Some(&ck.model), &device).map(|l| (p, l)))
+        .transpose()?;
     let default = || {
-        // The planner distilled: CEM at a short horizon with the critic as terminal cost when
-        // there is a critic, else at its default horizon.
+        // The planner distilled: the hierarchical planner where there is a level-2 model
+        // (the best and cheapest planner in the measurements), else CEM, at a short horizon
+        // with the critic as terminal cost when there is a critic.
         let mut p = PlannerConfig::default_for(PlannerKind::Cem);
         if critic.is_some() {
             p.horizon = 4;
             p.cost.critic = 1.0;
         }
-        Mode1TrainConfig::default_for(p)
+        let mut c = Mode1TrainConfig::default_for(p);
+        if let Some((_, l2)) = &level2 {
+            c.teacher = Teacher::Hierarchical;
+            c.hierarchy = Some(HierarchyConfig::default_for(
+                l2.config.model.k,
+                l2.config.model.macro_radius,
+            ));
+        }
+        c
     };
     let cfg: Mode1TrainConfig = train_config(a, default)?;
     cfg.validate().map_err(|e| anyhow::anyhow!("config: {e}"))?;
@@ -153,22 +171,49 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
     let dynamics = LatentDynamics::new(&ck.model.predictor, None)
         .with_idm(&ck.model.idm)
         .with_critic(critic.as_ref().map(|(_, c)| c.clone()));
+    let teacher_name = match cfg.teacher {
+        Teacher::Hierarchical => format!(
+            "the hierarchical planner (level 2 {})",
+            level2.as_ref().map_or("?".into(), |(p, _)| p.display().to_string())
+        ),
+        Teacher::Flat => format!(
+            "{} (horizon {} × {}, critic weight {}{})",
+            serde_json::to_value(cfg.planner.kind)?.as_str().unwrap_or("?"),
+            cfg.planner.horizon,
+            cfg.planner.repeat,
+            cfg.planner.cost.critic,
+            critic
+                .as_ref()
+                .map(|(p, _)| format!(", critic {}", p.display()))
+                .unwrap_or_default()
+        ),
+    };
     eprintln!(
-        "distilling mode 1 from {} (horizon {} × {}, critic weight {}{}) on {} episodes of {scene_name}; run folder {}",
-        serde_json::to_value(cfg.planner.kind)?.as_str().unwrap_or("?"),
-        cfg.planner.horizon,
-        cfg.planner.repeat,
-        cfg.planner.cost.critic,
-        critic
-            .as_ref()
-            .map(|(p, _)| format!(", critic {}", p.display()))
-            .unwrap_or_default(),
+        "distilling mode 1 from {teacher_name} on {} episodes of {scene_name}; run folder {}",
         cfg.demo_episodes,
         a.out.display()
     );
+    if cfg.teacher == Teacher::Hierarchical && level2.is_none() {
+        bail!(
+            "mode1.teacher = hierarchical: no level-2 model beside {} or in {}",
+            path.display(),
+            a.out.display()
+        );
+    }
+    let l2_dyn = level2.as_ref().map(|(_, l2)| {
+        let (w, b) = l2.model.abstraction_weights();
+        (LatentDynamics::new(&l2.model.predictor, None), w, b)
+    });
+    let abstracted = l2_dyn
+        .as_ref()
+        .map(|(_, w, b)| Abstracted::new(&dynamics, w.clone(), b.clone()));
+    let teacher = TeacherModels {
+        latent: &dynamics,
+        level2: l2_dyn.as_ref().zip(abstracted.as_ref()).map(|((h, _, _), l)| (h, l)),
+    };
     let t0 = Instant::now();
     let bar = amisim::train::store::steps_bar("planner episodes", cfg.demo_episodes, true);
-    let demos = collect_demos(&cfg, &scene, &ck.model, &dynamics, &device, |_| bar.inc(1))?;
+    let demos = collect_demos(&cfg, &scene, &ck.model, &teacher, &device, |_| bar.inc(1))?;
     bar.finish();
     let demo_s = t0.elapsed().as_secs_f64();
     println!(

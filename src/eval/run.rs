@@ -592,6 +592,7 @@ pub fn run(
                             GoalKind::Place
                         },
                         rooms: starts[0].layout.as_ref().map_or(1, |l| l.room_count),
+                        cost: scene.episode().task_cost,
                     };
                     let available = Available {
                         critic: loaded.critic.is_some(),

@@ -4,8 +4,9 @@
 //! and `π` is regressed onto those actions (mean squared error).
 
 use super::store::{steps_bar, warmup_cosine};
+use crate::actor::hierarchy::{HierMpc, HierarchyConfig};
 use crate::actor::mode1::Mode1;
-use crate::actor::model::LatentDynamics;
+use crate::actor::model::{Abstracted, LatentDynamics};
 use crate::actor::planner::PlannerConfig;
 use crate::actor::Mpc;
 use crate::eval::run::encode;
@@ -29,8 +30,12 @@ pub struct Mode1TrainConfig {
     pub demo_episodes: usize,
     /// Environments side by side while collecting.
     pub envs: usize,
-    /// The planner that is distilled (its critic weight applies when a critic is given).
+    /// The planner that is distilled: `flat` (`planner`; its critic weight applies when a
+    /// critic is given) or `hierarchical` (`hierarchy`, with the level-2 model).
+    pub teacher: Teacher,
     pub planner: PlannerConfig,
+    #[serde(default)]
+    pub hierarchy: Option<HierarchyConfig>,
     /// Seed of the demonstration episodes (apart from eval's episodes).
     pub demo_seed: u64,
     pub hidden: usize,
@@ -52,7 +57,9 @@ impl Mode1TrainConfig {
         Mode1TrainConfig {
             demo_episodes: 200,
             envs: 20,
+            teacher: Teacher::Flat,
             planner,
+            hierarchy: None,
             demo_seed: 1_000_003,
             hidden: 256,
             steps: 3000,
@@ -83,8 +90,28 @@ impl Mode1TrainConfig {
         if !(0.0..0.9).contains(&self.held_out) {
             return Err(format!("mode1.held_out = {} must be in [0, 0.9)", self.held_out));
         }
-        self.planner.validate().map_err(|e| format!("mode1.{e}"))
+        self.planner.validate().map_err(|e| format!("mode1.{e}"))?;
+        match (&self.teacher, &self.hierarchy) {
+            (Teacher::Hierarchical, None) => Err("mode1.teacher = hierarchical needs mode1.hierarchy".into()),
+            (Teacher::Hierarchical, Some(h)) => h.validate().map_err(|e| format!("mode1.hierarchy: {e}")),
+            _ => Ok(()),
+        }
     }
+}
+
+/// Which planner mode 1 imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Teacher {
+    Flat,
+    Hierarchical,
+}
+
+/// The models the teacher plans with: level 1 (carrying the critic), and for the hierarchical
+/// teacher level 2 and level 1 seen through the abstraction.
+pub struct TeacherModels<'a> {
+    pub latent: &'a LatentDynamics,
+    pub level2: Option<(&'a LatentDynamics, &'a Abstracted<'a, LatentDynamics>)>,
 }
 
 /// The planner's decisions: per executed step the latent, the goal latent and the action.
@@ -116,7 +143,7 @@ pub fn collect_demos(
     cfg: &Mode1TrainConfig,
     scene: &Scene,
     model: &Jepa,
-    dynamics: &LatentDynamics,
+    teacher: &TeacherModels,
     device: &Device,
     mut progress: impl FnMut(usize),
 ) -> Result<Demos> {
@@ -141,11 +168,23 @@ pub fn collect_demos(
         let mut obs = env.render()?;
         let seeds: Vec<u64> = ids.iter().map(|&ep| cfg.demo_seed ^ (ep as u64 + 1) << 20).collect();
         let mut mpc = Mpc::new(cfg.planner.clone(), &seeds);
+        let mut hier = match (cfg.teacher, &cfg.hierarchy, &teacher.level2) {
+            (Teacher::Hierarchical, Some(h), Some(_)) => Some(HierMpc::new(h.clone(), &seeds)),
+            (Teacher::Hierarchical, _, _) => bail!("the hierarchical teacher needs a level-2 model and its settings"),
+            _ => None,
+        };
+        let goals_high = teacher.level2.map(|(_, low)| low.map(&goals)).unwrap_or_default();
         let mut active: Vec<usize> = (0..envs).filter(|&i| ids[i] < cfg.demo_episodes).collect();
         for _ in 0..max_steps {
             let z = encode(model, &obs, device);
             let zs: Vec<Vec<f32>> = z.chunks_exact(d).map(<[f32]>::to_vec).collect();
-            let (acts, _) = mpc.act(dynamics, &zs, &goals, &active, false);
+            let (acts, _) = match (hier.as_mut(), &teacher.level2) {
+                (Some(h), Some((high, low))) => {
+                    let z2: Vec<Vec<f32>> = zs.iter().map(|z| low.map(z)).collect();
+                    h.act(*high, *low, &z2, &zs, &goals_high, &active, false)
+                }
+                _ => mpc.act(teacher.latent, &zs, &goals, &active, false),
+            };
             let mut actions = vec![[0.0f32; 2]; envs];
             for (i, a) in acts {
                 actions[i] = a;

@@ -145,6 +145,22 @@ pub struct EpisodeSpec {
     pub max_steps: u32,
     /// Success when the tracked thing (agent, or the box) ends within this distance of the goal.
     pub success_radius: f32,
+    /// The task's own cost terms, which the configurator adds to the goal energy.
+    #[serde(default)]
+    pub task_cost: TaskCost,
+}
+
+/// Cost terms a scene declares for its task (weights; 0 leaves a term out).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskCost {
+    /// Weight of the effort `mean ‖a‖²`.
+    #[serde(default)]
+    pub effort: f32,
+    /// Weight of the predicted collision (what the inverse-dynamics head reads back falling
+    /// short of the action: pushing into something that does not give).
+    #[serde(default)]
+    pub collision: f32,
 }
 
 /// A 3-D room with coloured objects, seen by a perspective camera on the agent.
@@ -323,7 +339,16 @@ fn validate_episode(e: &EpisodeSpec) -> Result<(), (String, String)> {
     if e.max_steps == 0 {
         return Err(("episode.max_steps".into(), "must be at least 1, got 0".into()));
     }
-    positive("episode.success_radius", e.success_radius)
+    positive("episode.success_radius", e.success_radius)?;
+    for (name, v) in [("effort", e.task_cost.effort), ("collision", e.task_cost.collision)] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err((
+                format!("episode.task_cost.{name}"),
+                format!("must be a number ≥ 0, got {v}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl TopDownScene {

@@ -176,6 +176,7 @@ fn two_rooms_task() -> Task {
         scene: "two_rooms".into(),
         goal: GoalKind::Place,
         rooms: 2,
+        cost: Default::default(),
     }
 }
 
@@ -260,6 +261,7 @@ fn configurator_reconfigures_on_a_forced_stall() {
         scene: "four_rooms".into(),
         goal: GoalKind::Place,
         rooms: 4,
+        cost: Default::default(),
     };
     let c = Configurator::new(ConfiguratorConfig::default(), &four, Available::default());
     assert!(!c.settings.hierarchical && !c.settings.mode1 && c.settings.horizon == 24);
@@ -344,4 +346,70 @@ fn mode1_distils_a_planner_from_its_demonstrations() {
         s.held_out_cosine
     );
     assert!(s.held_out_rmse < 0.3, "action RMSE {}", s.held_out_rmse);
+}
+
+#[test]
+fn train_all_runs_every_stage_then_skips_what_is_done() {
+    let dir = std::env::temp_dir().join(format!("amisim-train-all-{}", std::process::id()));
+    let sets = [
+        "level1.steps=2",
+        "level1.batch=2",
+        "level2.steps=2",
+        "level2.batch=4",
+        "critic.steps=5",
+        "critic.batch=16",
+        "mode1.demo_episodes=2",
+        "mode1.envs=2",
+        "mode1.steps=5",
+        "mode1.batch=16",
+        "mode1.hierarchy.high.samples=8",
+        "mode1.hierarchy.high.elites=4",
+        "mode1.hierarchy.low.samples=8",
+        "mode1.hierarchy.low.elites=4",
+    ];
+    let run = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amisim"));
+        cmd.args(["train", "--all", "--scene", "two_rooms", "--episodes", "6", "--out"])
+            .arg(&dir);
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = run();
+    for file in [
+        "checkpoint.safetensors",
+        "level2.safetensors",
+        "critic.safetensors",
+        "mode1.safetensors",
+    ] {
+        assert!(dir.join(file).exists(), "{file} missing after --all:\n{first}");
+    }
+    let summary = &first[first.find("summary of").expect("a summary table")..];
+    for stage in ["encoder + level 1", "level 2", "critic", "mode 1"] {
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with(stage))
+            .unwrap_or_else(|| panic!("{stage}:\n{summary}"));
+        assert!(line.contains("trained"), "{line}");
+    }
+    assert!(
+        summary.contains("position probe linear") && summary.contains("rank correlation"),
+        "{summary}"
+    );
+    // Again: every stage is done already.
+    let second = run();
+    let summary = &second[second.find("summary of").unwrap()..];
+    assert_eq!(summary.matches("done already").count(), 4, "{summary}");
+    // A stage key without its stage is refused, naming it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amisim"))
+        .args(["train", "--all", "--scene", "two_rooms", "--set", "steps=3", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--set steps=3"));
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -35,6 +35,14 @@ fn every_shipped_scene_loads() {
 #[test]
 fn template_is_valid() {
     parse(GOOD).unwrap();
+    // The task's cost terms are optional, each declared alone or both.
+    let s = parse(&GOOD.replace(
+        "success_radius: 4.5)",
+        "success_radius: 4.5, task_cost: (collision: 0.5))",
+    ))
+    .unwrap();
+    assert_eq!(s.episode().task_cost.collision, 0.5);
+    assert_eq!(s.episode().task_cost.effort, 0.0);
 }
 
 #[test]
@@ -87,6 +95,11 @@ fn wrong_type_and_bad_values_are_errors_not_panics() {
         ("max_step: 2.45", "max_step: -1.0", Some("agent.max_step")),
         ("max_steps: 200", "max_steps: 0", Some("episode.max_steps")),
         ("from: 5, to: 59", "from: 59, to: 5", Some("walls[1].to")),
+        (
+            "success_radius: 4.5)",
+            "success_radius: 4.5, task_cost: (effort: -1.0))",
+            Some("episode.task_cost.effort"),
+        ),
     ] {
         let e = parse(&GOOD.replace(from, to)).unwrap_err();
         assert_eq!(e.field.as_deref(), field, "{e}");
