@@ -211,21 +211,59 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
         latent: &dynamics,
         level2: l2_dyn.as_ref().zip(abstracted.as_ref()).map(|((h, _, _), l)| (h, l)),
     };
+    std::fs::create_dir_all(&a.out)?;
+    std::fs::write(a.out.join("mode1_config.json"), serde_json::to_string_pretty(&cfg)?)?;
     let t0 = Instant::now();
     let bar = amisim::train::store::steps_bar("planner episodes", cfg.demo_episodes, true);
-    let demos = collect_demos(&cfg, &scene, &ck.model, &teacher, &device, |_| bar.inc(1))?;
+    let mut demos = collect_demos(
+        &cfg,
+        &scene,
+        &ck.model,
+        &teacher,
+        None,
+        cfg.demo_seed,
+        cfg.demo_episodes,
+        &device,
+        |_| bar.inc(1),
+    )?;
     bar.finish();
-    let demo_s = t0.elapsed().as_secs_f64();
+    let teacher_success = demos.successes as f64 / demos.episodes.max(1) as f64;
     println!(
-        "{} planner steps from {} episodes ({} reached the goal, {:.1} %) in {demo_s:.0} s",
+        "{} planner steps from {} episodes ({} reached the goal, {:.1} %) in {:.0} s",
         demos.len(),
         demos.episodes,
         demos.successes,
-        100.0 * demos.successes as f64 / demos.episodes.max(1) as f64
+        100.0 * teacher_success,
+        t0.elapsed().as_secs_f64()
     );
-    std::fs::create_dir_all(&a.out)?;
-    std::fs::write(a.out.join("mode1_config.json"), serde_json::to_string_pretty(&cfg)?)?;
-    let summary = train_mode1(&cfg, &demos, true, &device)?;
+    let mut summary = train_mode1(&cfg, &demos, true, &device)?;
+    for round in 1..=cfg.dagger_rounds {
+        let t = Instant::now();
+        let bar = amisim::train::store::steps_bar(&format!("DAgger round {round}"), cfg.dagger_episodes, true);
+        let more = collect_demos(
+            &cfg,
+            &scene,
+            &ck.model,
+            &teacher,
+            Some(&summary.policy),
+            cfg.demo_seed.wrapping_add(7919 * round as u64),
+            cfg.dagger_episodes,
+            &device,
+            |_| bar.inc(1),
+        )?;
+        bar.finish();
+        println!(
+            "DAgger round {round}: mode 1 drove {} episodes ({} reached the goal, {:.1} %), {} states labelled by the planner in {:.0} s; held-out cosine before it {:.3}",
+            more.episodes,
+            more.successes,
+            100.0 * more.successes as f64 / more.episodes.max(1) as f64,
+            more.len(),
+            t.elapsed().as_secs_f64(),
+            summary.held_out_cosine
+        );
+        demos.extend(more);
+        summary = train_mode1(&cfg, &demos, true, &device)?;
+    }
     let meta = GoalNetMeta {
         kind: "mode1".into(),
         shape: GoalNetShape {
@@ -248,7 +286,7 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
         summary.held_out_cosine,
         summary.samples,
         summary.held_out_samples,
-        100.0 * demos.successes as f64 / demos.episodes.max(1) as f64
+        100.0 * teacher_success
     );
     println!("mode-1 probe: {line}");
     Ok(line)

@@ -38,6 +38,12 @@ pub struct Mode1TrainConfig {
     pub hierarchy: Option<HierarchyConfig>,
     /// Seed of the demonstration episodes (apart from eval's episodes).
     pub demo_seed: u64,
+    /// DAgger rounds after the first: the policy drives `dagger_episodes` more episodes, the
+    /// teacher labels every state it reaches, and the policy is trained again on all samples.
+    #[serde(default)]
+    pub dagger_rounds: usize,
+    #[serde(default)]
+    pub dagger_episodes: usize,
     pub hidden: usize,
     pub steps: usize,
     pub batch: usize,
@@ -61,6 +67,8 @@ impl Mode1TrainConfig {
             planner,
             hierarchy: None,
             demo_seed: 1_000_003,
+            dagger_rounds: 2,
+            dagger_episodes: 100,
             hidden: 256,
             steps: 3000,
             batch: 256,
@@ -128,6 +136,17 @@ pub struct Demos {
 }
 
 impl Demos {
+    /// Appends `other`'s samples, its episode ids shifted past this one's.
+    pub fn extend(&mut self, other: Demos) {
+        let offset = self.episodes;
+        self.z.extend(other.z);
+        self.goal.extend(other.goal);
+        self.action.extend(other.action);
+        self.episode.extend(other.episode.into_iter().map(|e| e + offset));
+        self.episodes += other.episodes;
+        self.successes += other.successes;
+    }
+
     pub fn len(&self) -> usize {
         self.episode.len()
     }
@@ -137,36 +156,41 @@ impl Demos {
     }
 }
 
-/// Runs `cfg.demo_episodes` goal-reaching episodes of `scene` planned by `cfg.planner` with
-/// `dynamics`, recording every executed step. `progress` is told each finished episode.
+/// Runs `episodes` goal-reaching episodes of `scene` (drawn from `seed`) planned by the
+/// teacher, recording at every step the latent, the goal and the teacher's action. With a
+/// `student`, the student's actions are executed instead (DAgger: the teacher labels the
+/// states the student gets itself into). `progress` is told each finished episode.
 pub fn collect_demos(
     cfg: &Mode1TrainConfig,
     scene: &Scene,
     model: &Jepa,
     teacher: &TeacherModels,
+    student: Option<&Mode1>,
+    seed: u64,
+    episodes: usize,
     device: &Device,
     mut progress: impl FnMut(usize),
 ) -> Result<Demos> {
-    let envs = cfg.envs.min(cfg.demo_episodes);
+    let envs = cfg.envs.min(episodes);
     let mut env = VecEnv::new(scene.clone(), envs)?;
     let d = model.latent();
     let max_steps = scene.episode().max_steps;
     let mut demos = Demos {
         latent: d,
-        episodes: cfg.demo_episodes,
+        episodes,
         ..Default::default()
     };
-    for b in 0..cfg.demo_episodes.div_ceil(envs) {
+    for b in 0..episodes.div_ceil(envs) {
         let ids: Vec<usize> = (b * envs..(b + 1) * envs).collect();
         let starts: Vec<EnvState> = ids
             .iter()
-            .map(|&ep| sim::sample_episode(scene, &mut env_rng(cfg.demo_seed, ep)))
+            .map(|&ep| sim::sample_episode(scene, &mut env_rng(seed, ep)))
             .collect::<Result<_, _>>()?;
         env.set_states(starts.iter().map(|s| sim::goal_state(scene, s)).collect());
         let goals = encode(model, &env.render()?, device);
         env.set_states(starts);
         let mut obs = env.render()?;
-        let seeds: Vec<u64> = ids.iter().map(|&ep| cfg.demo_seed ^ (ep as u64 + 1) << 20).collect();
+        let seeds: Vec<u64> = ids.iter().map(|&ep| seed ^ (ep as u64 + 1) << 20).collect();
         let mut mpc = Mpc::new(cfg.planner.clone(), &seeds);
         let mut hier = match (cfg.teacher, &cfg.hierarchy, &teacher.level2) {
             (Teacher::Hierarchical, Some(h), Some(_)) => Some(HierMpc::new(h.clone(), &seeds)),
@@ -174,10 +198,19 @@ pub fn collect_demos(
             _ => None,
         };
         let goals_high = teacher.level2.map(|(_, low)| low.map(&goals)).unwrap_or_default();
-        let mut active: Vec<usize> = (0..envs).filter(|&i| ids[i] < cfg.demo_episodes).collect();
+        let mut active: Vec<usize> = (0..envs).filter(|&i| ids[i] < episodes).collect();
         for _ in 0..max_steps {
             let z = encode(model, &obs, device);
             let zs: Vec<Vec<f32>> = z.chunks_exact(d).map(<[f32]>::to_vec).collect();
+            if student.is_some() {
+                // The student drives: the teacher's label at each state is a fresh plan.
+                for &i in &active {
+                    mpc.interrupt(i);
+                    if let Some(h) = hier.as_mut() {
+                        h.low.interrupt(i);
+                    }
+                }
+            }
             let (acts, _) = match (hier.as_mut(), &teacher.level2) {
                 (Some(h), Some((high, low))) => {
                     let z2: Vec<Vec<f32>> = zs.iter().map(|z| low.map(z)).collect();
@@ -186,8 +219,23 @@ pub fn collect_demos(
                 _ => mpc.act(teacher.latent, &zs, &goals, &active, false),
             };
             let mut actions = vec![[0.0f32; 2]; envs];
-            for (i, a) in acts {
-                actions[i] = a;
+            let driven: Vec<f32> = match student {
+                Some(pi) => {
+                    let zr: Vec<f32> = active.iter().flat_map(|&i| zs[i].clone()).collect();
+                    let gr: Vec<f32> = active
+                        .iter()
+                        .flat_map(|&i| goals[i * d..(i + 1) * d].to_vec())
+                        .collect();
+                    pi.act(&zr, &gr, active.len())
+                }
+                None => Vec::new(),
+            };
+            for (k, (i, a)) in acts.into_iter().enumerate() {
+                actions[i] = if driven.is_empty() {
+                    a
+                } else {
+                    [driven[2 * k], driven[2 * k + 1]]
+                };
                 demos.z.extend_from_slice(&zs[i]);
                 demos.goal.extend_from_slice(&goals[i * d..(i + 1) * d]);
                 demos.action.extend_from_slice(&a);
@@ -234,9 +282,14 @@ pub fn train_mode1(
     cfg.validate().map_err(|e| anyhow::anyhow!("config: {e}"))?;
     let started = std::time::Instant::now();
     let d = demos.latent;
-    // Whole episodes are held out: the last `held_out` share of the episode ids.
-    let cut = ((1.0 - cfg.held_out) * demos.episodes as f32).round() as usize;
-    let (train, test): (Vec<usize>, Vec<usize>) = (0..demos.len()).partition(|&i| demos.episode[i] < cut);
+    // Whole episodes are held out: every `1 / held_out`-th episode id.
+    let every = if cfg.held_out > 0.0 {
+        (1.0 / cfg.held_out).round() as usize
+    } else {
+        usize::MAX
+    };
+    let (train, test): (Vec<usize>, Vec<usize>) =
+        (0..demos.len()).partition(|&i| demos.episode[i] % every != every - 1);
     if train.is_empty() {
         bail!("no demonstration samples to learn from ({} episodes)", demos.episodes);
     }

@@ -362,6 +362,8 @@ fn train_all_runs_every_stage_then_skips_what_is_done() {
         "mode1.envs=2",
         "mode1.steps=5",
         "mode1.batch=16",
+        "mode1.dagger_rounds=1",
+        "mode1.dagger_episodes=2",
         "mode1.hierarchy.high.samples=8",
         "mode1.hierarchy.high.elites=4",
         "mode1.hierarchy.low.samples=8",
