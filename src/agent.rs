@@ -179,6 +179,18 @@ pub struct AgentBatch {
     /// Flat planners by horizon, each over all environments.
     tiers: BTreeMap<usize, Mpc>,
     hier: Option<HierMpc>,
+    /// Whether each environment's last action came from mode 1.
+    pub last_mode1: Vec<bool>,
+    /// Keep the planners' traces (candidates, costs) for display.
+    pub trace: bool,
+}
+
+/// The plans behind an environment's current settings, for display: the flat plan (or level
+/// 1's), level 2's plan and the subgoal when hierarchical.
+pub struct PlansView<'a> {
+    pub low: Option<&'a crate::actor::planner::Plan>,
+    pub high: Option<&'a crate::actor::planner::Plan>,
+    pub subgoal: Option<&'a [f32]>,
 }
 
 impl AgentBatch {
@@ -194,6 +206,25 @@ impl AgentBatch {
             seeds: seeds.to_vec(),
             tiers: BTreeMap::new(),
             hier,
+            last_mode1: vec![false; seeds.len()],
+            trace: false,
+        }
+    }
+
+    /// Environment `i`'s latest plans under its current settings.
+    pub fn plans(&self, i: usize) -> PlansView<'_> {
+        let st = &self.states[i].configurator.settings;
+        match (&self.hier, st.hierarchical) {
+            (Some(h), true) => PlansView {
+                low: h.low.last[i].as_ref(),
+                high: h.last_high[i].as_ref(),
+                subgoal: Some(h.subgoals[i].as_slice()).filter(|g| !g.is_empty()),
+            },
+            _ => PlansView {
+                low: self.tiers.get(&st.horizon).and_then(|m| m.last[i].as_ref()),
+                high: None,
+                subgoal: None,
+            },
         }
     }
 
@@ -360,7 +391,7 @@ impl AgentBatch {
         for (h, envs) in by_tier {
             let st = self.states[envs[0]].configurator.settings.clone();
             let mpc = tier(&mut self.tiers, &self.cfg.flat, &self.seeds, h, &st);
-            let (acts, _) = mpc.act(models.latent, zs, &target, &envs, false);
+            let (acts, _) = mpc.act(models.latent, zs, &target, &envs, self.trace);
             for (i, a) in acts {
                 if let (Some(p), Some(m)) = (&mpc.last[i], self.states[i].short_term.last_mut()) {
                     if mpc.planned_at_last_act(i) {
@@ -377,7 +408,7 @@ impl AgentBatch {
                 .map(|z| if z.is_empty() { Vec::new() } else { low.map(z) })
                 .collect();
             let g2 = low.map(&target);
-            let (acts, _) = hier.act(*high, *low, &z2, zs, &g2, &hier_envs, false);
+            let (acts, _) = hier.act(*high, *low, &z2, zs, &g2, &hier_envs, self.trace);
             out.extend(acts);
         }
         for (i, a) in &out {
@@ -385,6 +416,9 @@ impl AgentBatch {
             if let Some(m) = s.short_term.last_mut() {
                 m.action = *a;
             }
+        }
+        for &i in &active {
+            self.last_mode1[i] = !planning.contains(&i);
         }
         for &i in &planning {
             self.states[i].mode2_steps += 1;

@@ -73,6 +73,11 @@ struct RunArgs {
     /// checkpoint) sets level 1's subgoals (also a choice of the planner menu).
     #[arg(long, conflicts_with = "oracle")]
     hierarchical: bool,
+    /// Act as the whole agent from the start: the configurator, both memories, the critic,
+    /// mode 1 checked and mode 2 behind it (with whichever of critic, level 2 and mode 1 lie
+    /// beside the checkpoint).
+    #[arg(long, conflicts_with = "oracle")]
+    agent: bool,
     #[arg(long, value_enum, default_value = "cem")]
     planner: amisim::actor::planner::PlannerKind,
     #[arg(long, default_value_t = 0)]
@@ -806,6 +811,7 @@ fn run_command(a: RunArgs) -> Result<()> {
                 .unwrap_or_default(),
             planner,
             hierarchical: a.hierarchical,
+            whole: a.agent,
             seed: a.seed,
             steps_per_second: a.steps_per_second,
         },

@@ -160,6 +160,7 @@ impl Demos {
 /// teacher, recording at every step the latent, the goal and the teacher's action. With a
 /// `student`, the student's actions are executed instead (DAgger: the teacher labels the
 /// states the student gets itself into). `progress` is told each finished episode.
+#[allow(clippy::too_many_arguments)]
 pub fn collect_demos(
     cfg: &Mode1TrainConfig,
     scene: &Scene,

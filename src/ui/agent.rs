@@ -4,11 +4,16 @@
 //! thread computes the energy landscape of each new goal.
 
 use crate::actor::hierarchy::{HierMpc, HierarchyConfig};
+use crate::actor::mode1::Mode1;
 use crate::actor::model::{Abstracted, Dynamics, LatentDynamics, SimDynamics};
 use crate::actor::planner::{PlannerConfig, PlannerKind, Trace};
 use crate::actor::Mpc;
+use crate::agent::{AgentBatch, AgentConfig, AgentModels};
+use crate::configurator::{Available, Decision, GoalKind, Settings, Task};
+use crate::cost::critic::Critic;
 use crate::eval::probe::{position_probes, LinearProbe, POSITION_PROBE_EPISODES};
 use crate::eval::run::encode;
+use crate::goal_net::{companion_path, load_goal_net};
 use crate::train::jepa::{cpu_device, load_checkpoint};
 use crate::train::level2::{default_level2_path, load_level2};
 use crate::world::env::env_rng;
@@ -35,6 +40,9 @@ pub enum Command {
     Planner(PlannerKind),
     /// Plan hierarchically (level 2 sets level 1's subgoals) or flat.
     Hierarchical(bool),
+    /// Act as the whole agent (configurator, memories, critic, mode 1 and mode 2) or with the
+    /// chosen planner alone.
+    Whole(bool),
     Horizon(usize),
     Samples(usize),
     Iterations(usize),
@@ -64,6 +72,8 @@ pub struct AgentOptions {
     pub planner: PlannerConfig,
     /// Start planning hierarchically (where the model has a level-2 model).
     pub hierarchical: bool,
+    /// Start as the whole agent.
+    pub whole: bool,
     pub seed: u64,
     pub steps_per_second: f32,
 }
@@ -115,6 +125,29 @@ pub struct Snapshot {
     pub paused: bool,
     pub steps_per_second: f32,
     pub plans_made: usize,
+    /// The whole agent's state, when it acts.
+    pub whole: Option<WholeView>,
+    /// Whether the world model has a critic and a mode-1 policy (the whole agent uses them).
+    pub has_critic: bool,
+    pub has_mode1: bool,
+}
+
+/// What the window shows of the whole agent.
+#[derive(Debug, Clone)]
+pub struct WholeView {
+    pub settings: Settings,
+    /// The last step came from mode 1 (else mode 2).
+    pub last_mode1: bool,
+    pub mode1_steps: u32,
+    pub mode2_steps: u32,
+    /// The configurator's decisions, oldest first.
+    pub decisions: Vec<Decision>,
+    pub short_term: (usize, usize),
+    pub landmarks: (usize, usize),
+    pub loops: u32,
+    pub waypoint: bool,
+    /// The critic's cost-to-go to the goal per step (steps), where there is a critic.
+    pub cost_to_go: Vec<[f64; 2]>,
 }
 
 /// The energy between the goal latent and the latent of the agent drawn at each point of a
@@ -173,6 +206,8 @@ struct Model {
     latent: LatentDynamics,
     probe: LinearProbe,
     level2: Option<Level2Brain>,
+    critic: Option<Critic>,
+    mode1: Option<Mode1>,
 }
 
 /// The level-2 model: its predictor as planning dynamics, the abstraction's weights, and a
@@ -247,6 +282,9 @@ struct Agent {
     mpc: Mpc,
     /// The hierarchical planner, while the agent plans hierarchically.
     hier: Option<HierMpc>,
+    /// The whole agent, while it acts.
+    whole: Option<AgentBatch>,
+    cost_to_go: Vec<[f64; 2]>,
     high_plan: Vec<[f32; 2]>,
     subgoal: Option<[f32; 2]>,
     high_iteration_costs: Vec<f32>,
@@ -375,6 +413,8 @@ impl Agent {
         let mut agent = Agent {
             mpc: Mpc::new(opts.planner.clone(), &[opts.seed]),
             hier: None,
+            whole: None,
+            cost_to_go: Vec::new(),
             high_plan: Vec::new(),
             subgoal: None,
             high_iteration_costs: Vec::new(),
@@ -406,6 +446,120 @@ impl Agent {
             agent.set_hierarchical(true);
         }
         Ok(agent)
+    }
+
+    /// Starts (or stops) the whole agent for the current episode: its configurator reads the
+    /// task and what the world model has; its memories start empty.
+    fn set_whole(&mut self, on: bool) {
+        self.opts.whole = on;
+        self.whole = None;
+        self.cost_to_go.clear();
+        if !on {
+            return;
+        }
+        let Brain::Model(m) = &self.brain else {
+            self.status = "the whole agent needs a world model (not the oracle)".into();
+            return;
+        };
+        let state = &self.env.states()[0];
+        let task = Task {
+            scene: self.scene.name().to_string(),
+            goal: if state.pushable.is_some() {
+                GoalKind::Object
+            } else {
+                GoalKind::Place
+            },
+            rooms: state.layout.as_ref().map_or(1, |l| l.room_count),
+            cost: self.scene.episode().task_cost,
+        };
+        let available = Available {
+            critic: m.critic.is_some(),
+            level2: m.level2.is_some(),
+            mode1: m.mode1.is_some(),
+        };
+        let mut flat = PlannerConfig::default_for(PlannerKind::Cem);
+        flat.cost = self.mpc.cfg.cost.clone();
+        let hierarchy = m
+            .level2
+            .as_ref()
+            .map(|l| HierarchyConfig::default_for(l.k, l.macro_radius));
+        let cfg = AgentConfig::new(flat, hierarchy);
+        let mut batch = AgentBatch::new(cfg, &task, available, &[self.plan_seed()]);
+        batch.trace = true;
+        self.whole = Some(batch);
+    }
+
+    /// The whole agent's next action, and what it shows: its plans and its state.
+    fn act_whole(&mut self, z: &[f32]) -> Option<[f32; 2]> {
+        let (Brain::Model(m), Some(w)) = (&self.brain, self.whole.as_mut()) else {
+            return None;
+        };
+        let low = m.level2.as_ref().map(|l| l.low(&m.latent));
+        let models = AgentModels {
+            latent: &m.latent,
+            critic: m.critic.as_ref(),
+            mode1: m.mode1.as_ref(),
+            level2: m.level2.as_ref().zip(low.as_ref()).map(|(l, low)| (&l.high, low)),
+        };
+        let t0 = Instant::now();
+        let acts = w.act(&models, &[z.to_vec()], &self.goal);
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        let t = self.env.states()[0].steps as f64;
+        self.plan_ms.push([t, ms]);
+        if let Some(c) = &m.critic {
+            self.cost_to_go.push([t, c.steps(z, &self.goal, 1)[0] as f64]);
+        }
+        if !w.last_mode1[0] {
+            self.plans_made += 1;
+        }
+        let view = w.plans(0);
+        let hier = m.level2.as_ref().filter(|_| view.high.is_some());
+        // Level 2's plan and the subgoal, and the (level-1 or flat) plan with its candidates.
+        if let (Some(l2), Some(high)) = (hier, view.high) {
+            self.high_plan = l2.positions(&high.imagined);
+            self.subgoal = view.subgoal.and_then(|g| l2.positions(g).first().copied());
+            self.high_iteration_costs = high.trace.as_ref().map_or(Vec::new(), |t| t.best_per_iteration.clone());
+        } else {
+            self.high_plan.clear();
+            self.subgoal = None;
+            self.high_iteration_costs.clear();
+        }
+        if let Some(p) = view.low {
+            let len = p.actions.len() / 2;
+            match hier {
+                Some(l2) => {
+                    self.plan = l2.positions(&p.imagined);
+                    if let Some(t) = &p.trace {
+                        self.iteration_costs = t.best_per_iteration.clone();
+                        self.candidates = drawn_candidates(
+                            t,
+                            len,
+                            |n, a| l2.low(&m.latent).rollout(&[z.to_vec()], n, a, len),
+                            |s| l2.positions(s),
+                        );
+                    }
+                }
+                None => {
+                    self.plan = m
+                        .probe
+                        .predict(&p.imagined)
+                        .chunks_exact(m.probe.k)
+                        .map(|q| [q[0], q[1]])
+                        .collect();
+                    if let Some(t) = &p.trace {
+                        self.iteration_costs = t.best_per_iteration.clone();
+                        let k = m.probe.k;
+                        self.candidates = drawn_candidates(
+                            t,
+                            len,
+                            |n, a| m.latent.rollout(&[z.to_vec()], n, a, len),
+                            |s| m.probe.predict(s).chunks_exact(k).map(|q| [q[0], q[1]]).collect(),
+                        );
+                    }
+                }
+            }
+        }
+        acts.first().map(|(_, a)| *a)
     }
 
     fn level2(&self) -> Option<&Level2Brain> {
@@ -459,7 +613,12 @@ impl Agent {
         let mut cfg = self.low_cfg().clone();
         match cmd {
             Command::Hierarchical(on) => {
+                self.set_whole(false);
                 self.set_hierarchical(on);
+                return Ok(());
+            }
+            Command::Whole(on) => {
+                self.set_whole(on);
                 return Ok(());
             }
             Command::Pause(p) => self.paused = p,
@@ -469,6 +628,7 @@ impl Agent {
             }
             Command::Goal(p) => self.set_goal(p)?,
             Command::Planner(kind) => {
+                self.set_whole(false);
                 if kind == PlannerKind::Gradient && matches!(self.brain, Brain::Oracle(_)) {
                     self.status = "the simulator has no gradient: plan with CEM or MPPI".into();
                     return Ok(());
@@ -596,6 +756,7 @@ impl Agent {
         self.high_plan.clear();
         self.subgoal = None;
         self.high_iteration_costs.clear();
+        self.set_whole(self.opts.whole);
         self.goal_id += 1;
         self.executed = vec![[state.agent.x, state.agent.y]];
         self.energy.clear();
@@ -650,6 +811,7 @@ impl Agent {
                 }
                 a
             }
+            None if self.whole.is_some() => self.act_whole(&z).unwrap_or([0.0, 0.0]),
             None => {
                 let t0 = Instant::now();
                 let (acts, planned) = match (&self.brain, self.hier.as_mut()) {
@@ -768,7 +930,11 @@ impl Agent {
             energy: self.energy.clone(),
             iteration_costs: self.iteration_costs.clone(),
             level2: self.level2().map(|l| l.path.display().to_string()),
-            hierarchical: self.hier.is_some(),
+            hierarchical: self.hier.is_some()
+                || self
+                    .whole
+                    .as_ref()
+                    .is_some_and(|w| w.states[0].configurator.settings.hierarchical),
             high_plan: self.high_plan.clone(),
             subgoal: self.subgoal,
             high_iteration_costs: self.high_iteration_costs.clone(),
@@ -779,6 +945,23 @@ impl Agent {
             paused: self.paused,
             steps_per_second: self.opts.steps_per_second,
             plans_made: self.plans_made,
+            whole: self.whole.as_ref().map(|w| {
+                let st = &w.states[0];
+                WholeView {
+                    settings: st.configurator.settings.clone(),
+                    last_mode1: w.last_mode1[0],
+                    mode1_steps: st.mode1_steps,
+                    mode2_steps: st.mode2_steps,
+                    decisions: st.decisions().to_vec(),
+                    short_term: (st.short_term.len(), st.short_term.capacity),
+                    landmarks: (st.episodic.landmarks().len(), st.episodic.capacity),
+                    loops: st.episodic.loops,
+                    waypoint: st.waypoint.is_some(),
+                    cost_to_go: self.cost_to_go.clone(),
+                }
+            }),
+            has_critic: matches!(&self.brain, Brain::Model(m) if m.critic.is_some()),
+            has_mode1: matches!(&self.brain, Brain::Model(m) if m.mode1.is_some()),
         };
         let _ = self.events.send(Event::Snapshot(Box::new(snapshot)));
     }
@@ -861,7 +1044,25 @@ fn load_brain(model: &ModelSource, scene: &Scene, device: &Device, status: &dyn 
                 "fitting the position probe ({POSITION_PROBE_EPISODES} random-walk episodes)"
             ));
             let (probe, probe2) = position_probes(&ck.model, level2.as_ref().map(|l| &l.model), scene.name(), device)?;
-            let latent = LatentDynamics::new(&ck.model.predictor, Some(differentiable)).with_idm(&ck.model.idm);
+            // The critic and the mode-1 policy beside the checkpoint, where they fit it.
+            let companion = |what: &str| {
+                let p = companion_path(path, what);
+                if !p.exists() {
+                    return None;
+                }
+                match load_goal_net(&p, what, Some(&ck.model), device) {
+                    Ok(x) => Some(x),
+                    Err(e) => {
+                        status(format!("{what} not used: {e:#}"));
+                        None
+                    }
+                }
+            };
+            let critic = companion("critic").map(|(n, m)| Critic::new(&n, m.scale, m.distance_per_step));
+            let mode1 = companion("mode1").map(|(n, m)| Mode1::new(&n, m.scale));
+            let latent = LatentDynamics::new(&ck.model.predictor, Some(differentiable))
+                .with_idm(&ck.model.idm)
+                .with_critic(critic.clone());
             let level2 = match (level2, probe2) {
                 (Some(l2), Some(probe)) => {
                     let (w, b) = l2.model.abstraction_weights();
@@ -884,6 +1085,8 @@ fn load_brain(model: &ModelSource, scene: &Scene, device: &Device, status: &dyn 
                 latent,
                 probe,
                 level2,
+                critic,
+                mode1,
             })))
         }
     }

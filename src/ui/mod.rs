@@ -10,7 +10,7 @@ pub mod agent;
 
 use crate::actor::planner::{PlannerConfig, PlannerKind};
 use crate::world::check_adapter;
-use agent::{AgentOptions, Command, Event, Landscape, Snapshot};
+use agent::{AgentOptions, Command, Event, Landscape, Snapshot, WholeView};
 use anyhow::{bail, Result};
 use bevy::camera::visibility::RenderLayers;
 use bevy::camera::{CameraOutputMode, ScalingMode, Viewport};
@@ -620,8 +620,11 @@ fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
                     }
                 });
             let kind = s.planner.kind;
-            let hier = s.hierarchical;
-            let selected = if hier {
+            let whole = s.whole.is_some();
+            let hier = s.hierarchical && !whole;
+            let selected = if whole {
+                "acting: the whole agent".to_string()
+            } else if hier {
                 format!("planner: hierarchical ({} below)", planner_name(kind))
             } else {
                 format!("planner: {}", planner_name(kind))
@@ -630,7 +633,11 @@ fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
                 .selected_text(selected)
                 .show_ui(ui, |ui| {
                     for k in [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient] {
-                        if ui.selectable_label(!hier && k == kind, planner_name(k)).clicked() && (hier || k != kind) {
+                        if ui
+                            .selectable_label(!whole && !hier && k == kind, planner_name(k))
+                            .clicked()
+                            && (whole || hier || k != kind)
+                        {
                             link.send(Command::Planner(k));
                         }
                     }
@@ -640,8 +647,14 @@ fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
                     } else {
                         label
                     };
-                    if label.clicked() && !hier {
+                    if label.clicked() && (whole || !hier) {
                         link.send(Command::Hierarchical(true));
+                    }
+                    let label = ui
+                        .add(egui::Button::selectable(whole, "whole agent"))
+                        .on_hover_text("configurator, memories, critic, mode 1 checked and mode 2 behind it");
+                    if label.clicked() && !whole {
+                        link.send(Command::Whole(true));
                     }
                 });
             let paused = s.paused;
@@ -760,7 +773,10 @@ fn left_panel(ui: &mut egui::Ui, view: &mut View, link: &Link, landscape_range: 
     }
     if let Some(s) = &view.snapshot {
         let p: &PlannerConfig = &s.planner;
-        let text = if s.hierarchical {
+        let text = if s.whole.is_some() {
+            "the whole agent sets its own planner and horizon (right); the sliders apply to the planners alone"
+                .to_string()
+        } else if s.hierarchical {
             format!(
                 "level 1 (the sliders): {} × {} steps toward the subgoal, replan every {}; level 2: {} jumps ahead",
                 p.horizon,
@@ -800,6 +816,10 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
         ui.label("waiting for the agent…");
         return;
     };
+    if let Some(w) = &s.whole {
+        whole_agent(ui, w, s);
+        ui.separator();
+    }
     ui.label("energy to goal (latent distance) per step");
     let energy = s.energy.clone();
     fixed_plot("energy", h)
@@ -851,6 +871,63 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
     fixed_plot("fps", 80.0)
         .include_y(0.0)
         .show(ui, move |p| p.line(Line::new("frames/s", PlotPoints::from(fps))));
+}
+
+/// The whole agent: its settings, which mode acted, its memories, the configurator's decisions
+/// with their reasons, and the critic's cost-to-go.
+fn whole_agent(ui: &mut egui::Ui, w: &WholeView, s: &Snapshot) {
+    let st = &w.settings;
+    ui.label(egui::RichText::new("whole agent").strong());
+    ui.label(format!(
+        "last step: {}   mode 1 {} / mode 2 {} steps",
+        if w.last_mode1 {
+            "mode 1 (policy)"
+        } else {
+            "mode 2 (planned)"
+        },
+        w.mode1_steps,
+        w.mode2_steps
+    ));
+    ui.label(format!(
+        "mode 1 {}, {}, critic weight {}{}",
+        if st.mode1 { "on" } else { "off" },
+        if st.hierarchical {
+            "hierarchical".to_string()
+        } else {
+            format!("flat, horizon {}", st.horizon)
+        },
+        st.critic,
+        if w.waypoint { ", steering to a waypoint" } else { "" }
+    ));
+    ui.label(
+        egui::RichText::new(format!(
+            "short-term memory {}/{} steps · episodic {}/{} landmarks · {} loop(s){}{}",
+            w.short_term.0,
+            w.short_term.1,
+            w.landmarks.0,
+            w.landmarks.1,
+            w.loops,
+            if s.has_critic { "" } else { " · no critic" },
+            if s.has_mode1 { "" } else { " · no mode-1 policy" },
+        ))
+        .weak(),
+    );
+    egui::ScrollArea::vertical()
+        .id_salt("decisions")
+        .max_height(130.0)
+        .stick_to_bottom(true)
+        .show(ui, |ui| {
+            for d in &w.decisions {
+                ui.label(egui::RichText::new(format!("step {}: {} — {}", d.step, d.change, d.reason)).small());
+            }
+        });
+    if !w.cost_to_go.is_empty() {
+        ui.label("critic: cost-to-go (steps)");
+        let c = w.cost_to_go.clone();
+        fixed_plot("cost_to_go", 90.0)
+            .include_y(0.0)
+            .show(ui, move |p| p.line(Line::new("cost-to-go", PlotPoints::from(c))));
+    }
 }
 
 /// The central area: the world shows through; imagined paths are painted over it; a click

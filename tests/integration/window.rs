@@ -169,6 +169,7 @@ mod agent_thread {
                 assets: std::env::temp_dir(),
                 planner: planner.clone(),
                 hierarchical: false,
+                whole: false,
                 seed: 3,
                 steps_per_second: 200.0,
             },
@@ -222,6 +223,7 @@ mod agent_thread {
                 assets,
                 planner,
                 hierarchical: true,
+                whole: false,
                 seed: 3,
                 steps_per_second: 200.0,
             },
@@ -241,5 +243,47 @@ mod agent_thread {
             !s.hierarchical && s.planner.kind == PlannerKind::Mppi
         });
         assert!(flat.subgoal.is_none() && flat.high_plan.is_empty());
+    }
+
+    /// With the shipped Four-Rooms models (level 1, level 2, critic, mode 1), the whole agent
+    /// acts: its configurator logs the setup with reasons (hierarchical in four rooms), both
+    /// modes are counted, the memories fill, the critic's cost-to-go is plotted; choosing a
+    /// planner leaves it.
+    #[test]
+    fn agent_thread_acts_as_the_whole_agent() {
+        let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let (tx, events) = crossbeam_channel::unbounded();
+        let commands = spawn(
+            AgentOptions {
+                scene: "four_rooms".into(),
+                model: ModelSource::Checkpoint(assets.join("four_rooms.safetensors")),
+                assets,
+                planner: PlannerConfig::default_for(PlannerKind::Cem),
+                hierarchical: false,
+                whole: true,
+                seed: 3,
+                steps_per_second: 200.0,
+            },
+            tx,
+        );
+        let s = wait(&events, "20 steps of the whole agent", |s| {
+            s.whole.is_some() && s.state.steps >= 20
+        });
+        let w = s.whole.as_ref().unwrap();
+        assert!(
+            s.has_critic && s.has_mode1,
+            "the shipped Four-Rooms critic and mode-1 policy load"
+        );
+        assert!(w
+            .decisions
+            .iter()
+            .any(|d| d.change == "hierarchical planning" && d.reason.contains("4 rooms")));
+        assert!(w.decisions.iter().all(|d| !d.reason.is_empty()));
+        assert_eq!(w.mode1_steps + w.mode2_steps, s.state.steps);
+        assert_eq!(w.short_term.0, s.state.steps as usize);
+        assert!(w.landmarks.0 >= 1 && w.cost_to_go.len() == s.state.steps as usize);
+        commands.send(Command::Planner(PlannerKind::Cem)).unwrap();
+        let alone = wait(&events, "the planner alone", |s| s.whole.is_none() && s.plans_made > 0);
+        assert!(!alone.hierarchical);
     }
 }
