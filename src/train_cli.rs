@@ -373,6 +373,9 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         s.checkpoint = Some(ck_path.clone());
         s.episode_steps = None;
         s.level = key.into();
+        // Level 2 and the critic learn from 64-step episodes: 2 000 of them at most (the
+        // level-2 default) whatever level 1 collected.
+        s.episodes = a.episodes.min(2000);
         let (status, metric) = if a.out.join(file).exists() {
             (
                 "done already".to_string(),
