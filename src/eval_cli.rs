@@ -118,6 +118,10 @@ pub struct EvalArgs {
     /// `<name>.mode1.safetensors` beside any other).
     #[arg(long)]
     pub mode1: Option<PathBuf>,
+    /// Any setting of the agent row, as in its report's settings:
+    /// `--agent-set configurator.hierarchy_rooms=1 --agent-set memory.stall_window=16`.
+    #[arg(long = "agent-set", value_name = "KEY=VALUE")]
+    pub agent_sets: Vec<String>,
     /// Step budget per episode (default: the scene's).
     #[arg(long)]
     pub max_steps: Option<u32>,
@@ -436,6 +440,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                 if let Some(h) = a.horizon {
                     agent.configurator.max_horizon = h.max(agent.configurator.short_horizon);
                 }
+                let agent = crate::with_sets(agent, &a.agent_sets).context("--agent-set")?;
                 policies.push(Policy::Agent(Box::new(agent)));
             }
             PlannerRow::Hierarchical => {
@@ -452,6 +457,9 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             .find(|k| *k != PlannerKind::Gradient)
             .unwrap_or(PlannerKind::Cem);
         policies.push(Policy::Oracle(a.planner(kind)));
+    }
+    if !a.agent_sets.is_empty() && !a.planner.contains(&PlannerRow::Agent) {
+        bail!("--agent-set applies to the agent row: add agent to --planner");
     }
     let cfg = EvalConfig {
         scene: a.scene.clone(),

@@ -10,8 +10,8 @@
 //!   waypoints toward a goal seen before (the next landmark on the shortest known way there).
 //!
 //! Bounds: the default short-term memory holds 64 steps, the episodic memory 256 landmarks of
-//! ≤ 8 neighbours: for 64-d latents about 64·(64 + 2·24 + 5)·4 B ≈ 30 KB plus
-//! 256·(64 + 8·2)·4 B ≈ 80 KB, whatever the episode's length. Both serialise with the agent's
+//! ≤ 8 neighbours: for 64-d latents and 96-step plans about 64·(64 + 2·96 + 4)·4 B ≈ 67 KB plus
+//! 256·(64·4 + 8·12) B ≈ 90 KB, whatever the episode's length. Both serialise with the agent's
 //! state ([`crate::agent::AgentState`]).
 
 use serde::{Deserialize, Serialize};
