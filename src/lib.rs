@@ -17,6 +17,7 @@ pub mod goal_net;
 pub mod image;
 pub mod memory;
 pub mod perception;
+pub mod ssl;
 pub mod train;
 pub mod ui;
 pub mod world;

@@ -9,4 +9,5 @@ mod physics;
 mod plan;
 mod render;
 mod scenes;
+mod ssl;
 mod window;

@@ -1,0 +1,9 @@
+//! Self-supervised objectives for the perception encoder, beside the JEPA world model's own:
+//! the pieces the representation-learning family shares.
+//!
+//! - [`masks`]: I-JEPA's multi-block masks over a grid of patches (context and target blocks as
+//!   index lists).
+//! - [`losses`]: contrastive and reconstruction losses (NT-Xent of SimCLR).
+
+pub mod losses;
+pub mod masks;
