@@ -24,3 +24,23 @@ pub fn nt_xent(a: Tensor<2>, b: Tensor<2>, temperature: f32) -> Tensor<1> {
     let pos = Tensor::<2>::from_data(TensorData::new(pos, [2 * n, 2 * n]), &device);
     -(logp * pos).sum() / (2 * n) as f32
 }
+
+/// BYOL's regression loss: `2 − 2·cos(p, z)` per row of the online prediction `p` and the
+/// (detached) target projection `z` (`[n, d]`), averaged over the rows.
+pub fn byol(p: Tensor<2>, z: Tensor<2>) -> Tensor<1> {
+    let [n, _] = p.dims();
+    let dot = (p.clone() * z.clone()).sum_dim(1);
+    let np = (p.square().sum_dim(1) + 1e-12).sqrt();
+    let nz = (z.square().sum_dim(1) + 1e-12).sqrt();
+    let cos = dot / (np * nz); // [n, 1]
+    (-cos * 2.0 + 2.0).sum() / n as f32
+}
+
+/// MAE's reconstruction loss: the mean squared error of the predicted pixels of each patch
+/// (`pred`, `target` `[b, patches, pixels]`), averaged over the masked patches only (`mask`
+/// `[b, patches]`, 1 where a patch was hidden from the encoder, 0 where it was seen).
+pub fn mae(pred: Tensor<3>, target: Tensor<3>, mask: Tensor<2>) -> Tensor<1> {
+    let per_patch = (pred - target).square().mean_dim(2).squeeze_dim::<2>(2); // [b, patches]
+    let hidden = mask.clone().sum();
+    (per_patch * mask).sum() / (hidden + 1e-12)
+}

@@ -3,7 +3,7 @@
 //!
 //! - [`masks`]: I-JEPA's multi-block masks over a grid of patches (context and target blocks as
 //!   index lists).
-//! - [`losses`]: contrastive and reconstruction losses (NT-Xent of SimCLR).
+//! - [`losses`]: NT-Xent (SimCLR), the BYOL regression loss, the MAE loss over masked patches.
 
 pub mod losses;
 pub mod masks;

@@ -91,3 +91,24 @@ fn nt_xent_matches_its_formula() {
     want /= 4.0;
     assert!((got - want).abs() < 1e-4, "nt-xent {got} vs {want}");
 }
+
+#[test]
+fn byol_and_mae_losses_match_hand_computed_values() {
+    let device = cpu_device();
+    // BYOL: rows at 0° and 90° to their targets: (2 − 2·1 + 2 − 2·0) / 2 = 1.
+    let p = Tensor::<2>::from_data(TensorData::new(vec![2.0f32, 0.0, 0.0, 3.0], [2, 2]), &device);
+    let z = Tensor::<2>::from_data(TensorData::new(vec![5.0f32, 0.0, 1.0, 0.0], [2, 2]), &device);
+    let got = amisim::values(amisim::ssl::losses::byol(p, z))[0];
+    assert!((got - 1.0).abs() < 1e-5, "byol {got}");
+    // MAE: one image, three patches of two pixels; patch errors (per pixel squared, mean over
+    // the patch) 1, 4 and 9; only patches 0 and 2 were hidden: (1 + 9) / 2 = 5. The seen
+    // patch's error must not count.
+    let pred = Tensor::<3>::from_data(
+        TensorData::new(vec![1.0f32, 1.0, 2.0, 2.0, 3.0, 3.0], [1, 3, 2]),
+        &device,
+    );
+    let target = Tensor::<3>::zeros([1, 3, 2], &device);
+    let mask = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 0.0, 1.0], [1, 3]), &device);
+    let got = amisim::values(amisim::ssl::losses::mae(pred, target, mask))[0];
+    assert!((got - 5.0).abs() < 1e-5, "mae {got}");
+}
