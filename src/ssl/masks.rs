@@ -107,3 +107,19 @@ pub fn sample(cfg: &MaskConfig, rows: usize, cols: usize, rng: &mut impl Rng) ->
     }
     last.expect("at least one draw")
 }
+
+/// V-JEPA's tube masks over a clip of `frames` frames: one draw of [`sample`] on the spatial
+/// grid, each block extended through every frame (token index `t · rows · cols + patch`), so
+/// the model cannot fill a target in from the same place in a neighbouring frame.
+pub fn sample_tubes(cfg: &MaskConfig, frames: usize, rows: usize, cols: usize, rng: &mut impl Rng) -> Masks {
+    let m = sample(cfg, rows, cols, rng);
+    let through = |idx: &[usize]| -> Vec<usize> {
+        (0..frames)
+            .flat_map(|t| idx.iter().map(move |&i| t * rows * cols + i))
+            .collect()
+    };
+    Masks {
+        context: through(&m.context),
+        targets: m.targets.iter().map(|t| through(t)).collect(),
+    }
+}

@@ -112,3 +112,29 @@ fn byol_and_mae_losses_match_hand_computed_values() {
     let got = amisim::values(amisim::ssl::losses::mae(pred, target, mask))[0];
     assert!((got - 5.0).abs() < 1e-5, "mae {got}");
 }
+
+#[test]
+fn tube_masks_hold_each_block_through_every_frame() {
+    let cfg = MaskConfig::default();
+    let (frames, rows, cols) = (3, 6, 6);
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    for _ in 0..200 {
+        let m = amisim::ssl::masks::sample_tubes(&cfg, frames, rows, cols, &mut rng);
+        for mask in m.targets.iter().chain(std::iter::once(&m.context)) {
+            assert_eq!(mask.len() % frames, 0);
+            let per = mask.len() / frames;
+            let first: Vec<usize> = mask[..per].to_vec();
+            assert!(first.iter().all(|&i| i < rows * cols), "frame 0 first");
+            for t in 1..frames {
+                let spatial: Vec<usize> = mask[t * per..(t + 1) * per]
+                    .iter()
+                    .map(|&i| i - t * rows * cols)
+                    .collect();
+                assert_eq!(spatial, first, "frame {t} differs from frame 0");
+            }
+        }
+        for t in &m.targets {
+            assert!(t.iter().all(|i| !m.context.contains(i)));
+        }
+    }
+}
