@@ -17,7 +17,8 @@ use crate::actor::planner::PlannerConfig;
 use crate::actor::{shift, Mpc};
 use crate::configurator::{Available, Configurator, ConfiguratorConfig, Decision, Remedy, Task};
 use crate::cost::critic::Critic;
-use crate::memory::{EpisodicMemory, MemoryConfig, Moment, ShortTermMemory};
+use crate::gather_rows;
+use crate::memory::{dist, EpisodicMemory, MemoryConfig, Moment, ShortTermMemory};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -141,10 +142,6 @@ pub struct AgentModels<'a> {
     pub level2: Option<(&'a LatentDynamics, &'a Abstracted<'a, LatentDynamics>)>,
 }
 
-fn dist(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
-}
-
 /// Salt of the agents' planner streams for the hierarchy (apart from the flat tiers').
 const HIER_SALT: u64 = 0x3c6e_f372_fe94_f82b;
 
@@ -242,15 +239,16 @@ impl AgentBatch {
         }
     }
 
-    /// Energies of `rows` (latents) to their goals: the critic's cost-to-go in steps, or the
-    /// latent distance in steps of `step_length`.
-    fn energies(models: &AgentModels, z: &[f32], g: &[f32], m: usize, step_length: f32) -> Vec<f32> {
+    /// Energies of rows of latents `z` to their goals `g`, in steps: the critic's cost-to-go,
+    /// or the latent distance in units of each row's step length `lens`.
+    fn energies(models: &AgentModels, z: &[f32], g: &[f32], lens: &[f32]) -> Vec<f32> {
+        let m = lens.len();
         match models.critic {
             Some(c) => c.steps(z, g, m),
             None => {
                 let d = z.len() / m.max(1);
                 (0..m)
-                    .map(|i| dist(&z[i * d..(i + 1) * d], &g[i * d..(i + 1) * d]) / step_length)
+                    .map(|i| dist(&z[i * d..(i + 1) * d], &g[i * d..(i + 1) * d]) / lens[i])
                     .collect()
             }
         }
@@ -258,10 +256,7 @@ impl AgentBatch {
 
     /// The next action of each environment in `active`: `zs[i]` its latent (`[latent]`),
     /// `goals` `[n, latent]`.
-    pub fn act(&mut self, models: &AgentModels, zs: &[Vec<f32>], goals: &[f32]) -> Vec<(usize, [f32; 2])>
-    where
-        LatentDynamics: Dynamics<Start = Vec<f32>>,
-    {
+    pub fn act(&mut self, models: &AgentModels, zs: &[Vec<f32>], goals: &[f32]) -> Vec<(usize, [f32; 2])> {
         let active: Vec<usize> = (0..zs.len()).filter(|&i| !zs[i].is_empty()).collect();
         let d = models.latent.dim();
         let mcfg = self.cfg.memory.clone();
@@ -276,20 +271,8 @@ impl AgentBatch {
         };
         // 1–2: remember, recognise, reconfigure on a stall.
         let z_all: Vec<f32> = active.iter().flat_map(|&i| zs[i].clone()).collect();
-        let g_all: Vec<f32> = active
-            .iter()
-            .flat_map(|&i| goals[i * d..(i + 1) * d].to_vec())
-            .collect();
         let lens: Vec<f32> = active.iter().map(|&i| step_length(&self.states[i])).collect();
-        let energy = {
-            let m = active.len();
-            match models.critic {
-                Some(_) => Self::energies(models, &z_all, &g_all, m, 1.0),
-                None => (0..m)
-                    .map(|k| dist(&z_all[k * d..(k + 1) * d], &g_all[k * d..(k + 1) * d]) / lens[k])
-                    .collect(),
-            }
-        };
+        let energy = Self::energies(models, &z_all, &gather_rows(goals, d, &active), &lens);
         for (k, &i) in active.iter().enumerate() {
             let radius = mcfg.landmark_steps * lens[k];
             let goal = &goals[i * d..(i + 1) * d];
@@ -341,10 +324,7 @@ impl AgentBatch {
             Some(pi) if !reactive.is_empty() => {
                 let m = reactive.len();
                 let z0: Vec<f32> = reactive.iter().flat_map(|&i| zs[i].clone()).collect();
-                let g: Vec<f32> = reactive
-                    .iter()
-                    .flat_map(|&i| target[i * d..(i + 1) * d].to_vec())
-                    .collect();
+                let g = gather_rows(&target, d, &reactive);
                 let first = pi.act(&z0, &g, m);
                 let mut z = z0.clone();
                 let mut a = first.clone();
@@ -355,12 +335,11 @@ impl AgentBatch {
                     z = models.latent.mlp.rollout_rows(&z, &a, m, 1);
                 }
                 let ls: Vec<f32> = reactive.iter().map(|&i| step_length(&self.states[i])).collect();
-                let e0 = Self::energies(models, &z0, &g, m, 1.0);
-                let e1 = Self::energies(models, &z, &g, m, 1.0);
+                let e0 = Self::energies(models, &z0, &g, &ls);
+                let e1 = Self::energies(models, &z, &g, &ls);
                 let need = self.cfg.check_gain * self.cfg.check_steps as f32;
                 for (k, &i) in reactive.iter().enumerate() {
-                    let scale = if models.critic.is_some() { 1.0 } else { ls[k] };
-                    if (e0[k] - e1[k]) / scale >= need {
+                    if e0[k] - e1[k] >= need {
                         out.push((i, [first[2 * k], first[2 * k + 1]]));
                         self.states[i].mode1_steps += 1;
                         self.interrupt(i);

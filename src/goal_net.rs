@@ -9,8 +9,8 @@
 
 use crate::actor::model::matmul_acc;
 use crate::train::jepa::stable_param_ids;
-use crate::train::level2::level1_fingerprint;
-use crate::train::store::{load_weights, module_bytes, read_with_metadata, write_atomic};
+use crate::train::level2::{check_level1, level1_fingerprint};
+use crate::train::store::{load_weights, read_with_metadata, save_module};
 use crate::world_model::jepa::Jepa;
 use crate::world_model::linear_bias;
 use anyhow::{bail, Context, Result};
@@ -150,15 +150,12 @@ const FORMAT: &str = "amisim-goalnet-v1";
 
 /// Writes `net` with `meta` to `path` atomically, tied to the level-1 model `level1`.
 pub fn save_goal_net(path: &Path, net: &GoalNet, meta: &GoalNetMeta, level1: &Jepa) -> Result<()> {
-    let bytes = module_bytes(net)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let views: Vec<_> = st.tensors().into_iter().collect();
     let meta = HashMap::from([
         ("amisim.format".to_string(), FORMAT.to_string()),
         ("amisim.goalnet".to_string(), serde_json::to_string(meta)?),
         ("amisim.level1".to_string(), level1_fingerprint(level1)),
     ]);
-    write_atomic(path, views, meta)
+    save_module(path, net, meta)
 }
 
 /// Reads a goal-net checkpoint of kind `kind` (`critic`, `mode1`); with `level1`, it must have
@@ -183,24 +180,8 @@ pub fn load_goal_net(
         bail!("{}: holds a {} model, expected a {kind} model", path.display(), m.kind);
     }
     if let Some(l1) = level1 {
-        if l1.latent() != m.shape.latent {
-            bail!(
-                "{}: reads {}-d latents, the level-1 model has {}",
-                path.display(),
-                m.shape.latent,
-                l1.latent()
-            );
-        }
-        let (have, trained) = (
-            level1_fingerprint(l1),
-            meta.get("amisim.level1").cloned().unwrap_or_default(),
-        );
-        if have != trained {
-            bail!(
-                "{}: trained on the level-1 model with fingerprint {trained}, not on this one ({have}); train it again (`amisim train --level {kind} --checkpoint …`)",
-                path.display()
-            );
-        }
+        let trained_on = meta.get("amisim.level1").map_or("", |s| s.as_str());
+        check_level1(path, &format!("{kind} model"), m.shape.latent, trained_on, l1, kind)?;
     }
     let net = load_weights(stable_param_ids(m.shape.init(device)), bytes, path)?;
     Ok((net, m))

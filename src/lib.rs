@@ -31,6 +31,31 @@ pub fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
         .expect("f32 tensor")
 }
 
+/// Checks settings that count something: the first of `values` that is 0 is an error naming
+/// it as `prefix.name`.
+pub fn require_counts(prefix: &str, values: &[(&str, usize)]) -> Result<(), String> {
+    match values.iter().find(|(_, v)| *v == 0) {
+        Some((name, _)) => Err(format!("{prefix}.{name} must be ≥ 1")),
+        None => Ok(()),
+    }
+}
+
+/// Checks settings that must be positive numbers: the first of `values` that is not finite
+/// and above 0 is an error naming it as `prefix.name` with its value.
+pub fn require_positive(prefix: &str, values: &[(&str, f32)]) -> Result<(), String> {
+    match values.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+        Some((name, v)) => Err(format!("{prefix}.{name} = {v} must be a positive number")),
+        None => Ok(()),
+    }
+}
+
+/// Rows `idx` of a row-major matrix `x` with rows of `d` values, one after another.
+pub fn gather_rows(x: &[f32], d: usize, idx: &[usize]) -> Vec<f32> {
+    idx.iter()
+        .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+        .collect()
+}
+
 /// Keeps freed memory in the process instead of handing it back to the kernel at once.
 ///
 /// A training step allocates and frees the same few hundred tensors (many of several MB) each

@@ -391,6 +391,5 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     for (name, status, secs, metric) in &rows {
         println!("{name:<18} {status:<13} {secs:>8.0}  {metric}");
     }
-    let _ = ck;
     Ok(())
 }

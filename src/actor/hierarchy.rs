@@ -67,11 +67,10 @@ impl HierarchyConfig {
                 ));
             }
         }
-        for (name, v) in [("k", self.k), ("replan_high_every", self.replan_high_every)] {
-            if v == 0 {
-                return Err(format!("hierarchy.{name} must be ≥ 1"));
-            }
-        }
+        crate::require_counts(
+            "hierarchy",
+            &[("k", self.k), ("replan_high_every", self.replan_high_every)],
+        )?;
         if self.low.cost.critic != 0.0 || self.high.cost.critic != 0.0 {
             return Err(
                 "hierarchy: the critic's terminal cost is not available to the hierarchical planner (it reads level-1 latents); set critic to 0"

@@ -69,10 +69,7 @@ where
 {
     let dim = dynamics.dim();
     let s: Vec<D::Start> = due.iter().map(|&i| starts[i].clone()).collect();
-    let g: Vec<f32> = due
-        .iter()
-        .flat_map(|&i| goals[i * dim..(i + 1) * dim].to_vec())
-        .collect();
+    let g = crate::gather_rows(goals, dim, due);
     let init: Vec<Vec<f32>> = due.iter().map(|&i| means[i].clone()).collect();
     let mut batch: Vec<ChaCha8Rng> = due.iter().map(|&i| rngs[i].clone()).collect();
     let plans = plan(cfg, dynamics, &s, &g, &init, &mut batch, trace);

@@ -99,18 +99,16 @@ impl PlannerConfig {
 
     /// Checks the settings, naming the one at fault.
     pub fn validate(&self) -> Result<(), String> {
-        let positive = [
-            ("horizon", self.horizon),
-            ("repeat", self.repeat),
-            ("samples", self.samples),
-            ("iterations", self.iterations),
-            ("replan_every", self.replan_every),
-        ];
-        for (name, v) in positive {
-            if v == 0 {
-                return Err(format!("planner.{name} must be ≥ 1"));
-            }
-        }
+        crate::require_counts(
+            "planner",
+            &[
+                ("horizon", self.horizon),
+                ("repeat", self.repeat),
+                ("samples", self.samples),
+                ("iterations", self.iterations),
+                ("replan_every", self.replan_every),
+            ],
+        )?;
         if self.legs >= self.samples {
             return Err(format!(
                 "planner.legs = {} must be below planner.samples = {} (candidate 0 is the warm start)",
@@ -130,17 +128,16 @@ impl PlannerConfig {
                 self.len()
             ));
         }
-        for (name, v) in [
-            ("init_std", self.init_std),
-            ("min_std", self.min_std),
-            ("temperature", self.temperature),
-            ("lr", self.lr),
-            ("max_action", self.max_action),
-        ] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("planner.{name} = {v} must be a positive number"));
-            }
-        }
+        crate::require_positive(
+            "planner",
+            &[
+                ("init_std", self.init_std),
+                ("min_std", self.min_std),
+                ("temperature", self.temperature),
+                ("lr", self.lr),
+                ("max_action", self.max_action),
+            ],
+        )?;
         Ok(())
     }
 }

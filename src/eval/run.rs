@@ -666,11 +666,8 @@ pub fn run(
                         let z = timed_encode(loaded.model, &obs, &device, &mut encode_total, active.len());
                         let d = loaded.model.latent();
                         let t1 = Instant::now();
-                        let zr: Vec<f32> = active.iter().flat_map(|&i| z[i * d..(i + 1) * d].to_vec()).collect();
-                        let gr: Vec<f32> = active
-                            .iter()
-                            .flat_map(|&i| goals_latent[i * d..(i + 1) * d].to_vec())
-                            .collect();
+                        let zr = crate::gather_rows(&z, d, &active);
+                        let gr = crate::gather_rows(&goals_latent, d, &active);
                         let a = pi.act(&zr, &gr, active.len());
                         let acts: Vec<(usize, [f32; 2])> = active
                             .iter()

@@ -17,7 +17,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-fn dist(a: &[f32], b: &[f32]) -> f32 {
+/// Euclidean distance between two latents.
+pub fn dist(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
 }
 
@@ -56,16 +57,15 @@ impl Default for MemoryConfig {
 
 impl MemoryConfig {
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("short_term", self.short_term),
-            ("stall_window", self.stall_window),
-            ("landmarks", self.landmarks),
-            ("max_neighbours", self.max_neighbours),
-        ] {
-            if v == 0 {
-                return Err(format!("memory.{name} must be ≥ 1"));
-            }
-        }
+        crate::require_counts(
+            "memory",
+            &[
+                ("short_term", self.short_term),
+                ("stall_window", self.stall_window),
+                ("landmarks", self.landmarks),
+                ("max_neighbours", self.max_neighbours),
+            ],
+        )?;
         if self.stall_window > self.short_term {
             return Err(format!(
                 "memory.stall_window = {} exceeds memory.short_term = {} (the window must fit in the memory)",

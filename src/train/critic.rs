@@ -19,8 +19,7 @@ use super::store::{steps_bar, warmup_cosine};
 use crate::cost::critic::Critic;
 use crate::goal_net::{softplus, FastGoalNet, GoalNet, GoalNetShape};
 use anyhow::{bail, Result};
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation;
 use rand::{RngExt, SeedableRng};
@@ -85,18 +84,17 @@ impl Default for CriticTrainConfig {
 impl CriticTrainConfig {
     /// Settings that cannot work, named by their config keys.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("hidden", self.hidden),
-            ("steps", self.steps),
-            ("batch", self.batch),
-            ("target_every", self.target_every),
-            ("td_steps", self.td_steps),
-            ("log_every", self.log_every),
-        ] {
-            if v == 0 {
-                return Err(format!("critic.{name} must be ≥ 1"));
-            }
-        }
+        crate::require_counts(
+            "critic",
+            &[
+                ("hidden", self.hidden),
+                ("steps", self.steps),
+                ("batch", self.batch),
+                ("target_every", self.target_every),
+                ("td_steps", self.td_steps),
+                ("log_every", self.log_every),
+            ],
+        )?;
         if !(0.0..1.0).contains(&self.expectile) {
             return Err(format!("critic.expectile = {} must be in [0, 1)", self.expectile));
         }
@@ -106,11 +104,7 @@ impl CriticTrainConfig {
                 self.p_current, self.p_future
             ));
         }
-        for (name, v) in [("scale", self.scale), ("max_cost", self.max_cost)] {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!("critic.{name} = {v} must be a positive number"));
-            }
-        }
+        crate::require_positive("critic", &[("scale", self.scale), ("max_cost", self.max_cost)])?;
         Ok(())
     }
 }
@@ -215,11 +209,8 @@ pub fn train_critic(
         out: 1,
     };
     let ad = device.clone().autodiff();
-    let mut net = crate::train::jepa::stable_param_ids(crate::train::jepa::seeded(&ad, cfg.seed, || shape.init(&ad)));
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip)))
-        .init();
+    let mut net = super::jepa::stable_param_ids(super::jepa::seeded(&ad, cfg.seed, || shape.init(&ad)));
+    let mut optim = super::store::adamw(cfg.weight_decay, cfg.clip).init();
     let mut csv = match out {
         Some(dir) => {
             std::fs::create_dir_all(dir)?;

@@ -11,9 +11,8 @@ use super::store::{load_weights, module_bytes, read_with_metadata, steps_bar, wa
 use crate::perception::EncoderConfig;
 use crate::world_model::jepa::{ema_momentum_at, ema_update, Jepa, JepaConfig, LossTerms, LossWeights, LOSS_NAMES};
 use anyhow::{bail, Context, Result};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -304,9 +303,7 @@ pub fn train_on(
         cfg.model.encoder.input_std = std;
     }
     let cfg = &cfg;
-    let optim_cfg = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip)));
+    let optim_cfg = super::store::adamw(cfg.weight_decay, cfg.clip);
     let (mut model, mut optim, start) = match resumed {
         Some(ck) => {
             check_model_config(&ckpt_path, &ck.config.model, &cfg.model)?;

@@ -9,14 +9,13 @@
 
 use super::data::Episodes;
 use super::jepa::{seeded, stable_param_ids};
-use super::store::{load_weights, module_bytes, read_with_metadata, steps_bar, warmup_cosine, write_atomic};
+use super::store::{load_weights, read_with_metadata, save_module, steps_bar, warmup_cosine};
 use crate::eval::probe::encode_all;
 use crate::world_model::jepa::Jepa;
 use crate::world_model::level2::{Level2, Level2Config, Level2Terms, Level2Weights};
 use anyhow::{bail, Context, Result};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{ModuleVisitor, Param};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -96,6 +95,34 @@ pub fn level1_fingerprint(model: &Jepa) -> String {
     format!("{:016x}", h.0)
 }
 
+/// Checks that the `what` stored at `path`, which reads `latent`-d level-1 latents and was
+/// trained on the level-1 model with fingerprint `trained_on`, fits `level1`; the error says
+/// how to train it again (`amisim train --level LEVEL`).
+pub fn check_level1(
+    path: &Path,
+    what: &str,
+    latent: usize,
+    trained_on: &str,
+    level1: &Jepa,
+    level: &str,
+) -> Result<()> {
+    if level1.latent() != latent {
+        bail!(
+            "{}: the {what} reads {latent}-d level-1 latents, the level-1 model has {}",
+            path.display(),
+            level1.latent()
+        );
+    }
+    let have = level1_fingerprint(level1);
+    if have != trained_on {
+        bail!(
+            "{}: trained on the level-1 model with fingerprint {trained_on}, not on this one ({have}); train it again with `amisim train --level {level} --checkpoint …`",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// A loaded level-2 checkpoint.
 pub struct Level2Checkpoint {
     pub config: Level2TrainConfig,
@@ -107,16 +134,13 @@ pub struct Level2Checkpoint {
 
 /// Writes the level-2 model at `step` to `path` atomically.
 pub fn save_level2(path: &Path, cfg: &Level2TrainConfig, step: usize, model: &Level2, level1: &str) -> Result<()> {
-    let bytes = module_bytes(model)?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)?;
-    let views: Vec<_> = st.tensors().into_iter().collect();
     let meta = HashMap::from([
         ("amisim.config".to_string(), cfg.to_string()),
         ("amisim.step".to_string(), step.to_string()),
         ("amisim.format".to_string(), "amisim-level2-v1".to_string()),
         ("amisim.level1".to_string(), level1.to_string()),
     ]);
-    write_atomic(path, views, meta)
+    save_module(path, model, meta)
 }
 
 /// Reads a level-2 checkpoint; with `level1`, it must have been trained on that level-1 model
@@ -138,21 +162,7 @@ pub fn load_level2(path: &Path, level1: Option<&Jepa>, device: &Device) -> Resul
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let trained_on = meta.get("amisim.level1").cloned().unwrap_or_default();
     if let Some(m) = level1 {
-        if m.latent() != config.model.latent {
-            bail!(
-                "{}: the level-2 model reads {}-d level-1 latents, the level-1 model has {}",
-                path.display(),
-                config.model.latent,
-                m.latent()
-            );
-        }
-        let have = level1_fingerprint(m);
-        if have != trained_on {
-            bail!(
-                "{}: trained on the level-1 model with fingerprint {trained_on}, not on this one ({have}); train it again with `amisim train --level 2 --checkpoint …`",
-                path.display()
-            );
-        }
+        check_level1(path, "level-2 model", config.model.latent, &trained_on, m, "2")?;
     }
     let step: usize = meta.get("amisim.step").and_then(|s| s.parse().ok()).unwrap_or(0);
     let model = load_weights(stable_param_ids(config.model.init(device)), bytes, path)?;
@@ -269,10 +279,7 @@ pub fn train_level2(
     let latents = LatentEpisodes::encode(level1, data, device);
     let ad = device.clone().autodiff();
     let mut model = stable_param_ids(seeded(&ad, cfg.seed, || cfg.model.init(&ad)));
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip)))
-        .init();
+    let mut optim = super::store::adamw(cfg.weight_decay, cfg.clip).init();
     std::fs::write(out.join("level2_config.json"), cfg.to_string())?;
     let mut csv = std::fs::File::create(out.join("level2_metrics.csv"))?;
     writeln!(

@@ -16,8 +16,7 @@ use crate::world::scene::Scene;
 use crate::world::sim::{self, EnvState};
 use crate::world_model::jepa::Jepa;
 use anyhow::{bail, Result};
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -84,17 +83,16 @@ impl Mode1TrainConfig {
 
     /// Settings that cannot work, named by their config keys.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("demo_episodes", self.demo_episodes),
-            ("envs", self.envs),
-            ("hidden", self.hidden),
-            ("steps", self.steps),
-            ("batch", self.batch),
-        ] {
-            if v == 0 {
-                return Err(format!("mode1.{name} must be ≥ 1"));
-            }
-        }
+        crate::require_counts(
+            "mode1",
+            &[
+                ("demo_episodes", self.demo_episodes),
+                ("envs", self.envs),
+                ("hidden", self.hidden),
+                ("steps", self.steps),
+                ("batch", self.batch),
+            ],
+        )?;
         if !(0.0..0.9).contains(&self.held_out) {
             return Err(format!("mode1.held_out = {} must be in [0, 0.9)", self.held_out));
         }
@@ -223,11 +221,7 @@ pub fn collect_demos(
             let driven: Vec<f32> = match student {
                 Some(pi) => {
                     let zr: Vec<f32> = active.iter().flat_map(|&i| zs[i].clone()).collect();
-                    let gr: Vec<f32> = active
-                        .iter()
-                        .flat_map(|&i| goals[i * d..(i + 1) * d].to_vec())
-                        .collect();
-                    pi.act(&zr, &gr, active.len())
+                    pi.act(&zr, &crate::gather_rows(&goals, d, &active), active.len())
                 }
                 None => Vec::new(),
             };
@@ -300,11 +294,8 @@ pub fn train_mode1(
         out: 2,
     };
     let ad = device.clone().autodiff();
-    let mut net = crate::train::jepa::stable_param_ids(crate::train::jepa::seeded(&ad, cfg.seed, || shape.init(&ad)));
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(cfg.weight_decay)
-        .with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.clip)))
-        .init();
+    let mut net = super::jepa::stable_param_ids(super::jepa::seeded(&ad, cfg.seed, || shape.init(&ad)));
+    let mut optim = super::store::adamw(cfg.weight_decay, cfg.clip).init();
     let max_action = cfg.planner.max_action;
     let bar = steps_bar("mode-1", cfg.steps, show_progress);
     for step in 0..cfg.steps {
@@ -345,8 +336,7 @@ pub fn train_mode1(
     let policy = Mode1::new(&net, max_action);
     let (mut se, mut cos) = (0.0f64, 0.0f64);
     if !test.is_empty() {
-        let pick =
-            |v: &[f32], w: usize| -> Vec<f32> { test.iter().flat_map(|&i| v[i * w..(i + 1) * w].to_vec()).collect() };
+        let pick = |v: &[f32], w: usize| crate::gather_rows(v, w, &test);
         let pred = policy.act(&pick(&demos.z, d), &pick(&demos.goal, d), test.len());
         let truth = pick(&demos.action, 2);
         for (p, t) in pred.chunks_exact(2).zip(truth.chunks_exact(2)) {

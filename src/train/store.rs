@@ -33,6 +33,13 @@ pub fn write_atomic(path: &Path, views: Vec<(String, TensorView<'_>)>, meta: Has
     Ok(())
 }
 
+/// Writes `model`'s weights with `meta` to `path` atomically ([`write_atomic`]).
+pub fn save_module<M: Module>(path: &Path, model: &M, meta: HashMap<String, String>) -> Result<()> {
+    let bytes = module_bytes(model)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    write_atomic(path, st.tensors(), meta)
+}
+
 /// Reads a safetensors file and its metadata; `what` names it in errors.
 pub fn read_with_metadata(path: &Path, what: &str) -> Result<(Vec<u8>, HashMap<String, String>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
@@ -56,6 +63,14 @@ pub fn load_weights<M: Module>(mut model: M, bytes: Vec<u8>, path: &Path) -> Res
         );
     }
     Ok(model)
+}
+
+/// AdamW with decoupled `weight_decay` and the gradient's norm clipped to `clip`: every
+/// training loop's optimiser.
+pub fn adamw(weight_decay: f32, clip: f32) -> burn::optim::AdamWConfig {
+    burn::optim::AdamWConfig::new()
+        .with_weight_decay(weight_decay)
+        .with_grad_clipping(Some(burn::grad_clipping::GradientClippingConfig::Norm(clip)))
 }
 
 /// Learning rate at `step` of `steps`: linear warm-up over `warmup` steps to `lr`, then cosine

@@ -71,23 +71,16 @@ impl Level2Config {
 
     /// Settings that cannot work, named by their config keys.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [
-            ("latent", self.latent),
-            ("k", self.k),
-            ("state", self.state),
-            ("hidden", self.hidden),
-        ] {
-            if v == 0 {
-                return Err(format!("level2.{name} must be ≥ 1"));
-            }
-        }
-        if !(self.macro_radius.is_finite() && self.macro_radius > 0.0) {
-            return Err(format!(
-                "level2.macro_radius = {} must be a positive number",
-                self.macro_radius
-            ));
-        }
-        Ok(())
+        crate::require_counts(
+            "level2",
+            &[
+                ("latent", self.latent),
+                ("k", self.k),
+                ("state", self.state),
+                ("hidden", self.hidden),
+            ],
+        )?;
+        crate::require_positive("level2", &[("macro_radius", self.macro_radius)])
     }
 }
 
