@@ -289,35 +289,40 @@ pub fn ema_momentum_at(m0: f64, step: usize, steps: usize) -> f64 {
     1.0 - (1.0 - m0) * (1.0 + (std::f64::consts::PI * p).cos()) / 2.0
 }
 
-/// `target ← m·target + (1 − m)·online`, parameter by parameter (matched by id: the target is
-/// built with the same stable ids as the online encoder).
-pub fn ema_update(target: Encoder, online: &Encoder, m: f64) -> Encoder {
-    use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
-    use std::collections::HashMap;
-    struct Grab(HashMap<ParamId, Tensor<1>>);
+/// `target ← m·target + (1 − m)·online`, parameter by parameter, matched by their order in
+/// the module tree (the two are built from one config, so they have the same structure; their
+/// ids differ when they sit at different paths of one model).
+pub fn ema_update<M: Module>(target: M, online: &M, m: f64) -> M {
+    use burn::module::{ModuleMapper, ModuleVisitor, Param};
+    struct Grab(Vec<Tensor<1>>);
     impl ModuleVisitor for Grab {
         fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.0.insert(p.id, p.val().detach().reshape([-1]));
+            self.0.push(p.val().detach().reshape([-1]));
         }
     }
     struct Ema {
-        src: HashMap<ParamId, Tensor<1>>,
+        src: std::vec::IntoIter<Tensor<1>>,
         m: f32,
     }
     impl ModuleMapper for Ema {
         fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let Some(o) = self.src.remove(&p.id) else { return p };
+            let o = self.src.next().expect("the target has the online module's structure");
             let m = self.m;
             p.map(|t| {
                 let dims = t.dims();
+                assert_eq!(
+                    o.dims()[0],
+                    dims.iter().product::<usize>(),
+                    "EMA: parameter shapes differ"
+                );
                 (t.detach() * m + o.reshape(dims) * (1.0 - m)).detach()
             })
         }
     }
-    let mut grab = Grab(HashMap::new());
+    let mut grab = Grab(Vec::new());
     online.visit(&mut grab);
     target.map(&mut Ema {
-        src: grab.0,
+        src: grab.0.into_iter(),
         m: m as f32,
     })
 }
