@@ -47,7 +47,7 @@ pub fn contact_sheet(frames: &[&[u8]], h: usize, w: usize, cols: usize, scale: u
     (width as u32, height as u32, rgb)
 }
 
-/// 3×5 bitmap glyphs for digits and '.', one row per `u8` (3 low bits, left = 4).
+/// 3×5 bitmap glyphs for digits, capitals and a few signs, one row per `u8` (3 low bits, left = 4).
 fn glyph(c: char) -> Option<[u8; 5]> {
     Some(match c {
         '0' => [7, 5, 5, 5, 7],
@@ -61,6 +61,39 @@ fn glyph(c: char) -> Option<[u8; 5]> {
         '8' => [7, 5, 7, 5, 7],
         '9' => [7, 5, 7, 1, 7],
         '.' => [0, 0, 0, 0, 2],
+        '-' => [0, 0, 7, 0, 0],
+        '+' => [0, 2, 7, 2, 0],
+        '/' => [1, 1, 2, 4, 4],
+        '%' => [5, 1, 2, 4, 5],
+        '(' => [2, 4, 4, 4, 2],
+        ')' => [2, 1, 1, 1, 2],
+        '@' => [7, 5, 7, 4, 7],
+        'A' => [2, 5, 7, 5, 5],
+        'B' => [6, 5, 6, 5, 6],
+        'C' => [7, 4, 4, 4, 7],
+        'D' => [6, 5, 5, 5, 6],
+        'E' => [7, 4, 6, 4, 7],
+        'F' => [7, 4, 6, 4, 4],
+        'G' => [7, 4, 5, 5, 7],
+        'H' => [5, 5, 7, 5, 5],
+        'I' => [7, 2, 2, 2, 7],
+        'J' => [1, 1, 1, 5, 7],
+        'K' => [5, 5, 6, 5, 5],
+        'L' => [4, 4, 4, 4, 7],
+        'M' => [5, 7, 7, 5, 5],
+        'N' => [6, 5, 5, 5, 5],
+        'O' => [7, 5, 5, 5, 7],
+        'P' => [7, 5, 7, 4, 4],
+        'Q' => [7, 5, 5, 7, 1],
+        'R' => [6, 5, 6, 5, 5],
+        'S' => [7, 4, 7, 1, 7],
+        'T' => [7, 2, 2, 2, 2],
+        'U' => [5, 5, 5, 5, 7],
+        'V' => [5, 5, 5, 5, 2],
+        'W' => [5, 5, 7, 7, 5],
+        'X' => [5, 5, 2, 5, 5],
+        'Y' => [5, 5, 2, 2, 2],
+        'Z' => [7, 1, 2, 4, 7],
         _ => return None,
     })
 }
@@ -102,10 +135,13 @@ impl Canvas {
         }
     }
 
-    /// Digits and dots at (x, y) (top-left), each glyph pixel `scale` pixels.
+    /// Digits, capitals and a few signs at (x, y) (top-left), each glyph pixel `scale` pixels;
+    /// lower case is drawn as capitals, other characters as spaces.
     pub fn text(&mut self, x: i64, y: i64, s: &str, c: [u8; 3], scale: i64) {
         for (k, ch) in s.chars().enumerate() {
-            let Some(g) = glyph(ch) else { continue };
+            let Some(g) = glyph(ch.to_ascii_uppercase()) else {
+                continue;
+            };
             for (r, bits) in g.iter().enumerate() {
                 for col in 0..3 {
                     if bits & (4 >> col) != 0 {

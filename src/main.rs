@@ -1,5 +1,6 @@
 //! The `amisim` command line.
 
+mod compare_cli;
 mod eval_cli;
 mod train_cli;
 
@@ -43,6 +44,10 @@ enum Command {
     Probe(ProbeArgs),
     /// Evaluate goal-reaching: planners with the world model against random and oracle rows.
     Eval(Box<eval_cli::EvalArgs>),
+    /// Train every self-supervised objective (I-JEPA, V-JEPA, MC-JEPA, SimCLR, BYOL, MAE,
+    /// VICReg, SIGReg, energy-based) on the same data and budget; probe each frozen encoder,
+    /// fit a world model on it and plan with it; one table (CSV, JSON, PNG bar chart).
+    Compare(Box<compare_cli::CompareArgs>),
     /// Write a checkpoint's weights and config without the optimizer state (for shipping).
     Export {
         #[arg(long)]
@@ -311,6 +316,7 @@ fn quiet_display_probe() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(a) => run_command(a)?,
+        Command::Compare(a) => compare_cli::compare_command(*a)?,
         Command::Collect(a) => {
             let cfg = CollectConfig {
                 scene: a.scene,

@@ -7,10 +7,10 @@ use amisim::world_model::jepa::{JepaConfig, LossWeights};
 use burn::prelude::*;
 use rand::{RngExt, SeedableRng};
 
-const RES: usize = 16;
+pub const RES: usize = 16;
 
 /// Synthetic episodes: a bright square that moves by the actions, on 16×16 frames.
-fn toy_episodes(episodes: usize, steps: usize) -> Episodes {
+pub fn toy_episodes(episodes: usize, steps: usize) -> Episodes {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let mut e = Episodes {
         episodes,
@@ -67,7 +67,7 @@ fn weights(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("amisim-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
