@@ -97,3 +97,31 @@ pub fn compare_command(a: CompareArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `amisim train --objective O --scene S`: one row of the comparison (no planning).
+pub fn train_objective(
+    o: Objective,
+    scene: &str,
+    episodes: usize,
+    steps: usize,
+    seed: u64,
+    out: &std::path::Path,
+) -> Result<()> {
+    if steps == 0 || episodes == 0 {
+        anyhow::bail!("--steps and --episodes must be ≥ 1");
+    }
+    let mut cfg = CompareConfig::new(scene);
+    cfg.objectives = vec![o];
+    cfg.budget = Budget::Steps(steps);
+    cfg.budget_text = format!("{steps} steps");
+    cfg.episodes = episodes;
+    cfg.plan_episodes = 0;
+    cfg.seed = seed;
+    let result = compare(&cfg, out, |line| eprintln!("{line}"))?;
+    print!("{}", result.table());
+    for p in result.write(out)? {
+        println!("wrote {}", p.display());
+    }
+    println!("world model: {}", result.rows[0].checkpoint);
+    Ok(())
+}

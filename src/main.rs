@@ -169,6 +169,12 @@ struct TrainArgs {
     /// model in --checkpoint.
     #[arg(long, default_value = "1")]
     level: String,
+    /// Pretrain the encoder (a ViT) with a self-supervised objective instead: ijepa, vjepa,
+    /// mcjepa, simclr, byol, mae, vicreg, sigreg or energy (`--steps`, default 1000), then fit
+    /// the level-1 predictor on its frozen latents and probe it, as one row of `amisim compare`;
+    /// the world model lands in --out/<objective>/checkpoint.safetensors. Needs --scene.
+    #[arg(long, value_parser = amisim::ssl::model::Objective::parse)]
+    objective: Option<amisim::ssl::model::Objective>,
     /// Pretrain every component in order into --out: encoder + level 1, level 2, critic,
     /// mode 1 (a stage whose model is there is skipped; level 1 resumes); `--set STAGE.KEY=V`
     /// with STAGE level1, level2, critic or mode1.
@@ -553,6 +559,20 @@ fn train_config<C: serde::Serialize + serde::de::DeserializeOwned>(
 fn train_command(a: TrainArgs) -> Result<()> {
     if a.all {
         return train_cli::all_command(a);
+    }
+    if let Some(o) = a.objective {
+        let scene = a
+            .scene
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("--objective collects its episodes: give --scene S"))?;
+        return compare_cli::train_objective(
+            o,
+            scene,
+            a.episodes,
+            a.steps.unwrap_or(1000),
+            a.seed.unwrap_or(0),
+            &a.out,
+        );
     }
     match a.level.as_str() {
         "1" => train_level1(&a),
