@@ -108,12 +108,7 @@ impl AgentState {
     /// Writes the state as JSON to `path`, atomically (a temporary file, then renamed).
     pub fn save(&self, path: &Path) -> Result<()> {
         let doc = serde_json::json!({ "format": STATE_FORMAT, "state": self });
-        let tmp = path.with_extension("json.tmp");
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(&tmp, serde_json::to_vec(&doc)?).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        crate::write_file_atomic(path, serde_json::to_vec(&doc)?)
     }
 
     /// Reads a state written by [`save`](Self::save).

@@ -55,13 +55,13 @@ pub fn compare_command(a: CompareArgs) -> Result<()> {
     if !a.objectives.is_empty() {
         cfg.objectives = a.objectives.clone();
     }
-    (cfg.budget, cfg.budget_text) = match a.steps {
-        Some(s) => (Budget::Steps(s), format!("{s} steps")),
+    cfg.budget = match a.steps {
+        Some(s) => Budget::Steps(s),
         None => {
             if !(a.budget_s > 0.0 && a.budget_s.is_finite()) {
                 anyhow::bail!("--budget-s {}: expected a positive number of seconds", a.budget_s);
             }
-            (Budget::Seconds(a.budget_s), format!("{:.0} s", a.budget_s))
+            Budget::Seconds(a.budget_s)
         }
     };
     cfg.episodes = a.episodes;
@@ -90,12 +90,17 @@ pub fn compare_command(a: CompareArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/compare_{}", a.scene)));
-    let result = compare(&cfg, &out, |line| eprintln!("{line}"))?;
+    report(&cfg, &out).map(|_| ())
+}
+
+/// Runs the comparison, prints its table and writes its files into `out`.
+fn report(cfg: &CompareConfig, out: &std::path::Path) -> Result<amisim::ssl::compare::Comparison> {
+    let result = compare(cfg, out, |line| eprintln!("{line}"))?;
     print!("{}", result.table());
-    for p in result.write(&out)? {
+    for p in result.write(out)? {
         println!("wrote {}", p.display());
     }
-    Ok(())
+    Ok(result)
 }
 
 /// `amisim train --objective O --scene S`: one row of the comparison (no planning).
@@ -113,15 +118,10 @@ pub fn train_objective(
     let mut cfg = CompareConfig::new(scene);
     cfg.objectives = vec![o];
     cfg.budget = Budget::Steps(steps);
-    cfg.budget_text = format!("{steps} steps");
     cfg.episodes = episodes;
     cfg.plan_episodes = 0;
     cfg.seed = seed;
-    let result = compare(&cfg, out, |line| eprintln!("{line}"))?;
-    print!("{}", result.table());
-    for p in result.write(out)? {
-        println!("wrote {}", p.display());
-    }
+    let result = report(&cfg, out)?;
     println!("world model: {}", result.rows[0].checkpoint);
     Ok(())
 }

@@ -31,6 +31,20 @@ pub fn values<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
         .expect("f32 tensor")
 }
 
+/// Writes `bytes` to `path` atomically: the parent folder is created, the bytes go to a
+/// temporary file beside it, which is then renamed, so a reader never sees half a file.
+pub fn write_file_atomic(path: &std::path::Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Checks settings that count something: the first of `values` that is 0 is an error naming
 /// it as `prefix.name`.
 pub fn require_counts(prefix: &str, values: &[(&str, usize)]) -> Result<(), String> {

@@ -17,24 +17,38 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::Serialize;
 
-/// Latents of every frame of `data`, `[episodes·(steps+1), d]` row-major, in batches.
-pub fn encode_all(model: &Jepa, data: &Episodes, device: &Device) -> (Vec<f32>, usize) {
+/// Every frame of `data` in order, as batches of at most `chunk` frames `[n, c, h, w]` in
+/// `0..=1`, each handed to `f`; returns `f`'s rows, concatenated, and their width.
+pub fn map_frames(
+    data: &Episodes,
+    device: &Device,
+    chunk: usize,
+    mut f: impl FnMut(Tensor<4>) -> Tensor<2>,
+) -> (Vec<f32>, usize) {
     let [c, h, w] = data.frame_shape;
     let n = data.episodes * (data.steps + 1);
-    let d = model.latent();
-    let mut out = Vec::with_capacity(n * d);
-    let chunk = 256;
-    for start in (0..n).step_by(chunk) {
+    let mut out = Vec::new();
+    let mut d = 0;
+    for start in (0..n).step_by(chunk.max(1)) {
         let end = (start + chunk).min(n);
         let frames: Vec<f32> = data.frames[start * c * h * w..end * c * h * w]
             .iter()
             .map(|&v| v as f32 / 255.0)
             .collect();
-        let x = Tensor::<4>::from_data(TensorData::new(frames, [end - start, c, h, w]), device);
-        let z = model.encode(x);
-        out.extend(crate::values(z));
+        let y = f(Tensor::<4>::from_data(
+            TensorData::new(frames, [end - start, c, h, w]),
+            device,
+        ));
+        d = y.dims()[1];
+        out.extend(crate::values(y));
     }
     (out, d)
+}
+
+/// Latents of every frame of `data`, `[episodes·(steps+1), d]` row-major, in batches.
+pub fn encode_all(model: &Jepa, data: &Episodes, device: &Device) -> (Vec<f32>, usize) {
+    let (z, _) = map_frames(data, device, 256, |x| model.encode(x));
+    (z, model.latent())
 }
 
 /// Episodes of the random walk [`position_probe`] is fitted on (16 steps each).

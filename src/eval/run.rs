@@ -279,12 +279,7 @@ impl Report {
     /// Writes `report.json` and `report.csv` (one line per row) into `dir`, atomically.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let write = |name: &str, text: String| -> Result<()> {
-            let path = dir.join(name);
-            let tmp = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))
-        };
+        let write = |name: &str, text: String| crate::write_file_atomic(&dir.join(name), text);
         write("report.json", serde_json::to_string_pretty(self)?)?;
         let mut csv = String::from(
             "policy,episodes,success_rate,ci95_low,ci95_high,final_distance_mean,steps_mean_success,plan_ms_median,plan_ms_p95,plan_ms_per_step,encode_ms_per_step,through_walls_failed,through_walls_succeeded\n",

@@ -38,9 +38,7 @@ use std::time::Instant;
 pub struct CompareConfig {
     pub scene: String,
     pub objectives: Vec<Objective>,
-    #[serde(skip)]
     pub budget: Budget,
-    pub budget_text: String,
     /// Random-walk episodes pretraining (and the level-1 fit) read, and their length.
     pub episodes: usize,
     pub episode_steps: usize,
@@ -64,7 +62,6 @@ impl CompareConfig {
             scene: scene.to_string(),
             objectives: Objective::ALL.to_vec(),
             budget: Budget::Seconds(120.0),
-            budget_text: "120 s".into(),
             episodes: 400,
             episode_steps: 16,
             probe_train: 300,
@@ -311,32 +308,63 @@ pub fn auc(observed: &[f32], mismatched: &[f32]) -> f32 {
     (1.0 - u / (n1 * n2)) as f32
 }
 
-/// The JEPA energy `‖z_y − P(z_x, a)‖²` of every held-out transition (observed), and of each
-/// `x` paired with the next episode's `y` at the same time (mismatched).
-pub fn jepa_energies(model: &Jepa, z: &[f32], d: usize, data: &Episodes) -> (Vec<f32>, Vec<f32>) {
-    let device = crate::train::jepa::cpu_device();
-    let (e, t) = (data.episodes, data.steps);
-    let row = |ep: usize, s: usize| &z[(ep * (t + 1) + s) * d..(ep * (t + 1) + s + 1) * d];
-    let (mut zx, mut acts, mut zy, mut zy_other) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ep in 0..e {
-        for s in 0..t {
-            zx.extend_from_slice(row(ep, s));
-            acts.extend_from_slice(&data.action(ep, s));
-            zy.extend_from_slice(row(ep, s + 1));
-            zy_other.extend_from_slice(row((ep + 1) % e, s + 1));
+/// Every transition of `data` as rows of latents `z` (`[episodes·(steps+1), d]`): `x` (step s),
+/// its action, `y` (step s + 1) and `y_other` (step s + 1 of the next episode: a mismatched
+/// pair at the same time), `[n, d]` each (actions `[n, 2]`).
+pub struct Transitions {
+    pub n: usize,
+    pub x: Vec<f32>,
+    pub actions: Vec<f32>,
+    pub y: Vec<f32>,
+    pub y_other: Vec<f32>,
+}
+
+impl Transitions {
+    pub fn new(z: &[f32], d: usize, data: &Episodes) -> Transitions {
+        let (e, t) = (data.episodes, data.steps);
+        let row = |ep: usize, s: usize| &z[(ep * (t + 1) + s) * d..(ep * (t + 1) + s + 1) * d];
+        let mut tr = Transitions {
+            n: e * t,
+            x: Vec::new(),
+            actions: Vec::new(),
+            y: Vec::new(),
+            y_other: Vec::new(),
+        };
+        for ep in 0..e {
+            for s in 0..t {
+                tr.x.extend_from_slice(row(ep, s));
+                tr.actions.extend_from_slice(&data.action(ep, s));
+                tr.y.extend_from_slice(row(ep, s + 1));
+                tr.y_other.extend_from_slice(row((ep + 1) % e, s + 1));
+            }
         }
+        tr
     }
-    let n = e * t;
-    let pred = crate::values(model.predictor.forward(
-        Tensor::<2>::from_data(TensorData::new(zx, [n, d]), &device),
-        Tensor::<2>::from_data(TensorData::new(acts, [n, 2]), &device),
-    ));
+}
+
+/// `[n, w]` rows as a tensor.
+fn rows(v: &[f32], n: usize, device: &Device) -> Tensor<2> {
+    let w = v.len() / n.max(1);
+    Tensor::<2>::from_data(TensorData::new(v.to_vec(), [n, w]), device)
+}
+
+/// The JEPA energy `‖z_y − P(z_x, a)‖²` of every transition (observed), and of each `x` with
+/// its mismatched `y` ([`Transitions`]).
+pub fn jepa_energies(model: &Jepa, tr: &Transitions) -> (Vec<f32>, Vec<f32>) {
+    let device = crate::train::jepa::cpu_device();
+    let n = tr.n;
+    let d = tr.x.len() / n.max(1);
+    let pred = crate::values(
+        model
+            .predictor
+            .forward(rows(&tr.x, n, &device), rows(&tr.actions, n, &device)),
+    );
     let energy = |y: &[f32]| -> Vec<f32> {
         (0..n)
             .map(|i| (0..d).map(|j| (y[i * d + j] - pred[i * d + j]).powi(2)).sum::<f32>())
             .collect()
     };
-    (energy(&zy), energy(&zy_other))
+    (energy(&tr.y), energy(&tr.y_other))
 }
 
 /// Regions per side of [`grid_probe`]'s readout.
@@ -346,24 +374,8 @@ pub const GRID_CELLS: usize = 4;
 /// the box's): RMSE in pixels on `test`.
 pub fn grid_probe(encoder: &VitEncoder, train: &Episodes, test: &Episodes) -> Result<(f32, Option<f32>)> {
     let device = crate::train::jepa::cpu_device();
-    let features = |data: &Episodes| -> (Vec<f32>, usize) {
-        let [c, h, w] = data.frame_shape;
-        let n = data.episodes * (data.steps + 1);
-        let mut out = Vec::new();
-        let mut d = 0;
-        for start in (0..n).step_by(256) {
-            let end = (start + 256).min(n);
-            let px: Vec<f32> = data.frames[start * c * h * w..end * c * h * w]
-                .iter()
-                .map(|&v| v as f32 / 255.0)
-                .collect();
-            let x = Tensor::<4>::from_data(TensorData::new(px, [end - start, c, h, w]), &device);
-            let f = encoder.grid_features(x, GRID_CELLS);
-            d = f.dims()[1];
-            out.extend(crate::values(f));
-        }
-        (out, d)
-    };
+    let features =
+        |data: &Episodes| crate::eval::probe::map_frames(data, &device, 256, |x| encoder.grid_features(x, GRID_CELLS));
     let (x_train, d) = features(train);
     let (x_test, _) = features(test);
     let (y_train, k, names) = crate::eval::probe::targets(train);
@@ -389,27 +401,13 @@ fn judge(
     let report: ProbeReport = probe(&jepa, probe_train, probe_test, cfg.mlp_steps);
     let device = crate::train::jepa::cpu_device();
     let (z_test, d) = encode_all(&jepa, probe_test, &device);
-    let (obs, mis) = jepa_energies(&jepa, &z_test, d, probe_test);
+    let tr = Transitions::new(&z_test, d, probe_test);
+    let (obs, mis) = jepa_energies(&jepa, &tr);
     let mut energies = vec![(format!("{} (JEPA energy)", objective.name()), obs.clone(), mis.clone())];
     let energy_head_auc = if pre.model.energy.is_some() {
-        let (e, t) = (probe_test.episodes, probe_test.steps);
-        // Latents of frame s + 1 of every held-out transition (of episode ep + shift), row by row.
-        let rows = |s_off: usize, shift: usize| -> Vec<f32> {
-            (0..e)
-                .flat_map(|ep| {
-                    (0..t).flat_map(move |s| {
-                        let i = (((ep + shift) % e) * (t + 1) + s + s_off) * d;
-                        i..i + d
-                    })
-                })
-                .map(|i| z_test[i])
-                .collect()
-        };
-        let n = e * t;
-        let m = |v: Vec<f32>| Tensor::<2>::from_data(TensorData::new(v, [n, d]), &device);
-        // Mismatched as for the JEPA energy: each x with the next episode's y at the same time.
-        let pos = pre.model.energy_of(m(rows(0, 0)), m(rows(1, 0)));
-        let neg = pre.model.energy_of(m(rows(0, 0)), m(rows(1, 1)));
+        let m = |v: &[f32]| rows(v, tr.n, &device);
+        let pos = pre.model.energy_of(m(&tr.x), m(&tr.y));
+        let neg = pre.model.energy_of(m(&tr.x), m(&tr.y_other));
         let (pos, neg) = (pos.context("the energy objective has a head")?, neg.context("a head")?);
         let a = auc(&pos, &neg);
         energies.push(("energy head".into(), pos, neg));
@@ -494,7 +492,6 @@ fn judge(
         plan_ci95,
         checkpoint: ckpt.display().to_string(),
     };
-    energies.truncate(2);
     Ok((row, energies))
 }
 
@@ -505,7 +502,7 @@ impl Comparison {
         let mut s = format!(
             "{} · {} per objective · {} episodes of {} steps · probes on {} / {} held-out episodes\n",
             self.config.scene,
-            self.config.budget_text,
+            self.config.budget.describe(),
             self.config.episodes,
             self.config.episode_steps,
             self.config.probe_train,
@@ -590,21 +587,14 @@ impl Comparison {
             dir.join("compare.png"),
             dir.join("energy.png"),
         ];
-        write_text(&paths[0], &csv)?;
-        write_text(&paths[1], &serde_json::to_string_pretty(self)?)?;
+        crate::write_file_atomic(&paths[0], &csv)?;
+        crate::write_file_atomic(&paths[1], serde_json::to_string_pretty(self)?)?;
         let chart = bar_chart(self);
         crate::image::save_rgb_png(&paths[2], chart.width as u32, chart.height as u32, &chart.rgb)?;
         let e = energy_chart(&self.energies);
         crate::image::save_rgb_png(&paths[3], e.width as u32, e.height as u32, &e.rgb)?;
         Ok(paths.to_vec())
     }
-}
-
-fn write_text(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 const COLOURS: [[u8; 3]; 9] = [

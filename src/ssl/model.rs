@@ -442,9 +442,9 @@ pub struct SslModel {
 /// One batch's loss terms: `(name, value)`, the weighted total first.
 pub type Terms = Vec<(&'static str, f32)>;
 
-/// Runs a module outside autodiff (a target network, never trained by gradients) and brings
-/// the result back onto the graph's device kind as a constant.
-fn no_grad<const D: usize>(x: Tensor<D>, f: impl FnOnce(Tensor<D>) -> Tensor<3>) -> Tensor<3> {
+/// Runs `f` (a target network, never trained by gradients) outside autodiff and brings the
+/// result back onto the graph's device kind as a constant.
+fn no_grad<const D: usize, const E: usize>(x: Tensor<D>, f: impl FnOnce(Tensor<D>) -> Tensor<E>) -> Tensor<E> {
     let ad = x.is_autodiff();
     let out = f(x.without_autodiff());
     if ad {
@@ -462,7 +462,7 @@ impl SslModel {
 
     /// The loss of a batch of clips `[b, f, c, h, w]` (`f` = [`Objective::frames`]) and every
     /// term's value. `rng` draws the masks and augmentations.
-    pub fn loss(&self, cfg: &SslConfig, clips: Tensor<5>, step: usize, rng: &mut impl Rng) -> (Tensor<1>, Terms) {
+    pub fn loss(&self, cfg: &SslConfig, clips: Tensor<5>, rng: &mut impl Rng) -> (Tensor<1>, Terms) {
         let [b, f, c, h, w] = clips.dims();
         let frame = |i: usize| {
             clips
@@ -471,7 +471,6 @@ impl SslModel {
                 .reshape([b, c, h, w])
         };
         let v = |x: &Tensor<1>| x.clone().into_scalar::<f32>();
-        let _ = step;
         match cfg.objective {
             Objective::Random => {
                 // Nothing to learn: a zero that keeps the graph (so a step is a no-op).
@@ -482,7 +481,8 @@ impl SslModel {
                 let x = frame(0);
                 let g = cfg.grid();
                 let draws: Vec<masks::Masks> = (0..b).map(|_| masks::sample(&cfg.masks, g, g, rng)).collect();
-                let l = self.jepa_loss(self.encoder.embed(x.clone()), &draws, |t: &VitEncoder, x| t.embed(x), x);
+                let targets = self.target_tokens(x.clone(), |t, x| t.embed(x));
+                let l = self.jepa_loss(self.encoder.embed(x), &draws, targets);
                 let terms = vec![("total", v(&l)), ("prediction", v(&l))];
                 (l, terms)
             }
@@ -498,13 +498,9 @@ impl SslModel {
                         .reshape([1, f, 1, width]);
                     (tokens.reshape([b, f, n, width]) + offsets).reshape([b, f * n, width])
                 };
-                let online = embed_clip(&self.encoder, clips.clone(), time.clone());
-                let l = self.jepa_loss(
-                    online,
-                    &draws,
-                    |t: &VitEncoder, x: Tensor<5>| embed_clip(t, x, time.clone().without_autodiff().detach()),
-                    clips,
-                );
+                let frozen_time = time.clone().without_autodiff().detach();
+                let targets = self.target_tokens(clips.clone(), |t, x| embed_clip(t, x, frozen_time));
+                let l = self.jepa_loss(embed_clip(&self.encoder, clips, time), &draws, targets);
                 let terms = vec![("total", v(&l)), ("prediction", v(&l))];
                 (l, terms)
             }
@@ -558,15 +554,7 @@ impl SslModel {
                         let (p1, p2) = (pred.forward(e1), pred.forward(e2));
                         let target = self.target.as_ref().expect("BYOL's target").valid();
                         let tproj = self.target_projector.as_ref().expect("BYOL's target projector").valid();
-                        let t = |x: Tensor<4>| {
-                            let ad = x.is_autodiff();
-                            let out = tproj.forward(target.forward(x.without_autodiff()));
-                            if ad {
-                                out.autodiff()
-                            } else {
-                                out
-                            }
-                        };
+                        let t = |x: Tensor<4>| no_grad(x, |x| tproj.forward(target.forward(x)));
                         let (z1, z2) = (t(v1), t(v2));
                         let l = losses::byol(p1, z2) + losses::byol(p2, z1);
                         let terms = vec![("total", v(&l)), ("regression", v(&l))];
@@ -642,21 +630,22 @@ impl SslModel {
         }
     }
 
+    /// The target encoder's layer-normed tokens of `input` (frames or clips, embedded by
+    /// `embed`), computed outside autodiff: what I-JEPA and V-JEPA predict.
+    fn target_tokens<const D: usize>(
+        &self,
+        input: Tensor<D>,
+        embed: impl FnOnce(&VitEncoder, Tensor<D>) -> Tensor<3>,
+    ) -> Tensor<3> {
+        let target = self.target.as_ref().expect("an EMA target").valid();
+        no_grad(input, |x| layer_norm(target.encode_tokens(embed(&target, x))))
+    }
+
     /// I-JEPA's loss on embedded tokens `online` `[b, n, w]` (positions included) with one
     /// mask draw per row: the context encoder sees the context tokens, the predictor answers
-    /// each target block's positions, the target encoder (run on all of `input`'s tokens, no
-    /// gradient, layer-normed) gives the answers. Lists are cut to the batch's shortest, as
-    /// I-JEPA's collator does.
-    fn jepa_loss<X>(
-        &self,
-        online: Tensor<3>,
-        draws: &[masks::Masks],
-        target_embed: impl FnOnce(&VitEncoder, X) -> Tensor<3>,
-        input: X,
-    ) -> Tensor<1>
-    where
-        X: TensorLike,
-    {
+    /// each target block's positions, `targets` (from [`Self::target_tokens`]) give the answers.
+    /// Lists are cut to the batch's shortest, as I-JEPA's collator does.
+    fn jepa_loss(&self, online: Tensor<3>, draws: &[masks::Masks], targets: Tensor<3>) -> Tensor<1> {
         let nc = draws.iter().map(|m| m.context.len()).min().unwrap_or(0).max(1);
         let nt = draws
             .iter()
@@ -670,7 +659,7 @@ impl SslModel {
             .collect();
         let ctx = self.encoder.encode_tokens(gather_tokens(online, &context));
         // Every target block of every row, block-major: row `m·b + i` is block m of image i.
-        let targets: Vec<Vec<usize>> = (0..blocks)
+        let at: Vec<Vec<usize>> = (0..blocks)
             .flat_map(|m| draws.iter().map(move |d| d.targets[m][..nt].to_vec()))
             .collect();
         let ctx_rep = Tensor::cat(vec![ctx; blocks], 0);
@@ -679,11 +668,9 @@ impl SslModel {
             .predictor
             .as_ref()
             .expect("a predictor")
-            .forward(ctx_rep, &ctx_at, &targets);
-        let target = self.target.as_ref().expect("an EMA target").valid();
-        let h = input.run_no_grad(|x| layer_norm(target.encode_tokens(target_embed(&target, x))));
-        let h = Tensor::cat(vec![h; blocks], 0);
-        mse(pred, gather_tokens(h, &targets).detach())
+            .forward(ctx_rep, &ctx_at, &at);
+        let targets = Tensor::cat(vec![targets; blocks], 0);
+        mse(pred, gather_tokens(targets, &at).detach())
     }
 
     /// EMA step of the target networks at `step` of `steps`.
@@ -703,20 +690,6 @@ impl SslModel {
         let head = self.energy.as_ref()?;
         let b = sx.dims()[0];
         Some(crate::values(head.forward(Tensor::cat(vec![sx, sy], 1)).reshape([b])))
-    }
-}
-
-/// What [`SslModel::jepa_loss`] feeds the target encoder: a batch of frames or of clips,
-/// run outside autodiff.
-pub trait TensorLike {
-    fn run_no_grad(self, f: impl FnOnce(Self) -> Tensor<3>) -> Tensor<3>
-    where
-        Self: Sized;
-}
-
-impl<const D: usize> TensorLike for Tensor<D> {
-    fn run_no_grad(self, f: impl FnOnce(Self) -> Tensor<3>) -> Tensor<3> {
-        no_grad(self, f)
     }
 }
 

@@ -16,10 +16,21 @@ use std::time::Instant;
 
 /// How long each objective trains: a number of steps, or a wall-clock budget (turned into a
 /// number of steps by timing a few steps first, so the learning-rate schedule runs its course).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Budget {
     Steps(usize),
     Seconds(f64),
+}
+
+impl Budget {
+    /// `"500 steps"`, `"120 s"`.
+    pub fn describe(&self) -> String {
+        match self {
+            Budget::Steps(s) => format!("{s} steps"),
+            Budget::Seconds(s) => format!("{s:.0} s"),
+        }
+    }
 }
 
 /// What a pretraining run gives back.
@@ -103,7 +114,7 @@ fn run(cfg: &SslConfig, data: &Episodes, steps: usize, schedule: usize, show_pro
             let [b, _, c, h, wd] = w.dims();
             (w.slice([0..b, 0..1, 0..c, 0..h, 0..wd]), a)
         };
-        let (loss, terms) = model.loss(&cfg, clips, step, &mut rng);
+        let (loss, terms) = model.loss(&cfg, clips, &mut rng);
         if !terms[0].1.is_finite() {
             bar.abandon();
             bail!(

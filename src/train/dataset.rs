@@ -181,10 +181,5 @@ pub fn shard_path(dir: &Path, k: usize) -> PathBuf {
 
 /// Writes `header.json` atomically.
 pub fn write_header(dir: &Path, header: &DatasetHeader) -> Result<()> {
-    let path = dir.join("header.json");
-    let tmp = dir.join("header.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(header)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    crate::write_file_atomic(&dir.join("header.json"), serde_json::to_string_pretty(header)?)
 }
