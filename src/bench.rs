@@ -301,5 +301,27 @@ pub fn bench_plan(candidates: usize, horizon: usize, iterations: usize, reps: us
         std::hint::black_box(p);
     });
     rows.push(row("CEM planner (gemm)", secs));
+    // The spatial predictor (the default shape: 8 channels on the 9×9 map, 32 hidden, one jump
+    // per 4 steps) with the encoder's read-out, the same environment steps.
+    let mut scfg = cfg.clone();
+    scfg.encoder.spatial_state = 8;
+    let model = crate::train::jepa::seeded(&device, 0, || scfg.init(&device));
+    if let Some(sp) = crate::eval::run::spatial_dynamics(&model, None) {
+        let r = &sp.rollout;
+        let maps = vec![0.1f32; candidates * r.map_len()];
+        let secs = time(&mut || {
+            for _ in 0..iterations {
+                let a: Vec<f32> = (0..candidates * horizon * 2)
+                    .map(|_| crate::world::policy::normal(&mut rng))
+                    .collect();
+                let z = r.rollout_rows(&maps, &a, candidates, horizon);
+                let cost: f32 = z.iter().zip(goal.iter().cycle()).map(|(x, y)| (x - y) * (x - y)).sum();
+                std::hint::black_box(cost);
+            }
+        });
+        let mut sr = row("spatial predictor (im2col + gemm)", secs);
+        sr.gflop_per_s = steps * r.flop_per_step() / secs / 1e9;
+        rows.push(sr);
+    }
     rows
 }

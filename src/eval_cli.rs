@@ -31,7 +31,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Rows with the learned world model, one each: cem, mppi, gradient (flat planners; `@H`
-    /// sets a row's horizon, `+critic` adds the critic's terminal cost: `cem@4+critic`),
+    /// sets a row's horizon, `+critic` adds the critic's terminal cost: `cem@4+critic`,
+    /// `+spatial` imagines with the spatial predictor where the model has one: `cem+spatial`),
     /// hierarchical (level 2 sets level 1's subgoals; needs a level-2 model), mode1 (the
     /// distilled policy alone), agent (configurator, memories, critic, mode 1 checked and
     /// mode 2 behind it, with whichever of critic, level 2 and mode 1 exist), or none.
@@ -150,6 +151,7 @@ pub enum PlannerRow {
         kind: PlannerKind,
         horizon: Option<usize>,
         critic: bool,
+        spatial: bool,
     },
     Hierarchical,
     Mode1,
@@ -164,10 +166,18 @@ fn parse_planner(s: &str) -> Result<PlannerRow, String> {
         "agent" => return Ok(PlannerRow::Agent),
         _ => {}
     }
-    let (head, critic) = match s.strip_suffix("+critic") {
-        Some(h) => (h, true),
-        None => (s, false),
-    };
+    // Suffixes, in any order: +critic (the critic's terminal cost), +spatial (the spatial
+    // predictor imagines).
+    let (mut head, mut critic, mut spatial) = (s, false, false);
+    loop {
+        if let Some(h) = head.strip_suffix("+critic") {
+            (head, critic) = (h, true);
+        } else if let Some(h) = head.strip_suffix("+spatial") {
+            (head, spatial) = (h, true);
+        } else {
+            break;
+        }
+    }
     let (kind, horizon) = match head.split_once('@') {
         Some((k, h)) => (
             k,
@@ -179,9 +189,14 @@ fn parse_planner(s: &str) -> Result<PlannerRow, String> {
         None => (head, None),
     };
     let kind = <PlannerKind as clap::ValueEnum>::from_str(kind, true).map_err(|_| {
-        format!("{s}: expected cem, mppi, gradient (with optional @H and +critic), hierarchical, mode1, agent or none")
+        format!("{s}: expected cem, mppi, gradient (with optional @H, +critic and +spatial), hierarchical, mode1, agent or none")
     })?;
-    Ok(PlannerRow::Flat { kind, horizon, critic })
+    Ok(PlannerRow::Flat {
+        kind,
+        horizon,
+        critic,
+        spatial,
+    })
 }
 
 impl EvalArgs {
@@ -418,7 +433,12 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
     };
     for row in &a.planner {
         match row {
-            PlannerRow::Flat { kind, horizon, critic } => {
+            PlannerRow::Flat {
+                kind,
+                horizon,
+                critic,
+                spatial,
+            } => {
                 let mut c = a.planner(*kind);
                 if let Some(h) = horizon {
                     c.horizon = *h;
@@ -427,6 +447,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                 if *critic {
                     c.cost.critic = a.critic_weight;
                 }
+                c.spatial = *spatial;
                 policies.push(Policy::Latent(c));
             }
             PlannerRow::Mode1 => policies.push(Policy::Mode1),

@@ -744,8 +744,13 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
     let report = probe(&ck.model, &train_data, &test_data, 500);
     if let Some(p) = &a.plot {
         // Blue: the rollout probe; orange: the linear probe on real frames, for reference.
+        // Then the spatial predictor's rollout probe, where there is one.
         let flat = vec![report.linear_rmse_px; report.rollout_rmse_px.len()];
-        let canvas = amisim::image::line_plot(&[&report.rollout_rmse_px, &flat]);
+        let mut lines: Vec<&[f32]> = vec![&report.rollout_rmse_px, &flat];
+        if let Some(sp) = &report.spatial_rollout_rmse_px {
+            lines.push(sp);
+        }
+        let canvas = amisim::image::line_plot(&lines);
         amisim::image::save_rgb_png(p, canvas.width as u32, canvas.height as u32, &canvas.rgb)?;
     }
     if a.json {
@@ -771,6 +776,17 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
             .map(|(i, v)| format!("{}:{v:.2}", i + 1))
             .collect();
         println!("rollout probe RMSE (px) by step: {}", steps.join(" "));
+        if let Some(sp) = &report.spatial_rollout_rmse_px {
+            let steps: Vec<String> = sp
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("{}:{v:.2}", i + 1))
+                .collect();
+            println!(
+                "spatial predictor's rollout probe RMSE (px) by step: {}",
+                steps.join(" ")
+            );
+        }
         for l in &report.layout {
             println!(
                 "layout {}: linear {:.2} px, MLP {:.2} px (spread {:.2} px)",

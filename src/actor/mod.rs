@@ -12,6 +12,7 @@ pub mod hierarchy;
 pub mod mode1;
 pub mod model;
 pub mod planner;
+pub mod spatial;
 
 use model::Dynamics;
 use planner::{plan, Plan, PlannerConfig};

@@ -51,8 +51,17 @@ pub trait Dynamics: Sync {
 
 /// `out[m, n] = x[m, k] · w[k, n]` added to what `out` holds (all row-major).
 pub(crate) fn matmul_acc(x: &[f32], w: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
+    gemm_acc(x, w, out, m, k, n, m * n * k > 1 << 20)
+}
+
+/// [`matmul_acc`] on this thread alone (inside a task that is itself one of many).
+pub(crate) fn matmul_acc_serial(x: &[f32], w: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
+    gemm_acc(x, w, out, m, k, n, false)
+}
+
+fn gemm_acc(x: &[f32], w: &[f32], out: &mut [f32], m: usize, k: usize, n: usize, parallel: bool) {
     assert!(x.len() >= m * k && w.len() >= k * n && out.len() >= m * n);
-    let par = if m * n * k > 1 << 20 {
+    let par = if parallel {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
@@ -252,8 +261,26 @@ impl LatentDynamics {
     }
 }
 
+/// The critic's cost-to-go from each trajectory's last state to its start's goal: `states`
+/// `[m, len, d]` (`n` candidates per start), `goals` `[m / n, d]`.
+pub(crate) fn critic_costs(
+    critic: &crate::cost::critic::Critic,
+    goals: &[f32],
+    states: &[f32],
+    m: usize,
+    n: usize,
+    len: usize,
+    d: usize,
+) -> Vec<f32> {
+    let last: Vec<f32> = (0..m)
+        .flat_map(|i| states[((i + 1) * len - 1) * d..(i + 1) * len * d].iter().copied())
+        .collect();
+    let g = repeat_rows(goals.chunks_exact(d), n);
+    critic.energy(&last, &g, m)
+}
+
 /// Copies each row `n` times: `[rows, d]` → `[rows·n, d]`.
-fn repeat_rows<'a>(rows: impl IntoIterator<Item = &'a [f32]>, n: usize) -> Vec<f32> {
+pub(crate) fn repeat_rows<'a>(rows: impl IntoIterator<Item = &'a [f32]>, n: usize) -> Vec<f32> {
     rows.into_iter()
         .flat_map(|s| std::iter::repeat_n(s, n).flatten().copied())
         .collect()
@@ -306,11 +333,7 @@ impl Dynamics for LatentDynamics {
             any = true;
         }
         if let (true, Some(critic)) = (cost.critic != 0.0, self.critic.as_ref()) {
-            let last: Vec<f32> = (0..m)
-                .flat_map(|i| states[((i + 1) * len - 1) * d..(i + 1) * len * d].iter().copied())
-                .collect();
-            let g = repeat_rows(goals.chunks_exact(d), n);
-            for (t, e) in total.iter_mut().zip(critic.energy(&last, &g, m)) {
+            for (t, e) in total.iter_mut().zip(critic_costs(critic, goals, states, m, n, len, d)) {
                 *t += cost.critic * e;
             }
             any = true;

@@ -54,6 +54,10 @@ pub struct PlannerConfig {
     /// the rest of the plan).
     pub replan_every: usize,
     pub cost: CostConfig,
+    /// Imagine with the spatial predictor (the world model rolled forward on the encoder's
+    /// feature map, `k` steps a jump) instead of the predictor on the latent vector.
+    #[serde(default)]
+    pub spatial: bool,
 }
 
 impl PlannerConfig {
@@ -80,6 +84,7 @@ impl PlannerConfig {
                 horizon: Horizon::Closest,
                 ..CostConfig::default()
             },
+            spatial: false,
         };
         match kind {
             PlannerKind::Cem | PlannerKind::Mppi => base,

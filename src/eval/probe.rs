@@ -353,6 +353,10 @@ pub struct ProbeReport {
     pub mlp_rmse_px: f32,
     /// Error of the linear probe on the predictor's open-loop latents, steps 1, 2, ….
     pub rollout_rmse_px: Vec<f32>,
+    /// The same for the spatial predictor, where the model has one (its latents between two
+    /// jumps' ends interpolated, as the planner sees them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spatial_rollout_rmse_px: Option<Vec<f32>>,
     pub effective_rank: f32,
     pub latent_dim: usize,
     pub min_dim_std: f32,
@@ -514,6 +518,25 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         })
         .collect();
     let rollout_rmse_px = per_step.iter().map(|(p, truth)| per_pos(p, truth)).collect();
+    // The spatial predictor from the same first frames, through the planner's own rollout.
+    let spatial_rollout_rmse_px = crate::eval::run::spatial_dynamics(&model, None).map(|sp| {
+        let [c, h, w] = test.frame_shape;
+        let first: Vec<f32> = (0..e)
+            .flat_map(|i| test.frames[i * (t + 1) * c * h * w..(i * (t + 1) + 1) * c * h * w].iter())
+            .map(|&v| v as f32 / 255.0)
+            .collect();
+        let x = Tensor::<4>::from_data(TensorData::new(first, [e, c, h, w]), &device);
+        let maps = crate::values(model.encoder.forward_with_map(x).1.expect("a spatial state"));
+        let rolled = sp.rollout.rollout_rows(&maps, &test.actions, e, t);
+        (0..t)
+            .map(|step| {
+                let z: Vec<f32> = (0..e)
+                    .flat_map(|i| rolled[(i * t + step) * d..(i * t + step + 1) * d].to_vec())
+                    .collect();
+                per_pos(&linear.predict(&z), &per_step[step].1)
+            })
+            .collect()
+    });
     let by_target = names
         .iter()
         .enumerate()
@@ -533,6 +556,7 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         linear_rmse_px: linear_rmse,
         mlp_rmse_px: mlp_rmse,
         rollout_rmse_px,
+        spatial_rollout_rmse_px,
         effective_rank: effective_rank(&x_test, d),
         latent_dim: d,
         min_dim_std: std.iter().cloned().fold(f32::INFINITY, f32::min),

@@ -11,6 +11,7 @@ use crate::actor::hierarchy::{HierMpc, HierarchyConfig};
 use crate::actor::mode1::Mode1;
 use crate::actor::model::{Abstracted, Dynamics, LatentDynamics, SimDynamics};
 use crate::actor::planner::{project, PlannerConfig};
+use crate::actor::spatial::{SpatialDynamics, SpatialRollout};
 use crate::actor::Mpc;
 use crate::agent::{AgentBatch, AgentConfig, AgentModels};
 use crate::configurator::{Available, Decision, GoalKind, Task};
@@ -59,6 +60,9 @@ impl Policy {
                 }
                 if c.cost.critic != 0.0 {
                     name += "+critic";
+                }
+                if c.spatial {
+                    name += "+spatial";
                 }
                 name
             }
@@ -405,6 +409,30 @@ pub fn encode(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
     crate::values(model.encode(x))
 }
 
+/// The encoder's spatial states of every frame of an observation batch, `[n, c, s, s]`
+/// row-major (empty for a model without a spatial predictor).
+pub fn encode_maps(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
+    let [n, c, h, w] = obs.shape;
+    let frames: Vec<f32> = obs.frames.iter().map(|&v| v as f32 / 255.0).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(frames, [n, c, h, w]), device);
+    match model.encoder.forward_with_map(x) {
+        (_, Some(map)) => crate::values(map),
+        _ => Vec::new(),
+    }
+}
+
+/// The spatial predictor as planning dynamics, when the model has one.
+pub fn spatial_dynamics(model: &Jepa, critic: Option<crate::cost::critic::Critic>) -> Option<SpatialDynamics> {
+    let (Some(sp), crate::perception::Encoder::Conv(enc)) = (&model.spatial, &model.encoder) else {
+        return None;
+    };
+    let side = enc.feature_map_side();
+    Some(SpatialDynamics {
+        rollout: SpatialRollout::new(sp, enc, side),
+        critic,
+    })
+}
+
 /// Imagined steps between the positions at which a flat plan is judged for walls when no
 /// level-2 model sets the spacing (its `k` by default).
 const JUDGE_EVERY: usize = 8;
@@ -498,6 +526,26 @@ pub fn run(
                     p.name()
                 );
             }
+            if c.spatial {
+                if loaded.model.spatial.is_none() {
+                    bail!(
+                        "{}: this world model has no spatial predictor (train one with `--set model.encoder.spatial_state=8`)",
+                        p.name()
+                    );
+                }
+                if c.kind == crate::actor::planner::PlannerKind::Gradient {
+                    bail!(
+                        "{}: the spatial predictor's rollout is not differentiable here (use cem or mppi)",
+                        p.name()
+                    );
+                }
+                if c.cost.collision != 0.0 {
+                    bail!(
+                        "{}: the predicted-collision cost reads latents step by step; the spatial predictor jumps (use --collision 0)",
+                        p.name()
+                    );
+                }
+            }
             if c.cost.critic != 0.0 && c.kind == crate::actor::planner::PlannerKind::Gradient {
                 bail!(
                     "{}: the gradient planner cannot use the critic's terminal cost (use cem or mppi)",
@@ -536,6 +584,7 @@ pub fn run(
     let latent = LatentDynamics::new(&loaded.model.predictor, loaded.differentiable.clone())
         .with_idm(&loaded.model.idm)
         .with_critic(loaded.critic.clone());
+    let spatial = spatial_dynamics(loaded.model, loaded.critic.clone());
     let oracle = SimDynamics { scene: scene.clone() };
     // Level 2 (the predictor over macro-actions) and level 1 seen through the abstraction.
     let level2 = loaded.level2.as_ref().map(|l2| {
@@ -630,15 +679,34 @@ pub fn run(
                     (Policy::Latent(c), Some(mpc)) => {
                         // Between plans the controller executes queued actions: encode only
                         // when some environment plans now.
-                        let zs: Vec<Vec<f32>> = if active.iter().any(|&i| mpc.needs_plan(i)) {
-                            let z = timed_encode(loaded.model, &obs, &device, &mut encode_total, active.len());
-                            split_rows(&z, loaded.model.latent())
-                        } else {
-                            vec![Vec::new(); n]
-                        };
-                        let t1 = Instant::now();
-                        let (acts, planned) = mpc.act(&latent, &zs, &goals_latent, &active, !drawn.is_empty());
-                        Some((acts, planned, t1.elapsed(), c.replan_every))
+                        let needs = active.iter().any(|&i| mpc.needs_plan(i));
+                        match spatial.as_ref().filter(|_| c.spatial) {
+                            Some(sp) => {
+                                // Starts are the encoder's spatial states.
+                                let maps: Vec<Vec<f32>> = if needs {
+                                    let t0 = Instant::now();
+                                    let m = encode_maps(loaded.model, &obs, &device);
+                                    encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
+                                    split_rows(&m, sp.rollout.map_len())
+                                } else {
+                                    vec![Vec::new(); n]
+                                };
+                                let t1 = Instant::now();
+                                let (acts, planned) = mpc.act(sp, &maps, &goals_latent, &active, !drawn.is_empty());
+                                Some((acts, planned, t1.elapsed(), c.replan_every))
+                            }
+                            None => {
+                                let zs: Vec<Vec<f32>> = if needs {
+                                    let z = timed_encode(loaded.model, &obs, &device, &mut encode_total, active.len());
+                                    split_rows(&z, loaded.model.latent())
+                                } else {
+                                    vec![Vec::new(); n]
+                                };
+                                let t1 = Instant::now();
+                                let (acts, planned) = mpc.act(&latent, &zs, &goals_latent, &active, !drawn.is_empty());
+                                Some((acts, planned, t1.elapsed(), c.replan_every))
+                            }
+                        }
                     }
                     (Policy::Hierarchical(h), _) => {
                         let hier = hier.as_mut().expect("a hierarchical controller");

@@ -33,7 +33,11 @@ pub struct ConvEncoder {
     stages: Vec<Conv2d>,
     blocks: Vec<Vec<ResBlock>>,
     head: Linear,
+    /// The 1×1 squeeze to the spatial state, when the config asks for one.
+    squeeze: Option<Conv2d>,
     latent: usize,
+    /// Side of the last feature map.
+    side: usize,
     /// Input normalisation (constants, not trained): `(x − shift) · scale`, `[1, c, 1, 1]`.
     shift: Option<Tensor<4>>,
     scale: Option<Tensor<4>>,
@@ -78,11 +82,18 @@ impl ConvEncoder {
         } else {
             (None, None)
         };
+        let squeeze =
+            (cfg.spatial_state > 0).then(|| Conv2dConfig::new([c_in, cfg.spatial_state], [1, 1]).init(device));
+        if cfg.spatial_state > 0 {
+            c_in = cfg.spatial_state;
+        }
         let head_in = c_in * side * side + if cfg.spatial_softmax { 2 * c_in } else { 0 };
         ConvEncoder {
             stages,
             blocks,
             head: LinearConfig::new(head_in, cfg.latent).init(device),
+            squeeze,
+            side,
             latent: cfg.latent,
             shift,
             scale,
@@ -93,6 +104,12 @@ impl ConvEncoder {
 
     /// Encodes frames `[batch, c, h, w]` → `[batch, latent]`.
     pub fn forward(&self, frames: Tensor<4>) -> Tensor<2> {
+        self.readout(self.feature_map(frames))
+    }
+
+    /// The last feature map `[batch, c, side, side]` (squeezed to the spatial state when there
+    /// is one).
+    pub fn feature_map(&self, frames: Tensor<4>) -> Tensor<4> {
         let mut x = normalise(frames, &self.shift, &self.scale);
         for (conv, blocks) in self.stages.iter().zip(&self.blocks) {
             x = relu(conv.forward(x)); // [batch, c, side / s, side / s]
@@ -100,6 +117,24 @@ impl ConvEncoder {
                 x = b.forward(x);
             }
         }
+        match &self.squeeze {
+            Some(sq) => sq.forward(x),
+            None => x,
+        }
+    }
+
+    /// Side of the last feature map.
+    pub fn feature_map_side(&self) -> usize {
+        self.side
+    }
+
+    /// Whether the encoder squeezes its map to a spatial state.
+    pub fn has_spatial_state(&self) -> bool {
+        self.squeeze.is_some()
+    }
+
+    /// The head: a feature map `[batch, c, side, side]` → latents `[batch, latent]`.
+    pub fn readout(&self, x: Tensor<4>) -> Tensor<2> {
         let [b, c, h, w] = x.dims();
         let flat = x.clone().reshape([b, c * h * w]);
         let features = match (&self.grid_x, &self.grid_y) {
@@ -116,5 +151,10 @@ impl ConvEncoder {
 
     pub fn latent(&self) -> usize {
         self.latent
+    }
+
+    /// The head's weight `[in, latent]` and bias (for the planner's hand-written read-out).
+    pub fn head(&self) -> &Linear {
+        &self.head
     }
 }

@@ -63,6 +63,11 @@ pub struct EncoderConfig {
     /// move linearly with what they track, so positions are a linear read-out of the latent.
     #[config(default = true)]
     pub spatial_softmax: bool,
+    /// Conv: squeeze the last feature map to this many channels with a 1×1 convolution
+    /// before the head (0 = none). The squeezed map is the spatial state a
+    /// [`SpatialPredictor`](crate::world_model::spatial::SpatialPredictor) rolls forward.
+    #[config(default = 0)]
+    pub spatial_state: usize,
     /// ViT: side of the square patches; frames are cropped to a multiple of it (65 → 64).
     #[config(default = 8)]
     pub patch: usize,
@@ -85,8 +90,19 @@ impl PartialEq for EncoderConfig {
         shared
             && match self.kind {
                 EncoderKind::Conv => {
-                    (&self.channels, &self.strides, self.res_blocks, self.spatial_softmax)
-                        == (&o.channels, &o.strides, o.res_blocks, o.spatial_softmax)
+                    (
+                        &self.channels,
+                        &self.strides,
+                        self.res_blocks,
+                        self.spatial_softmax,
+                        self.spatial_state,
+                    ) == (
+                        &o.channels,
+                        &o.strides,
+                        o.res_blocks,
+                        o.spatial_softmax,
+                        o.spatial_state,
+                    )
                 }
                 EncoderKind::Vit => {
                     (self.patch, self.width, self.depth, self.heads) == (o.patch, o.width, o.depth, o.heads)
@@ -197,6 +213,7 @@ fn normalise(frames: Tensor<4>, shift: &Option<Tensor<4>>, scale: &Option<Tensor
 
 /// The perception encoder: frames `[batch, c, h, w]` in `0..=1` → latents `[batch, latent]`.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // one encoder per model: the size does not matter
 pub enum Encoder {
     Conv(ConvEncoder),
     Vit(VitEncoder),
@@ -207,6 +224,28 @@ impl Encoder {
         match self {
             Encoder::Conv(e) => e.forward(frames),
             Encoder::Vit(e) => e.forward(frames),
+        }
+    }
+
+    /// The conv head on a feature map `[batch, c, s, s]` → `[batch, latent]`. A ViT has no
+    /// feature map ([`JepaConfig::validate`](crate::world_model::jepa::JepaConfig::validate)
+    /// refuses a spatial state for it).
+    pub fn readout(&self, map: Tensor<4>) -> Tensor<2> {
+        match self {
+            Encoder::Conv(e) => e.readout(map),
+            Encoder::Vit(_) => unreachable!("a ViT encoder has no spatial read-out"),
+        }
+    }
+
+    /// Latents and, for a conv encoder with a spatial state, that state `[batch, c, s, s]`
+    /// (the latent is read out of it), from one pass.
+    pub fn forward_with_map(&self, frames: Tensor<4>) -> (Tensor<2>, Option<Tensor<4>>) {
+        match self {
+            Encoder::Conv(e) if e.has_spatial_state() => {
+                let map = e.feature_map(frames);
+                (e.readout(map.clone()), Some(map))
+            }
+            _ => (self.forward(frames), None),
         }
     }
 

@@ -371,8 +371,13 @@ pub fn train_on(
             let vals = terms.values().map(|v| format!("{v:.5}")).join(",");
             writeln!(csv, "{done},{lr:.3e},{vals},{fps:.1}")?;
             csv.flush()?;
+            let spatial = if model.spatial.is_some() {
+                format!(" spatial {:.4} spvar {:.3}", terms.spatial, terms.spatial_variance)
+            } else {
+                String::new()
+            };
             let msg = format!(
-                "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4} ctx {:.4} nce {:.4} | {fps:.0} frames/s",
+                "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4} ctx {:.4} nce {:.4}{spatial} | {fps:.0} frames/s",
                 terms.total,
                 terms.prediction,
                 terms.variance,

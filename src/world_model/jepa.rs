@@ -3,8 +3,9 @@
 //! anti-collapse terms).
 
 use super::loss::{context_contrast, context_spread, covariance, mse, sigreg, temporal_smoothness, variance};
+use super::spatial::{SpatialConfig, SpatialPredictor};
 use super::{InverseDynamics, InverseDynamicsConfig, Predictor, PredictorConfig};
-use crate::perception::{Encoder, EncoderConfig};
+use crate::perception::{Encoder, EncoderConfig, EncoderKind};
 use burn::prelude::*;
 
 /// Weights of the loss terms; a zero weight turns a term off (it is still reported).
@@ -31,6 +32,12 @@ pub struct LossWeights {
     /// [`JepaConfig::context_temperature`]); 0 = off.
     #[config(default = 0.0)]
     pub context_contrast: f32,
+    /// The spatial predictor's error (maps and their read-out), where there is one.
+    #[config(default = 1.0)]
+    pub spatial: f32,
+    /// VICReg variance of each spatial-state channel over samples and cells, where there is one.
+    #[config(default = 1.0)]
+    pub spatial_variance: f32,
 }
 
 /// Settings of the whole world model.
@@ -63,6 +70,14 @@ pub struct JepaConfig {
     /// terms ask for does not compete with the agent's features in one trunk.
     #[config(default = false)]
     pub context_encoder: bool,
+    /// The spatial predictor (present when `encoder.spatial_state` > 0): environment steps one
+    /// jump covers, hidden channels and hidden convolutions.
+    #[config(default = 4)]
+    pub spatial_k: usize,
+    #[config(default = 32)]
+    pub spatial_hidden: usize,
+    #[config(default = 1)]
+    pub spatial_depth: usize,
     pub weights: LossWeights,
 }
 
@@ -85,7 +100,18 @@ impl JepaConfig {
                 .with_hidden(self.idm_hidden)
                 .init(device),
             target: self.ema_momentum.map(|_| self.encoder.init(device)),
+            spatial: self.spatial_config().map(|c| c.init(device)),
         }
+    }
+
+    /// The spatial predictor's settings, when the encoder has a spatial state.
+    pub fn spatial_config(&self) -> Option<SpatialConfig> {
+        (self.encoder.kind == EncoderKind::Conv && self.encoder.spatial_state > 0).then(|| {
+            SpatialConfig::new(self.encoder.spatial_state)
+                .with_k(self.spatial_k)
+                .with_hidden(self.spatial_hidden)
+                .with_depth(self.spatial_depth)
+        })
     }
 
     /// Whether the context dimensions come from an encoder of their own.
@@ -108,6 +134,20 @@ impl JepaConfig {
                 self.context_dims, self.encoder.latent
             ));
         }
+        if self.encoder.spatial_state > 0 {
+            if self.encoder.kind != EncoderKind::Conv {
+                return Err("model.encoder.spatial_state needs model.encoder.kind = Conv".into());
+            }
+            if self.context_encoder {
+                return Err("model.encoder.spatial_state cannot be combined with model.context_encoder".into());
+            }
+            if self.spatial_k == 0 || self.spatial_hidden == 0 {
+                return Err(format!(
+                    "model.spatial_k = {} and model.spatial_hidden = {} must be ≥ 1",
+                    self.spatial_k, self.spatial_hidden
+                ));
+            }
+        }
         if self.context_encoder && self.ema_momentum.is_some() {
             return Err(
                 "model.context_encoder cannot be combined with model.ema_momentum (the EMA target copies one encoder)"
@@ -129,10 +169,12 @@ pub struct Jepa {
     /// The context encoder, when the config asks for one: its latents are the last
     /// `context_dims` dimensions.
     pub context: Option<Encoder>,
+    /// The spatial predictor, when the encoder has a spatial state.
+    pub spatial: Option<SpatialPredictor>,
 }
 
 /// Names of the loss terms, in the order of [`LossTerms::values`].
-pub const LOSS_NAMES: [&str; 9] = [
+pub const LOSS_NAMES: [&str; 11] = [
     "total",
     "prediction",
     "variance",
@@ -142,6 +184,8 @@ pub const LOSS_NAMES: [&str; 9] = [
     "sigreg",
     "context",
     "context_contrast",
+    "spatial",
+    "spatial_variance",
 ];
 
 /// The value of every loss term of one batch (unweighted, except `total`).
@@ -156,10 +200,12 @@ pub struct LossTerms {
     pub sigreg: f32,
     pub context: f32,
     pub context_contrast: f32,
+    pub spatial: f32,
+    pub spatial_variance: f32,
 }
 
 impl LossTerms {
-    pub fn values(&self) -> [f32; 9] {
+    pub fn values(&self) -> [f32; 11] {
         [
             self.total,
             self.prediction,
@@ -170,6 +216,8 @@ impl LossTerms {
             self.sigreg,
             self.context,
             self.context_contrast,
+            self.spatial,
+            self.spatial_variance,
         ]
     }
 }
@@ -193,8 +241,11 @@ impl Jepa {
     pub fn loss(&self, frames: Tensor<5>, actions: Tensor<3>, cfg: &JepaConfig) -> (Tensor<1>, LossTerms) {
         let [b, t, c, h, w] = frames.dims();
         let frames_flat = frames.reshape([b * t, c, h, w]);
-        let z = self.encode(frames_flat.clone()); // [b·t, d]
-        let d = z.dims()[1];
+        let (z, maps) = match (&self.spatial, &self.context) {
+            (Some(_), None) => self.encoder.forward_with_map(frames_flat.clone()),
+            _ => (self.encode(frames_flat.clone()), None),
+        };
+        let d = z.dims()[1]; // z: [b·t, d]
         let z3 = z.clone().reshape([b, t, d]);
         let target = match &self.target {
             // EMA targets: the target encoder on the next frames, never differentiated. It runs
@@ -226,7 +277,10 @@ impl Jepa {
         let l_smooth = temporal_smoothness(z3.clone());
         let before = z3.clone().slice([0..b, 0..t - 1, 0..d]).reshape([b * (t - 1), d]);
         let after = z3.clone().slice([0..b, 1..t, 0..d]).reshape([b * (t - 1), d]);
-        let l_idm = mse(self.idm.forward(before, after), actions.reshape([b * (t - 1), 2]));
+        let l_idm = mse(
+            self.idm.forward(before, after),
+            actions.clone().reshape([b * (t - 1), 2]),
+        );
         let wt = &cfg.weights;
         let l_sig = if wt.sigreg > 0.0 {
             // Fresh random directions each step, as LeJEPA does.
@@ -250,7 +304,13 @@ impl Jepa {
             Some(c) if wt.context_contrast > 0.0 && t >= 2 => context_contrast(c, cfg.context_temperature),
             _ => Tensor::zeros([1], &z3.device()),
         };
-        let total = l_sig.clone() * wt.sigreg
+        let (l_sp, l_spvar) = match (&self.spatial, maps) {
+            (Some(sp), Some(maps)) if (t - 1) / sp.k > 0 => self.spatial_loss(sp, maps, z3.clone(), actions.clone()),
+            _ => (Tensor::zeros([1], &z3.device()), Tensor::zeros([1], &z3.device())),
+        };
+        let total = l_sp.clone() * wt.spatial
+            + l_spvar.clone() * wt.spatial_variance
+            + l_sig.clone() * wt.sigreg
             + l_ctx.clone() * wt.context
             + l_nce.clone() * wt.context_contrast
             + l_pred.clone() * wt.prediction
@@ -269,8 +329,41 @@ impl Jepa {
             sigreg: v(l_sig),
             context: v(l_ctx),
             context_contrast: v(l_nce),
+            spatial: v(l_sp),
+            spatial_variance: v(l_spvar),
         };
         (total, terms)
+    }
+
+    /// The spatial predictor's terms on a batch: `maps` `[b·t, c, s, s]` of every frame, their
+    /// latents `z3` `[b, t, d]`, `actions` `[b, t-1, 2]`. The map of frame 0 is rolled forward
+    /// `⌊(t−1)/k⌋` jumps; each predicted map is compared with the encoder's map of the frame it
+    /// reaches, and its read-out with that frame's latent (both targets detached). Returns the
+    /// prediction error and the variance term on the maps' channels.
+    fn spatial_loss(
+        &self,
+        sp: &SpatialPredictor,
+        maps: Tensor<4>,
+        z3: Tensor<3>,
+        actions: Tensor<3>,
+    ) -> (Tensor<1>, Tensor<1>) {
+        let [b, t, d] = z3.dims();
+        let [_, c, s, _] = maps.dims();
+        let k = sp.k;
+        let jumps = (t - 1) / k;
+        let device = maps.device();
+        let m5 = maps.clone().reshape([b, t, c, s, s]);
+        let m0 = m5.clone().slice([0..b, 0..1]).reshape([b, c, s, s]);
+        let predicted = sp.rollout(m0, actions.slice([0..b, 0..jumps * k])); // [b, jumps, c, s, s]
+        let idx: Vec<i64> = (1..=jumps).map(|j| (j * k) as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [jumps]), &device);
+        let target_maps = m5.select(1, idx.clone()).detach();
+        let target_z = z3.select(1, idx).reshape([b * jumps, d]).detach();
+        let read = self.encoder.readout(predicted.clone().reshape([b * jumps, c, s, s]));
+        let l_pred = mse(predicted, target_maps) + mse(read, target_z);
+        // Each channel varies over samples and cells (the read-out alone would let the map shrink).
+        let per_channel = maps.permute([0, 2, 3, 1]).reshape([b * t * s * s, c]);
+        (l_pred, variance(per_channel))
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod jepa;
 pub mod level2;
 pub mod loss;
+pub mod spatial;
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;

@@ -190,3 +190,51 @@ fn wilson_interval() {
     let [lo, hi] = wilson(10, 10);
     assert!(hi == 1.0 && lo > 0.69 && lo < 0.73, "{lo}");
 }
+
+#[test]
+fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
+    let device = cpu_device();
+    let spatial_cfg = |state| {
+        let mut c = JepaConfig::new(
+            EncoderConfig::lenet(65, 8).with_spatial_state(state),
+            LossWeights::new(),
+        );
+        c.spatial_hidden = 8;
+        c
+    };
+    let model = amisim::train::jepa::seeded(&device, 5, || spatial_cfg(4).init(&device));
+    let loaded = |model| Loaded {
+        model,
+        differentiable: None,
+        probe: None,
+        level2: None,
+        critic: None,
+        mode1: None,
+    };
+    let mut spatial = tiny_planner(PlannerKind::Cem);
+    spatial.spatial = true;
+    let mut cfg = config((0, 1));
+    cfg.policies = vec![
+        Policy::Latent(spatial.clone()),
+        Policy::Latent(tiny_planner(PlannerKind::Cem)),
+    ];
+    let (a, _) = run(&cfg, &loaded(&model), 0, |_, _| {}).unwrap();
+    let (b, _) = run(&cfg, &loaded(&model), 0, |_, _| {}).unwrap();
+    assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    let names: Vec<&str> = a.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["cem@3+spatial", "cem@3"]);
+    // The two rows imagine with different predictors: their episodes differ.
+    assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
+    // A model without a spatial predictor, or the gradient planner, is refused by name.
+    let flat = amisim::train::jepa::seeded(&device, 5, || spatial_cfg(0).init(&device));
+    let err = run(&cfg, &loaded(&flat), 0, |_, _| {}).err().unwrap().to_string();
+    assert!(
+        err.contains("cem@3+spatial") && err.contains("no spatial predictor"),
+        "{err}"
+    );
+    let mut grad = tiny_planner(PlannerKind::Gradient);
+    grad.spatial = true;
+    cfg.policies = vec![Policy::Latent(grad)];
+    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    assert!(err.contains("not differentiable"), "{err}");
+}

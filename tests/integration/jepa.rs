@@ -377,3 +377,43 @@ fn context_encoder_trains_round_trips_and_bad_context_config_is_named() {
     assert!(err.contains("model.context_dims = 16"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn spatial_world_model_trains_round_trips_and_bad_spatial_config_is_named() {
+    let data = toy_episodes(16, 6);
+    let mut cfg = tiny_config();
+    cfg.model.encoder = cfg.model.encoder.clone().with_spatial_state(3);
+    cfg.model.spatial_k = 1; // windows of 4 frames: three jumps of one step
+    let device = cpu_device();
+    let model = cfg.model.init(&device);
+    assert!(model.spatial.is_some());
+    let x = Tensor::<4>::random([3, 3, RES, RES], burn::tensor::Distribution::Default, &device);
+    // The latent is the read-out of the spatial state.
+    let (z, map) = model.encoder.forward_with_map(x.clone());
+    let map = map.expect("a spatial state");
+    assert_eq!(map.dims()[..2], [3, 3]);
+    assert_eq!(model.encoder.readout(map).into_data(), z.clone().into_data());
+    assert_eq!(model.encode(x.clone()).into_data(), z.into_data());
+    let (first, last) = thirty_steps_on_one_batch(&cfg, &data);
+    assert!(first.spatial > 0.0 && first.spatial_variance >= 0.0);
+    assert!(last.total < first.total * 0.9, "loss {} → {}", first.total, last.total);
+    // The maps grow to unit variance per channel (their error grows with their scale).
+    assert!(
+        last.spatial_variance < first.spatial_variance,
+        "spatial variance term {} → {}",
+        first.spatial_variance,
+        last.spatial_variance
+    );
+    let dir = temp_dir("spatial");
+    let path = dir.join("c.safetensors");
+    save_checkpoint(&path, &cfg, 3, &model, None).unwrap();
+    let ck = load_checkpoint(&path, Some(&cfg.model), &device).unwrap();
+    let a = Tensor::<3>::zeros([3, 1, 2], &device);
+    let m0 = model.encoder.forward_with_map(x.clone()).1.unwrap();
+    let sp = |m: &amisim::world_model::jepa::Jepa| m.spatial.as_ref().unwrap().forward(m0.clone(), a.clone());
+    assert_eq!(sp(&ck.model).into_data(), sp(&model).into_data());
+    cfg.model.encoder = cfg.model.encoder.clone().with_kind(EncoderKind::Vit);
+    let err = train(&cfg, &data, &dir, false, false).err().unwrap().to_string();
+    assert!(err.contains("model.encoder.spatial_state"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

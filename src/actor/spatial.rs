@@ -1,0 +1,312 @@
+//! The spatial predictor as planning dynamics: a hand-written batched rollout of its 3×3
+//! convolutions (im2col + gemm, candidates split over threads) and of the encoder's read-out,
+//! off autodiff, with weights copied out of burn.
+
+use super::model::{critic_costs, matmul_acc_serial, repeat_rows, Dynamics};
+use crate::cost::CostConfig;
+use crate::perception::ConvEncoder;
+use crate::values as to_vec;
+use crate::world_model::linear_bias;
+use crate::world_model::spatial::SpatialPredictor;
+use rayon::prelude::*;
+
+/// One 3×3 convolution (padding 1), its weight laid out for im2col rows: `[9·c_in, c_out]`,
+/// row `(ky·3 + kx)·c_in + ci`.
+#[derive(Debug, Clone)]
+struct Conv3 {
+    c_in: usize,
+    c_out: usize,
+    w: Vec<f32>,
+    b: Vec<f32>,
+}
+
+/// The spatial predictor and the read-out, copied out of burn. Maps are kept channels-last
+/// (`[cell, channel]`) inside; starts come channels-first as the encoder gives them.
+#[derive(Debug, Clone)]
+pub struct SpatialRollout {
+    channels: usize,
+    side: usize,
+    k: usize,
+    convs: Vec<Conv3>,
+    latent: usize,
+    /// The head `[c·s² (+ 2c), latent]`, its map rows reordered to the channels-last layout.
+    head_w: Vec<f32>,
+    head_b: Vec<f32>,
+    soft_argmax: bool,
+    /// Cell coordinates in `[-1, 1]`, as the encoder's soft-argmax uses them.
+    coord: Vec<f32>,
+}
+
+impl SpatialRollout {
+    pub fn new(p: &SpatialPredictor, encoder: &ConvEncoder, side: usize) -> SpatialRollout {
+        let convs: Vec<Conv3> = p
+            .convs
+            .iter()
+            .map(|c| {
+                let [c_out, c_in, kh, kw] = c.weight.dims();
+                assert_eq!((kh, kw), (3, 3), "the spatial predictor's convolutions are 3×3");
+                let raw = to_vec(c.weight.val());
+                let mut w = vec![0.0; 9 * c_in * c_out];
+                for co in 0..c_out {
+                    for ci in 0..c_in {
+                        for t in 0..9 {
+                            w[(t * c_in + ci) * c_out + co] = raw[(co * c_in + ci) * 9 + t];
+                        }
+                    }
+                }
+                let b = c.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; c_out]);
+                Conv3 { c_in, c_out, w, b }
+            })
+            .collect();
+        let channels = convs.last().map_or(0, |c| c.c_out);
+        let head = encoder.head();
+        let [inputs, latent] = head.weight.dims();
+        let raw = to_vec(head.weight.val());
+        let cells = side * side;
+        let flat = channels * cells;
+        assert!(
+            inputs == flat || inputs == flat + 2 * channels,
+            "head input {inputs} vs map {channels}×{side}²"
+        );
+        let mut head_w = raw.clone();
+        for c in 0..channels {
+            for p in 0..cells {
+                let (src, dst) = (c * cells + p, p * channels + c);
+                head_w[dst * latent..(dst + 1) * latent].copy_from_slice(&raw[src * latent..(src + 1) * latent]);
+            }
+        }
+        let coord = (0..side)
+            .map(|i| {
+                if side > 1 {
+                    2.0 * i as f32 / (side - 1) as f32 - 1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        SpatialRollout {
+            channels,
+            side,
+            k: p.k,
+            convs,
+            latent,
+            head_w,
+            head_b: linear_bias(head),
+            soft_argmax: inputs > flat,
+            coord,
+        }
+    }
+
+    /// Values of one start map (channels-first, as the encoder gives it).
+    pub fn map_len(&self) -> usize {
+        self.channels * self.side * self.side
+    }
+
+    /// Floating-point operations per environment step (a jump's convolutions and read-out over
+    /// its `k` steps).
+    pub fn flop_per_step(&self) -> f64 {
+        let cells = (self.side * self.side) as f64;
+        let convs: f64 = self
+            .convs
+            .iter()
+            .map(|c| 2.0 * cells * (9 * c.c_in * c.c_out) as f64)
+            .sum();
+        let head = 2.0 * (self.head_w.len()) as f64;
+        (convs + head) / self.k as f64
+    }
+
+    /// Environment steps one jump covers.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Read-out of `m` channels-last maps `[m, s², c]` → latents `[m, latent]`.
+    fn readout(&self, maps: &[f32], m: usize) -> Vec<f32> {
+        let (c, cells) = (self.channels, self.side * self.side);
+        let width = c * cells + if self.soft_argmax { 2 * c } else { 0 };
+        let mut features = vec![0.0; m * width];
+        for r in 0..m {
+            let map = &maps[r * cells * c..(r + 1) * cells * c];
+            let f = &mut features[r * width..(r + 1) * width];
+            f[..cells * c].copy_from_slice(map);
+            if self.soft_argmax {
+                for ch in 0..c {
+                    let max = (0..cells).map(|p| map[p * c + ch]).fold(f32::NEG_INFINITY, f32::max);
+                    let (mut sum, mut sx, mut sy) = (0.0, 0.0, 0.0);
+                    for p in 0..cells {
+                        let e = (map[p * c + ch] - max).exp();
+                        sum += e;
+                        sx += e * self.coord[p % self.side];
+                        sy += e * self.coord[p / self.side];
+                    }
+                    f[cells * c + ch] = sx / sum;
+                    f[cells * c + c + ch] = sy / sum;
+                }
+            }
+        }
+        let mut z: Vec<f32> = (0..m).flat_map(|_| self.head_b.iter().copied()).collect();
+        matmul_acc_serial(&features, &self.head_w, &mut z, m, width, self.latent);
+        z
+    }
+
+    /// One 3×3 convolution of `m` channels-last maps `x` `[m, s², c_in]` into `out`
+    /// `[m, s², c_out]`; `cols` is scratch.
+    fn conv(&self, conv: &Conv3, x: &[f32], out: &mut Vec<f32>, cols: &mut Vec<f32>, m: usize) {
+        let (s, ci) = (self.side, conv.c_in);
+        let rows = m * s * s;
+        cols.clear();
+        cols.resize(rows * 9 * ci, 0.0);
+        for r in 0..m {
+            let map = &x[r * s * s * ci..(r + 1) * s * s * ci];
+            for y in 0..s {
+                for xx in 0..s {
+                    let row = &mut cols[((r * s + y) * s + xx) * 9 * ci..][..9 * ci];
+                    for ky in 0..3 {
+                        let yy = y as isize + ky as isize - 1;
+                        if yy < 0 || yy >= s as isize {
+                            continue;
+                        }
+                        for kx in 0..3 {
+                            let xs = xx as isize + kx as isize - 1;
+                            if xs < 0 || xs >= s as isize {
+                                continue;
+                            }
+                            let src = (yy as usize * s + xs as usize) * ci;
+                            row[(ky * 3 + kx) * ci..(ky * 3 + kx + 1) * ci].copy_from_slice(&map[src..src + ci]);
+                        }
+                    }
+                }
+            }
+        }
+        out.clear();
+        out.extend((0..rows).flat_map(|_| conv.b.iter().copied()));
+        matmul_acc_serial(cols, &conv.w, out, rows, 9 * ci, conv.c_out);
+    }
+
+    /// Open-loop rollout of `m` rows: start maps `[m, c, s, s]` (channels-first), `actions`
+    /// `[m, len, 2]` → latents `[m, len, latent]`. The model jumps `k` steps at a time (a last
+    /// partial jump is padded with standing still); the latents between two jumps' ends are
+    /// interpolated linearly.
+    pub fn rollout_rows(&self, maps0: &[f32], actions: &[f32], m: usize, len: usize) -> Vec<f32> {
+        const CHUNK: usize = 8;
+        let d = self.latent;
+        let mut out = vec![0.0; m * len * d];
+        out.par_chunks_mut(CHUNK * len * d).enumerate().for_each(|(q, out)| {
+            let r0 = q * CHUNK;
+            let rows = (m - r0).min(CHUNK);
+            self.rollout_chunk(
+                &maps0[r0 * self.map_len()..(r0 + rows) * self.map_len()],
+                &actions[r0 * len * 2..(r0 + rows) * len * 2],
+                rows,
+                len,
+                out,
+            );
+        });
+        out
+    }
+
+    fn rollout_chunk(&self, maps0: &[f32], actions: &[f32], m: usize, len: usize, out: &mut [f32]) {
+        let (c, cells, d, k) = (self.channels, self.side * self.side, self.latent, self.k);
+        // Channels-first → channels-last.
+        let mut map = vec![0.0; m * cells * c];
+        for r in 0..m {
+            for ch in 0..c {
+                for p in 0..cells {
+                    map[(r * cells + p) * c + ch] = maps0[(r * c + ch) * cells + p];
+                }
+            }
+        }
+        let mut prev = self.readout(&map, m);
+        let (mut x, mut y, mut cols) = (Vec::new(), Vec::new(), Vec::new());
+        let c_in0 = c + 2 * k;
+        for j in 0..len.div_ceil(k) {
+            // The input: the map and the jump's actions broadcast over the cells.
+            x.clear();
+            x.resize(m * cells * c_in0, 0.0);
+            for r in 0..m {
+                let mut a = vec![0.0f32; 2 * k];
+                for i in 0..k {
+                    let t = j * k + i;
+                    if t < len {
+                        a[2 * i..2 * i + 2].copy_from_slice(&actions[(r * len + t) * 2..(r * len + t) * 2 + 2]);
+                    }
+                }
+                for p in 0..cells {
+                    let dst = &mut x[(r * cells + p) * c_in0..(r * cells + p + 1) * c_in0];
+                    dst[..c].copy_from_slice(&map[(r * cells + p) * c..(r * cells + p + 1) * c]);
+                    dst[c..].copy_from_slice(&a);
+                }
+            }
+            let last = self.convs.len() - 1;
+            for (i, conv) in self.convs.iter().enumerate() {
+                self.conv(conv, &x, &mut y, &mut cols, m);
+                if i < last {
+                    y.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
+                std::mem::swap(&mut x, &mut y);
+            }
+            for (v, dv) in map.iter_mut().zip(&x) {
+                *v += dv;
+            }
+            let next = self.readout(&map, m);
+            for r in 0..m {
+                for i in 0..k {
+                    let t = j * k + i;
+                    if t >= len {
+                        break;
+                    }
+                    let w = (i + 1) as f32 / k as f32;
+                    let o = &mut out[(r * len + t) * d..(r * len + t + 1) * d];
+                    for ((o, a), b) in o
+                        .iter_mut()
+                        .zip(&prev[r * d..(r + 1) * d])
+                        .zip(&next[r * d..(r + 1) * d])
+                    {
+                        *o = a + w * (b - a);
+                    }
+                }
+            }
+            prev = next;
+        }
+    }
+}
+
+/// The spatial world model as planning dynamics: starts are the encoder's spatial states
+/// `[c, s, s]`, imagined states the read-out latents.
+pub struct SpatialDynamics {
+    pub rollout: SpatialRollout,
+    /// The trained critic, for the terminal cost.
+    pub critic: Option<crate::cost::critic::Critic>,
+}
+
+impl Dynamics for SpatialDynamics {
+    type Start = Vec<f32>;
+
+    fn dim(&self) -> usize {
+        self.rollout.latent
+    }
+
+    fn rollout(&self, starts: &[Vec<f32>], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
+        self.rollout.rollout_rows(
+            &repeat_rows(starts.iter().map(Vec::as_slice), n),
+            actions,
+            starts.len() * n,
+            len,
+        )
+    }
+
+    fn task_costs(
+        &self,
+        starts: &[Vec<f32>],
+        goals: &[f32],
+        n: usize,
+        _actions: &[f32],
+        states: &[f32],
+        len: usize,
+        cost: &CostConfig,
+    ) -> Option<Vec<f32>> {
+        let critic = self.critic.as_ref().filter(|_| cost.critic != 0.0)?;
+        let c = critic_costs(critic, goals, states, starts.len() * n, n, len, self.rollout.latent);
+        Some(c.into_iter().map(|e| cost.critic * e).collect())
+    }
+}
