@@ -301,10 +301,14 @@ pub fn bench_plan(candidates: usize, horizon: usize, iterations: usize, reps: us
         std::hint::black_box(p);
     });
     rows.push(row("CEM planner (gemm)", secs));
-    // The spatial predictor (the default shape: 8 channels on the 9×9 map, 32 hidden, one jump
-    // per 4 steps) with the encoder's read-out, the same environment steps.
+    // The spatial predictor in the shape of the shipped Two-Rooms spatial model (4 channels on
+    // a 17×17 map, two hidden layers of 16, one jump per 4 steps) with the encoder's read-out,
+    // the same environment steps.
     let mut scfg = cfg.clone();
-    scfg.encoder.spatial_state = 8;
+    scfg.encoder.strides = vec![2, 2, 1];
+    scfg.encoder.spatial_state = 4;
+    scfg.spatial_hidden = 16;
+    scfg.spatial_depth = 2;
     let model = crate::train::jepa::seeded(&device, 0, || scfg.init(&device));
     if let Some(sp) = crate::eval::run::spatial_dynamics(&model, None) {
         let r = &sp.rollout;
@@ -319,7 +323,7 @@ pub fn bench_plan(candidates: usize, horizon: usize, iterations: usize, reps: us
                 std::hint::black_box(cost);
             }
         });
-        let mut sr = row("spatial predictor (im2col + gemm)", secs);
+        let mut sr = row("spatial (im2col+gemm)", secs);
         sr.gflop_per_s = steps * r.flop_per_step() / secs / 1e9;
         rows.push(sr);
     }
