@@ -266,18 +266,23 @@ pub fn bench_plan(candidates: usize, horizon: usize, iterations: usize, reps: us
     });
     rows.push(row("burn tensor ops", secs));
     // The hand-written rollout, the same work.
-    let mlp = MlpRollout::new(&predictor);
+    // Seconds per plan of a hand-written rollout (actions `[candidates, horizon, 2]` → latents),
+    // the squared goal distance summed each iteration.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let secs = time(&mut || {
-        for _ in 0..iterations {
-            let a: Vec<f32> = (0..candidates * horizon * 2)
-                .map(|_| crate::world::policy::normal(&mut rng))
-                .collect();
-            let z = mlp.rollout_rows(&vec![0.0; candidates * d], &a, candidates, horizon);
-            let cost: f32 = z.iter().zip(goal.iter().cycle()).map(|(x, y)| (x - y) * (x - y)).sum();
-            std::hint::black_box(cost);
-        }
-    });
+    let mut time_rollout = |rollout: &dyn Fn(&[f32]) -> Vec<f32>| {
+        time(&mut || {
+            for _ in 0..iterations {
+                let a: Vec<f32> = (0..candidates * horizon * 2)
+                    .map(|_| crate::world::policy::normal(&mut rng))
+                    .collect();
+                let z = rollout(&a);
+                let cost: f32 = z.iter().zip(goal.iter().cycle()).map(|(x, y)| (x - y) * (x - y)).sum();
+                std::hint::black_box(cost);
+            }
+        })
+    };
+    let mlp = MlpRollout::new(&predictor);
+    let secs = time_rollout(&|a| mlp.rollout_rows(&vec![0.0; candidates * d], a, candidates, horizon));
     rows.push(row("hand-written (gemm)", secs));
     // The whole CEM planner (sampling, projection, cost, elites) around it.
     let dynamics = LatentDynamics::new(&predictor, None);
@@ -313,16 +318,7 @@ pub fn bench_plan(candidates: usize, horizon: usize, iterations: usize, reps: us
     if let Some(sp) = crate::eval::run::spatial_dynamics(&model, None) {
         let r = &sp.rollout;
         let maps = vec![0.1f32; candidates * r.map_len()];
-        let secs = time(&mut || {
-            for _ in 0..iterations {
-                let a: Vec<f32> = (0..candidates * horizon * 2)
-                    .map(|_| crate::world::policy::normal(&mut rng))
-                    .collect();
-                let z = r.rollout_rows(&maps, &a, candidates, horizon);
-                let cost: f32 = z.iter().zip(goal.iter().cycle()).map(|(x, y)| (x - y) * (x - y)).sum();
-                std::hint::black_box(cost);
-            }
-        });
+        let secs = time_rollout(&|a| r.rollout_rows(&maps, a, candidates, horizon));
         let mut sr = row("spatial (im2col+gemm)", secs);
         sr.gflop_per_s = steps * r.flop_per_step() / secs / 1e9;
         rows.push(sr);

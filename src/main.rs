@@ -697,6 +697,16 @@ fn train_level2_command(a: &TrainArgs) -> Result<String> {
     ))
 }
 
+/// A per-step curve as `1:v 2:v …`.
+fn by_step(curve: &[f32]) -> String {
+    let steps: Vec<String> = curve
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{}:{v:.2}", i + 1))
+        .collect();
+    steps.join(" ")
+}
+
 fn probe_command(a: ProbeArgs) -> Result<()> {
     let path = a
         .checkpoint
@@ -769,23 +779,9 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
             "effective rank {:.1} of {}; per-dimension std min {:.3}, mean {:.3}",
             report.effective_rank, report.latent_dim, report.min_dim_std, report.mean_dim_std
         );
-        let steps: Vec<String> = report
-            .rollout_rmse_px
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{}:{v:.2}", i + 1))
-            .collect();
-        println!("rollout probe RMSE (px) by step: {}", steps.join(" "));
+        println!("rollout probe RMSE (px) by step: {}", by_step(&report.rollout_rmse_px));
         if let Some(sp) = &report.spatial_rollout_rmse_px {
-            let steps: Vec<String> = sp
-                .iter()
-                .enumerate()
-                .map(|(i, v)| format!("{}:{v:.2}", i + 1))
-                .collect();
-            println!(
-                "spatial predictor's rollout probe RMSE (px) by step: {}",
-                steps.join(" ")
-            );
+            println!("spatial predictor's rollout probe RMSE (px) by step: {}", by_step(sp));
         }
         for l in &report.layout {
             println!(
@@ -795,18 +791,12 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
         }
         if report.by_target.len() > 1 {
             for t in &report.by_target {
-                let steps: Vec<String> = t
-                    .rollout_rmse_px
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| format!("{}:{v:.2}", i + 1))
-                    .collect();
                 println!(
                     "  {}: linear {:.2} px, MLP {:.2} px, rollout by step: {}",
                     t.target,
                     t.linear_rmse_px,
                     t.mlp_rmse_px,
-                    steps.join(" ")
+                    by_step(&t.rollout_rmse_px)
                 );
             }
         }

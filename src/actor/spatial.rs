@@ -4,7 +4,7 @@
 
 use super::model::{critic_costs, matmul_acc_serial, repeat_rows, Dynamics};
 use crate::cost::CostConfig;
-use crate::perception::ConvEncoder;
+use crate::perception::{cell_coord, ConvEncoder};
 use crate::values as to_vec;
 use crate::world_model::linear_bias;
 use crate::world_model::spatial::SpatialPredictor;
@@ -38,7 +38,8 @@ pub struct SpatialRollout {
 }
 
 impl SpatialRollout {
-    pub fn new(p: &SpatialPredictor, encoder: &ConvEncoder, side: usize) -> SpatialRollout {
+    pub fn new(p: &SpatialPredictor, encoder: &ConvEncoder) -> SpatialRollout {
+        let side = encoder.feature_map_side();
         let convs: Vec<Conv3> = p
             .convs
             .iter()
@@ -75,15 +76,7 @@ impl SpatialRollout {
                 head_w[dst * latent..(dst + 1) * latent].copy_from_slice(&raw[src * latent..(src + 1) * latent]);
             }
         }
-        let coord = (0..side)
-            .map(|i| {
-                if side > 1 {
-                    2.0 * i as f32 / (side - 1) as f32 - 1.0
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let coord = (0..side).map(|i| cell_coord(i, side)).collect();
         SpatialRollout {
             channels,
             side,
@@ -115,11 +108,6 @@ impl SpatialRollout {
         (convs + head) / self.k as f64
     }
 
-    /// Environment steps one jump covers.
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
     /// Read-out of `m` channels-last maps `[m, s², c]` → latents `[m, latent]`.
     fn readout(&self, maps: &[f32], m: usize) -> Vec<f32> {
         let (c, cells) = (self.channels, self.side * self.side);
@@ -144,7 +132,7 @@ impl SpatialRollout {
                 }
             }
         }
-        let mut z: Vec<f32> = (0..m).flat_map(|_| self.head_b.iter().copied()).collect();
+        let mut z = repeat_rows([&self.head_b[..]], m);
         matmul_acc_serial(&features, &self.head_w, &mut z, m, width, self.latent);
         z
     }

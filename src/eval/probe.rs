@@ -505,12 +505,13 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
     let z0 = Tensor::<2>::from_data(TensorData::new(z0, [e, d]), &device);
     let actions = Tensor::<3>::from_data(TensorData::new(test.actions.clone(), [e, t, 2]), &device);
     let rolled = crate::values(model.predictor.rollout(z0, actions));
+    // Every episode's latent at one step of a rollout `[e, t, d]`.
+    let at_step =
+        |rolled: &[f32], step: usize| crate::gather_rows(rolled, d, &(0..e).map(|i| i * t + step).collect::<Vec<_>>());
     // Per step: the linear probe's predictions on the rolled-out latents and the truth.
     let per_step: Vec<(Vec<f32>, Vec<f32>)> = (0..t)
         .map(|step| {
-            let z: Vec<f32> = (0..e)
-                .flat_map(|i| rolled[(i * t + step) * d..(i * t + step + 1) * d].to_vec())
-                .collect();
+            let z = at_step(&rolled, step);
             let truth: Vec<f32> = (0..e)
                 .flat_map(|i| y_test[(i * (t + 1) + step + 1) * k..(i * (t + 1) + step + 2) * k].to_vec())
                 .collect();
@@ -529,12 +530,7 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         let maps = crate::values(model.encoder.forward_with_map(x).1.expect("a spatial state"));
         let rolled = sp.rollout.rollout_rows(&maps, &test.actions, e, t);
         (0..t)
-            .map(|step| {
-                let z: Vec<f32> = (0..e)
-                    .flat_map(|i| rolled[(i * t + step) * d..(i * t + step + 1) * d].to_vec())
-                    .collect();
-                per_pos(&linear.predict(&z), &per_step[step].1)
-            })
+            .map(|step| per_pos(&linear.predict(&at_step(&rolled, step)), &per_step[step].1))
             .collect()
     });
     let by_target = names

@@ -401,21 +401,21 @@ pub fn merge(reports: Vec<Report>) -> Result<Report> {
     Ok(Report::new(settings, rows))
 }
 
+/// An observation batch as frames `[n, c, h, w]` in `0..=1`.
+fn frames(obs: &Obs, device: &Device) -> Tensor<4> {
+    let frames: Vec<f32> = obs.frames.iter().map(|&v| v as f32 / 255.0).collect();
+    Tensor::<4>::from_data(TensorData::new(frames, obs.shape), device)
+}
+
 /// Latents of every frame of an observation batch, `[n, d]` row-major.
 pub fn encode(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
-    let [n, c, h, w] = obs.shape;
-    let frames: Vec<f32> = obs.frames.iter().map(|&v| v as f32 / 255.0).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(frames, [n, c, h, w]), device);
-    crate::values(model.encode(x))
+    crate::values(model.encode(frames(obs, device)))
 }
 
 /// The encoder's spatial states of every frame of an observation batch, `[n, c, s, s]`
 /// row-major (empty for a model without a spatial predictor).
 pub fn encode_maps(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
-    let [n, c, h, w] = obs.shape;
-    let frames: Vec<f32> = obs.frames.iter().map(|&v| v as f32 / 255.0).collect();
-    let x = Tensor::<4>::from_data(TensorData::new(frames, [n, c, h, w]), device);
-    match model.encoder.forward_with_map(x) {
+    match model.encoder.forward_with_map(frames(obs, device)) {
         (_, Some(map)) => crate::values(map),
         _ => Vec::new(),
     }
@@ -426,9 +426,8 @@ pub fn spatial_dynamics(model: &Jepa, critic: Option<crate::cost::critic::Critic
     let (Some(sp), crate::perception::Encoder::Conv(enc)) = (&model.spatial, &model.encoder) else {
         return None;
     };
-    let side = enc.feature_map_side();
     Some(SpatialDynamics {
-        rollout: SpatialRollout::new(sp, enc, side),
+        rollout: SpatialRollout::new(sp, enc),
         critic,
     })
 }
@@ -439,10 +438,16 @@ const JUDGE_EVERY: usize = 8;
 
 /// [`encode`], its time added to `total` for the `active` environments' share of the batch.
 fn timed_encode(model: &Jepa, obs: &Obs, device: &Device, total: &mut f64, active: usize) -> Vec<f32> {
+    timed(obs, total, active, || encode(model, obs, device))
+}
+
+/// `f` (an encoding of `obs`), its time added to `total` for the `active` environments' share
+/// of the batch.
+fn timed(obs: &Obs, total: &mut f64, active: usize, f: impl FnOnce() -> Vec<f32>) -> Vec<f32> {
     let t0 = Instant::now();
-    let z = encode(model, obs, device);
+    let x = f();
     *total += t0.elapsed().as_secs_f64() * 1e3 * active as f64 / obs.shape[0] as f64;
-    z
+    x
 }
 
 /// Rows of `d` values, one vector each.
@@ -679,34 +684,25 @@ pub fn run(
                     (Policy::Latent(c), Some(mpc)) => {
                         // Between plans the controller executes queued actions: encode only
                         // when some environment plans now.
-                        let needs = active.iter().any(|&i| mpc.needs_plan(i));
-                        match spatial.as_ref().filter(|_| c.spatial) {
-                            Some(sp) => {
-                                // Starts are the encoder's spatial states.
-                                let maps: Vec<Vec<f32>> = if needs {
-                                    let t0 = Instant::now();
-                                    let m = encode_maps(loaded.model, &obs, &device);
-                                    encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
-                                    split_rows(&m, sp.rollout.map_len())
-                                } else {
-                                    vec![Vec::new(); n]
-                                };
-                                let t1 = Instant::now();
-                                let (acts, planned) = mpc.act(sp, &maps, &goals_latent, &active, !drawn.is_empty());
-                                Some((acts, planned, t1.elapsed(), c.replan_every))
-                            }
-                            None => {
-                                let zs: Vec<Vec<f32>> = if needs {
-                                    let z = timed_encode(loaded.model, &obs, &device, &mut encode_total, active.len());
-                                    split_rows(&z, loaded.model.latent())
-                                } else {
-                                    vec![Vec::new(); n]
-                                };
-                                let t1 = Instant::now();
-                                let (acts, planned) = mpc.act(&latent, &zs, &goals_latent, &active, !drawn.is_empty());
-                                Some((acts, planned, t1.elapsed(), c.replan_every))
-                            }
-                        }
+                        // Starts are latents, or the encoder's spatial states for the spatial
+                        // predictor.
+                        let sp = spatial.as_ref().filter(|_| c.spatial);
+                        let starts: Vec<Vec<f32>> = if active.iter().any(|&i| mpc.needs_plan(i)) {
+                            let x = timed(&obs, &mut encode_total, active.len(), || match sp {
+                                Some(_) => encode_maps(loaded.model, &obs, &device),
+                                None => encode(loaded.model, &obs, &device),
+                            });
+                            split_rows(&x, sp.map_or(loaded.model.latent(), |sp| sp.rollout.map_len()))
+                        } else {
+                            vec![Vec::new(); n]
+                        };
+                        let t1 = Instant::now();
+                        let trace = !drawn.is_empty();
+                        let (acts, planned) = match sp {
+                            Some(sp) => mpc.act(sp, &starts, &goals_latent, &active, trace),
+                            None => mpc.act(&latent, &starts, &goals_latent, &active, trace),
+                        };
+                        Some((acts, planned, t1.elapsed(), c.replan_every))
                     }
                     (Policy::Hierarchical(h), _) => {
                         let hier = hier.as_mut().expect("a hierarchical controller");

@@ -6,11 +6,22 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 
-fn conv3x3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Conv2d {
+/// A 3×3 convolution with padding 1 (same size at stride 1).
+pub fn conv3x3(c_in: usize, c_out: usize, stride: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([c_in, c_out], [3, 3])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .init(device)
+}
+
+/// The coordinate in `[-1, 1]` of cell `i`'s centre along a feature map of `side` cells, as
+/// the spatial soft-argmax weighs it.
+pub fn cell_coord(i: usize, side: usize) -> f32 {
+    if side > 1 {
+        2.0 * i as f32 / (side - 1) as f32 - 1.0
+    } else {
+        0.0
+    }
 }
 
 /// An Impala-style residual block: `x + conv(relu(conv(relu(x))))`.
@@ -67,13 +78,7 @@ impl ConvEncoder {
         let (shift, scale) = cfg.normalisation(device);
         let (grid_x, grid_y) = if cfg.spatial_softmax {
             // Cell-centre coordinates in [-1, 1] of the last feature map, row-major.
-            let coord = |i: usize| {
-                if side > 1 {
-                    2.0 * i as f32 / (side - 1) as f32 - 1.0
-                } else {
-                    0.0
-                }
-            };
+            let coord = |i: usize| cell_coord(i, side);
             let grid = |f: &dyn Fn(usize) -> f32| {
                 let v: Vec<f32> = (0..side * side).map(f).collect();
                 Tensor::<1>::from_data(TensorData::new(v, [side * side]), device).reshape([1, 1, side * side])

@@ -14,7 +14,7 @@
 mod conv;
 mod vit;
 
-pub use conv::{ConvEncoder, ResBlock};
+pub use conv::{cell_coord, conv3x3, ConvEncoder, ResBlock};
 pub use vit::VitEncoder;
 
 use burn::prelude::*;

@@ -141,12 +141,10 @@ impl JepaConfig {
             if self.context_encoder {
                 return Err("model.encoder.spatial_state cannot be combined with model.context_encoder".into());
             }
-            if self.spatial_k == 0 || self.spatial_hidden == 0 {
-                return Err(format!(
-                    "model.spatial_k = {} and model.spatial_hidden = {} must be ≥ 1",
-                    self.spatial_k, self.spatial_hidden
-                ));
-            }
+            crate::require_counts(
+                "model",
+                &[("spatial_k", self.spatial_k), ("spatial_hidden", self.spatial_hidden)],
+            )?;
         }
         if self.context_encoder && self.ema_momentum.is_some() {
             return Err(

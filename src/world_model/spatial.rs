@@ -9,8 +9,8 @@
 //! 3×3 convolutions with padding 1 (same size). The planner's states are the encoder's
 //! read-out of the predicted maps, so the cost and everything else read the usual latent.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::PaddingConfig2d;
+use crate::perception::conv3x3;
+use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -32,11 +32,7 @@ pub struct SpatialConfig {
 
 impl SpatialConfig {
     pub fn init(&self, device: &Device) -> SpatialPredictor {
-        let conv = |i: usize, o: usize| {
-            Conv2dConfig::new([i, o], [3, 3])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
-        };
+        let conv = |i: usize, o: usize| conv3x3(i, o, 1, device);
         let mut convs = Vec::new();
         let mut c_in = self.channels + 2 * self.k;
         for _ in 0..self.depth {

@@ -372,7 +372,7 @@ fn hand_written_spatial_rollout_matches_the_predictor_and_read_out() {
     let maps = sp.rollout(map0.clone(), a.clone()); // [m, 3, c, s, s]
     let z = enc.readout(maps.reshape([m * 3, 3, side, side])); // [m·3, 6]
     let z: Vec<f32> = z.into_data().try_into_vec::<f32>().unwrap();
-    let got = SpatialRollout::new(&sp, &enc, side).rollout_rows(
+    let got = SpatialRollout::new(&sp, &enc).rollout_rows(
         &map0.clone().into_data().try_into_vec::<f32>().unwrap(),
         &a.into_data().try_into_vec::<f32>().unwrap(),
         m,
