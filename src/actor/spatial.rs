@@ -1,6 +1,8 @@
 //! The spatial predictor as planning dynamics: a hand-written batched rollout of its 3×3
 //! convolutions (im2col + gemm, candidates split over threads) and of the encoder's read-out,
-//! off autodiff, with weights copied out of burn.
+//! off autodiff, with weights copied out of burn. The first convolution's action channels are
+//! the same in every cell, so their part is summed per tap once per candidate and jump instead
+//! of convolved (a quarter of the rollout's arithmetic in the shipped shape).
 
 use super::model::{critic_costs, matmul_acc_serial, repeat_rows, Dynamics};
 use crate::cost::CostConfig;
@@ -20,6 +22,15 @@ struct Conv3 {
     b: Vec<f32>,
 }
 
+/// The first convolution's action part, `[2k, 9·c_out]`: `w[(j·9 + tap)·c_out + co]`, tap
+/// `ky·3 + kx`.
+#[derive(Debug, Clone)]
+struct ActionTaps {
+    inputs: usize,
+    c_out: usize,
+    w: Vec<f32>,
+}
+
 /// The spatial predictor and the read-out, copied out of burn. Maps are kept channels-last
 /// (`[cell, channel]`) inside; starts come channels-first as the encoder gives them.
 #[derive(Debug, Clone)]
@@ -27,7 +38,9 @@ pub struct SpatialRollout {
     channels: usize,
     side: usize,
     k: usize,
+    /// The convolutions; the first one's map channels only (its action channels in `actions`).
     convs: Vec<Conv3>,
+    actions: ActionTaps,
     latent: usize,
     /// The head `[c·s² (+ 2c), latent]`, its map rows reordered to the channels-last layout.
     head_w: Vec<f32>,
@@ -40,26 +53,48 @@ pub struct SpatialRollout {
 impl SpatialRollout {
     pub fn new(p: &SpatialPredictor, encoder: &ConvEncoder) -> SpatialRollout {
         let side = encoder.feature_map_side();
+        let channels = p.convs.last().map_or(0, |c| c.weight.dims()[0]);
+        let mut actions = None;
         let convs: Vec<Conv3> = p
             .convs
             .iter()
-            .map(|c| {
-                let [c_out, c_in, kh, kw] = c.weight.dims();
+            .enumerate()
+            .map(|(i, c)| {
+                let [c_out, c_all, kh, kw] = c.weight.dims();
                 assert_eq!((kh, kw), (3, 3), "the spatial predictor's convolutions are 3×3");
                 let raw = to_vec(c.weight.val());
+                // The first convolution reads the map and then the jump's actions.
+                let c_in = if i == 0 { channels } else { c_all };
                 let mut w = vec![0.0; 9 * c_in * c_out];
                 for co in 0..c_out {
                     for ci in 0..c_in {
                         for t in 0..9 {
-                            w[(t * c_in + ci) * c_out + co] = raw[(co * c_in + ci) * 9 + t];
+                            w[(t * c_in + ci) * c_out + co] = raw[(co * c_all + ci) * 9 + t];
                         }
                     }
+                }
+                if i == 0 {
+                    let inputs = c_all - c_in;
+                    let mut a = vec![0.0; 9 * inputs * c_out];
+                    for co in 0..c_out {
+                        for j in 0..inputs {
+                            for t in 0..9 {
+                                a[(j * 9 + t) * c_out + co] = raw[(co * c_all + c_in + j) * 9 + t];
+                            }
+                        }
+                    }
+                    actions = Some(ActionTaps { inputs, c_out, w: a });
                 }
                 let b = c.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; c_out]);
                 Conv3 { c_in, c_out, w, b }
             })
             .collect();
-        let channels = convs.last().map_or(0, |c| c.c_out);
+        let actions = actions.expect("the spatial predictor has at least one convolution");
+        assert_eq!(
+            actions.inputs,
+            2 * p.k,
+            "the first convolution reads the map and 2k actions"
+        );
         let head = encoder.head();
         let [inputs, latent] = head.weight.dims();
         let raw = to_vec(head.weight.val());
@@ -82,6 +117,7 @@ impl SpatialRollout {
             side,
             k: p.k,
             convs,
+            actions,
             latent,
             head_w,
             head_b: linear_bias(head),
@@ -104,8 +140,9 @@ impl SpatialRollout {
             .iter()
             .map(|c| 2.0 * cells * (9 * c.c_in * c.c_out) as f64)
             .sum();
+        let actions = 2.0 * self.actions.w.len() as f64 + cells * (9 * self.actions.c_out) as f64;
         let head = 2.0 * (self.head_w.len()) as f64;
-        (convs + head) / self.k as f64
+        (convs + actions + head) / self.k as f64
     }
 
     /// Read-out of `m` channels-last maps `[m, s², c]` → latents `[m, latent]`.
@@ -140,34 +177,64 @@ impl SpatialRollout {
     /// One 3×3 convolution of `m` channels-last maps `x` `[m, s², c_in]` into `out`
     /// `[m, s², c_out]`; `cols` is scratch.
     fn conv(&self, conv: &Conv3, x: &[f32], out: &mut Vec<f32>, cols: &mut Vec<f32>, m: usize) {
-        let (s, ci) = (self.side, conv.c_in);
-        let rows = m * s * s;
-        cols.clear();
-        cols.resize(rows * 9 * ci, 0.0);
+        out.resize(m * self.side * self.side * conv.c_out, 0.0);
+        for o in out.chunks_exact_mut(conv.c_out) {
+            copy_small(o, &conv.b);
+        }
+        self.conv_acc(conv, x, out, cols, m);
+    }
+
+    /// The first convolution's bias and action part for `m` maps into `out` `[m, s², c_out]`,
+    /// from the jumps' actions `a` `[m, 2k]` (the same in every cell): per tap `W_tapᵀ a`, and
+    /// per cell the sum of the taps that fall inside the map (the padding reads zeros).
+    fn action_part(&self, conv: &Conv3, a: &[f32], out: &mut Vec<f32>, m: usize) {
+        let (s, co) = (self.side, conv.c_out);
+        let mut taps = vec![0.0; m * 9 * co];
+        matmul_acc_serial(a, &self.actions.w, &mut taps, m, self.actions.inputs, 9 * co);
+        out.resize(m * s * s * co, 0.0);
         for r in 0..m {
-            let map = &x[r * s * s * ci..(r + 1) * s * s * ci];
+            let taps = &taps[r * 9 * co..(r + 1) * 9 * co];
             for y in 0..s {
-                for xx in 0..s {
-                    let row = &mut cols[((r * s + y) * s + xx) * 9 * ci..][..9 * ci];
-                    for ky in 0..3 {
-                        let yy = y as isize + ky as isize - 1;
-                        if yy < 0 || yy >= s as isize {
-                            continue;
-                        }
-                        for kx in 0..3 {
-                            let xs = xx as isize + kx as isize - 1;
-                            if xs < 0 || xs >= s as isize {
-                                continue;
-                            }
-                            let src = (yy as usize * s + xs as usize) * ci;
-                            row[(ky * 3 + kx) * ci..(ky * 3 + kx + 1) * ci].copy_from_slice(&map[src..src + ci]);
+                for x in 0..s {
+                    let o = &mut out[((r * s + y) * s + x) * co..][..co];
+                    copy_small(o, &conv.b);
+                    // Tap (ky, kx) reads cell (y + ky − 1, x + kx − 1).
+                    for ky in (0..3).filter(|ky| (1..=s).contains(&(y + ky))) {
+                        for kx in (0..3).filter(|kx| (1..=s).contains(&(x + kx))) {
+                            let t = &taps[(ky * 3 + kx) * co..][..co];
+                            o.iter_mut().zip(t).for_each(|(o, t)| *o += t);
                         }
                     }
                 }
             }
         }
-        out.clear();
-        out.extend((0..rows).flat_map(|_| conv.b.iter().copied()));
+    }
+
+    /// Adds one 3×3 convolution (no bias) of `m` channels-last maps `x` `[m, s², c_in]` to
+    /// `out` `[m, s², c_out]`. `cols` is this layer's im2col scratch: zeroed when its shape
+    /// changes, after which only the taps inside the map are written (the padding's zeros stay).
+    fn conv_acc(&self, conv: &Conv3, x: &[f32], out: &mut [f32], cols: &mut Vec<f32>, m: usize) {
+        let (s, ci) = (self.side, conv.c_in);
+        let rows = m * s * s;
+        if cols.len() != rows * 9 * ci {
+            cols.clear();
+            cols.resize(rows * 9 * ci, 0.0);
+        }
+        for r in 0..m {
+            let map = &x[r * s * s * ci..(r + 1) * s * s * ci];
+            for y in 0..s {
+                for xx in 0..s {
+                    let row = &mut cols[((r * s + y) * s + xx) * 9 * ci..][..9 * ci];
+                    // Tap (ky, kx) reads cell (y + ky − 1, xx + kx − 1).
+                    for ky in (0..3).filter(|ky| (1..=s).contains(&(y + ky))) {
+                        for kx in (0..3).filter(|kx| (1..=s).contains(&(xx + kx))) {
+                            let src = ((y + ky - 1) * s + xx + kx - 1) * ci;
+                            copy_small(&mut row[(ky * 3 + kx) * ci..][..ci], &map[src..src + ci]);
+                        }
+                    }
+                }
+            }
+        }
         matmul_acc_serial(cols, &conv.w, out, rows, 9 * ci, conv.c_out);
     }
 
@@ -205,29 +272,26 @@ impl SpatialRollout {
             }
         }
         let mut prev = self.readout(&map, m);
-        let (mut x, mut y, mut cols) = (Vec::new(), Vec::new(), Vec::new());
-        let c_in0 = c + 2 * k;
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        let mut cols = vec![Vec::new(); self.convs.len()];
+        let mut a = vec![0.0f32; m * 2 * k];
         for j in 0..len.div_ceil(k) {
-            // The input: the map and the jump's actions broadcast over the cells.
-            x.clear();
-            x.resize(m * cells * c_in0, 0.0);
+            // The jump's actions (a last partial jump padded with standing still).
+            a.fill(0.0);
             for r in 0..m {
-                let mut a = vec![0.0f32; 2 * k];
-                for i in 0..k {
+                for i in (0..k).filter(|i| j * k + i < len) {
                     let t = j * k + i;
-                    if t < len {
-                        a[2 * i..2 * i + 2].copy_from_slice(&actions[(r * len + t) * 2..(r * len + t) * 2 + 2]);
-                    }
-                }
-                for p in 0..cells {
-                    let dst = &mut x[(r * cells + p) * c_in0..(r * cells + p + 1) * c_in0];
-                    dst[..c].copy_from_slice(&map[(r * cells + p) * c..(r * cells + p + 1) * c]);
-                    dst[c..].copy_from_slice(&a);
+                    a[r * 2 * k + 2 * i..][..2].copy_from_slice(&actions[(r * len + t) * 2..][..2]);
                 }
             }
             let last = self.convs.len() - 1;
             for (i, conv) in self.convs.iter().enumerate() {
-                self.conv(conv, &x, &mut y, &mut cols, m);
+                if i == 0 {
+                    self.action_part(conv, &a, &mut y, m);
+                    self.conv_acc(conv, &map, &mut y, &mut cols[i], m);
+                } else {
+                    self.conv(conv, &x, &mut y, &mut cols[i], m);
+                }
                 if i < last {
                     y.iter_mut().for_each(|v| *v = v.max(0.0));
                 }
@@ -256,6 +320,23 @@ impl SpatialRollout {
             }
             prev = next;
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)`, inlined as vector moves for the channel counts of the shipped
+/// shapes: a `memmove` call per few floats was most of the im2col's time.
+#[inline(always)]
+fn copy_small(dst: &mut [f32], src: &[f32]) {
+    fn fixed<const N: usize>(dst: &mut [f32], src: &[f32]) {
+        let d: &mut [f32; N] = dst.try_into().expect("equal lengths");
+        *d = *<&[f32; N]>::try_from(src).expect("equal lengths");
+    }
+    match src.len() {
+        4 => fixed::<4>(dst, src),
+        8 => fixed::<8>(dst, src),
+        16 => fixed::<16>(dst, src),
+        32 => fixed::<32>(dst, src),
+        _ => dst.copy_from_slice(src),
     }
 }
 
