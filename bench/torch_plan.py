@@ -2,7 +2,8 @@
 # amisim's default predictor (residual MLP 66->256->256->64), no autodiff, the squared goal
 # distance read back each iteration. Run right after `amisim bench plan` on the same machine:
 #   python bench/torch_plan.py 300 16 10      # candidates, horizon, iterations
-import sys, time, torch, torch.nn as nn
+import sys, torch, torch.nn as nn
+from twin import seconds_per_plan
 torch.manual_seed(0)
 n, H, iters = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 lat, hid = 64, 256
@@ -16,13 +17,7 @@ def plan():
             z = z + l3(h)
             cost = cost + ((z - goal) ** 2).sum(1)
         cost.tolist()
-with torch.no_grad():
-    plan()
-    reps = 5
-    t0 = time.time()
-    for _ in range(reps):
-        plan()
-    dt = (time.time() - t0) / reps
+dt = seconds_per_plan(plan)
 flop = 2 * ((lat + 2) * hid + hid * hid + hid * lat) * n * H * iters
 print(f"torch {torch.__version__} threads {torch.get_num_threads()} n={n} H={H} iters={iters}: "
       f"{dt * 1e3:.1f} ms/plan, {n * H * iters / dt:.0f} rollout steps/s, {flop / dt / 1e9:.1f} GFLOP/s")

@@ -5,7 +5,8 @@
 # flattened + each channel's soft-argmax -> 64), no autodiff, the squared goal distance of
 # every read-out read back each iteration. Run right after `amisim bench plan`:
 #   python bench/torch_spatial.py 300 16 10      # candidates, horizon (steps), iterations
-import sys, time, torch, torch.nn as nn
+import sys, torch, torch.nn as nn
+from twin import seconds_per_plan
 torch.manual_seed(0)
 n, H, iters = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 c, side, k, hid, lat = 4, 17, 4, 16, 64
@@ -26,13 +27,7 @@ def plan():
             x = torch.relu(convs[0](x)); x = torch.relu(convs[1](x)); m = m + convs[2](x)
             cost = cost + ((readout(m) - goal) ** 2).sum(1)
         cost.tolist()
-with torch.no_grad():
-    plan()
-    reps = 5
-    t0 = time.time()
-    for _ in range(reps):
-        plan()
-    dt = (time.time() - t0) / reps
+dt = seconds_per_plan(plan)
 cells = side * side
 flop = (2 * cells * 9 * ((c + 2 * k) * hid + hid * hid + hid * c) + 2 * (c * cells + 2 * c) * lat) / k * n * H * iters
 print(f"torch {torch.__version__} threads {torch.get_num_threads()} spatial n={n} H={H} iters={iters}: "

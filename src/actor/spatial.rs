@@ -22,15 +22,6 @@ struct Conv3 {
     b: Vec<f32>,
 }
 
-/// The first convolution's action part, `[2k, 9·c_out]`: `w[(j·9 + tap)·c_out + co]`, tap
-/// `ky·3 + kx`.
-#[derive(Debug, Clone)]
-struct ActionTaps {
-    inputs: usize,
-    c_out: usize,
-    w: Vec<f32>,
-}
-
 /// The spatial predictor and the read-out, copied out of burn. Maps are kept channels-last
 /// (`[cell, channel]`) inside; starts come channels-first as the encoder gives them.
 #[derive(Debug, Clone)]
@@ -38,9 +29,10 @@ pub struct SpatialRollout {
     channels: usize,
     side: usize,
     k: usize,
-    /// The convolutions; the first one's map channels only (its action channels in `actions`).
+    /// The convolutions; the first one's map channels only (its action channels in `action_w`).
     convs: Vec<Conv3>,
-    actions: ActionTaps,
+    /// The first convolution's action part, `[2k, 9·c_out]`: row `j·9 + tap`, tap `ky·3 + kx`.
+    action_w: Vec<f32>,
     latent: usize,
     /// The head `[c·s² (+ 2c), latent]`, its map rows reordered to the channels-last layout.
     head_w: Vec<f32>,
@@ -54,7 +46,7 @@ impl SpatialRollout {
     pub fn new(p: &SpatialPredictor, encoder: &ConvEncoder) -> SpatialRollout {
         let side = encoder.feature_map_side();
         let channels = p.convs.last().map_or(0, |c| c.weight.dims()[0]);
-        let mut actions = None;
+        let mut action_w = Vec::new();
         let convs: Vec<Conv3> = p
             .convs
             .iter()
@@ -63,38 +55,22 @@ impl SpatialRollout {
                 let [c_out, c_all, kh, kw] = c.weight.dims();
                 assert_eq!((kh, kw), (3, 3), "the spatial predictor's convolutions are 3×3");
                 let raw = to_vec(c.weight.val());
-                // The first convolution reads the map and then the jump's actions.
+                // The first convolution reads the map and then the jump's 2k actions.
                 let c_in = if i == 0 { channels } else { c_all };
-                let mut w = vec![0.0; 9 * c_in * c_out];
-                for co in 0..c_out {
-                    for ci in 0..c_in {
-                        for t in 0..9 {
-                            w[(t * c_in + ci) * c_out + co] = raw[(co * c_all + ci) * 9 + t];
-                        }
-                    }
-                }
                 if i == 0 {
-                    let inputs = c_all - c_in;
-                    let mut a = vec![0.0; 9 * inputs * c_out];
-                    for co in 0..c_out {
-                        for j in 0..inputs {
-                            for t in 0..9 {
-                                a[(j * 9 + t) * c_out + co] = raw[(co * c_all + c_in + j) * 9 + t];
-                            }
-                        }
-                    }
-                    actions = Some(ActionTaps { inputs, c_out, w: a });
+                    assert_eq!(
+                        c_all,
+                        channels + 2 * p.k,
+                        "the first convolution reads the map and 2k actions"
+                    );
+                    action_w = gather_taps(&raw, c_out, c_all, c_in..c_all, |t, j| j * 9 + t);
                 }
+                let w = gather_taps(&raw, c_out, c_all, 0..c_in, |t, ci| t * c_in + ci);
                 let b = c.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; c_out]);
                 Conv3 { c_in, c_out, w, b }
             })
             .collect();
-        let actions = actions.expect("the spatial predictor has at least one convolution");
-        assert_eq!(
-            actions.inputs,
-            2 * p.k,
-            "the first convolution reads the map and 2k actions"
-        );
+        assert!(!convs.is_empty(), "the spatial predictor has at least one convolution");
         let head = encoder.head();
         let [inputs, latent] = head.weight.dims();
         let raw = to_vec(head.weight.val());
@@ -117,7 +93,7 @@ impl SpatialRollout {
             side,
             k: p.k,
             convs,
-            actions,
+            action_w,
             latent,
             head_w,
             head_b: linear_bias(head),
@@ -140,7 +116,7 @@ impl SpatialRollout {
             .iter()
             .map(|c| 2.0 * cells * (9 * c.c_in * c.c_out) as f64)
             .sum();
-        let actions = 2.0 * self.actions.w.len() as f64 + cells * (9 * self.actions.c_out) as f64;
+        let actions = 2.0 * self.action_w.len() as f64 + cells * (9 * self.convs[0].c_out) as f64;
         let head = 2.0 * (self.head_w.len()) as f64;
         (convs + actions + head) / self.k as f64
     }
@@ -190,7 +166,7 @@ impl SpatialRollout {
     fn action_part(&self, conv: &Conv3, a: &[f32], out: &mut Vec<f32>, m: usize) {
         let (s, co) = (self.side, conv.c_out);
         let mut taps = vec![0.0; m * 9 * co];
-        matmul_acc_serial(a, &self.actions.w, &mut taps, m, self.actions.inputs, 9 * co);
+        matmul_acc_serial(a, &self.action_w, &mut taps, m, 2 * self.k, 9 * co);
         out.resize(m * s * s * co, 0.0);
         for r in 0..m {
             let taps = &taps[r * 9 * co..(r + 1) * 9 * co];
@@ -198,9 +174,9 @@ impl SpatialRollout {
                 for x in 0..s {
                     let o = &mut out[((r * s + y) * s + x) * co..][..co];
                     copy_small(o, &conv.b);
-                    // Tap (ky, kx) reads cell (y + ky − 1, x + kx − 1).
-                    for ky in (0..3).filter(|ky| (1..=s).contains(&(y + ky))) {
-                        for kx in (0..3).filter(|kx| (1..=s).contains(&(x + kx))) {
+                    let (kys, kxs) = taps_inside(y, x, s);
+                    for ky in kys {
+                        for kx in kxs.clone() {
                             let t = &taps[(ky * 3 + kx) * co..][..co];
                             o.iter_mut().zip(t).for_each(|(o, t)| *o += t);
                         }
@@ -225,11 +201,11 @@ impl SpatialRollout {
             for y in 0..s {
                 for xx in 0..s {
                     let row = &mut cols[((r * s + y) * s + xx) * 9 * ci..][..9 * ci];
-                    // Tap (ky, kx) reads cell (y + ky − 1, xx + kx − 1).
-                    for ky in (0..3).filter(|ky| (1..=s).contains(&(y + ky))) {
-                        for kx in (0..3).filter(|kx| (1..=s).contains(&(xx + kx))) {
-                            let src = ((y + ky - 1) * s + xx + kx - 1) * ci;
-                            copy_small(&mut row[(ky * 3 + kx) * ci..][..ci], &map[src..src + ci]);
+                    let (kys, kxs) = taps_inside(y, xx, s);
+                    for ky in kys {
+                        for kx in kxs.clone() {
+                            let cell = (y + ky - 1) * s + xx + kx - 1;
+                            copy_small(&mut row[(ky * 3 + kx) * ci..][..ci], &map[cell * ci..][..ci]);
                         }
                     }
                 }
@@ -321,6 +297,35 @@ impl SpatialRollout {
             prev = next;
         }
     }
+}
+
+/// A 3×3 convolution's weights `[c_out, c_all, 3, 3]` (row-major) for the input channels
+/// `channels`, as a gemm right-hand side `[rows, c_out]`: `row(tap, i)` is the row of tap
+/// `ky·3 + kx` of the range's `i`-th channel.
+fn gather_taps(
+    raw: &[f32],
+    c_out: usize,
+    c_all: usize,
+    channels: std::ops::Range<usize>,
+    row: impl Fn(usize, usize) -> usize,
+) -> Vec<f32> {
+    let mut w = vec![0.0; 9 * channels.len() * c_out];
+    for co in 0..c_out {
+        for (i, ci) in channels.clone().enumerate() {
+            for t in 0..9 {
+                w[row(t, i) * c_out + co] = raw[(co * c_all + ci) * 9 + t];
+            }
+        }
+    }
+    w
+}
+
+/// The taps `(ky, kx)` of a 3×3 convolution (padding 1) at cell `(y, x)` of a `side`² map that
+/// fall inside it, as ranges of `ky` and `kx`: tap `(ky, kx)` reads cell `(y + ky − 1, x + kx − 1)`.
+#[inline(always)]
+fn taps_inside(y: usize, x: usize, side: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let range = |i: usize| usize::from(i == 0)..if i + 1 == side { 2 } else { 3 };
+    (range(y), range(x))
 }
 
 /// `dst.copy_from_slice(src)`, inlined as vector moves for the channel counts of the shipped
