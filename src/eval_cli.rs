@@ -7,8 +7,9 @@ use amisim::agent::AgentConfig;
 use amisim::cost::critic::Critic;
 use amisim::cost::{Distance, Horizon};
 use amisim::eval::probe::position_probes;
-use amisim::eval::run::{merge, run, write_strips, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
+use amisim::eval::run::{merge, run_recorded, write_strips, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
 use amisim::goal_net::{companion_path, load_goal_net, GoalNetMeta};
+use amisim::train::collect::Recorder;
 use amisim::train::jepa::{cpu_device, load_checkpoint};
 use amisim::train::level2::{default_level2_path, load_level2};
 use amisim::world::Scene;
@@ -135,6 +136,13 @@ pub struct EvalArgs {
     /// Episodes per row drawn as PNG strips (with --out).
     #[arg(long, default_value_t = 3)]
     pub strips: usize,
+    /// Record the episodes the learned-model rows play (not random, not oracle) as a dataset
+    /// in this folder, cut into pieces of --record-steps actions, for `train --data A,B`.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// Actions per recorded piece (the collected datasets' episode length).
+    #[arg(long, default_value_t = 16)]
+    pub record_steps: usize,
     /// Merge shard reports (report.json files) into one, written to --out.
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
@@ -540,11 +548,43 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             .expect("template")
             .progress_chars("=> "),
     );
-    let (report, strip_frames) = run(&cfg, &loaded, strips, |name, _| {
-        bar.set_prefix(name.to_string());
-        bar.inc(1);
-    })?;
+    let mut recorder = a
+        .record
+        .as_ref()
+        .map(|_| Recorder::new(&scene, &a.scene, a.record_steps))
+        .transpose()?;
+    let (report, strip_frames) = run_recorded(
+        &cfg,
+        &loaded,
+        strips,
+        |name, _| {
+            bar.set_prefix(name.to_string());
+            bar.inc(1);
+        },
+        recorder.as_mut(),
+    )?;
     bar.finish_and_clear();
+    if let (Some(dir), Some(r)) = (&a.record, &recorder) {
+        let rows: Vec<String> = report
+            .rows
+            .iter()
+            .filter(|row| !matches!(row.policy, Policy::Random | Policy::Oracle(_)))
+            .map(|row| row.name.clone())
+            .collect();
+        r.write(
+            dir,
+            &format!("eval: {}", rows.join(",")),
+            cfg.seed,
+            serde_json::to_value(&cfg)?,
+        )?;
+        eprintln!(
+            "recorded {} episodes as {} pieces of {} steps in {}",
+            r.episodes,
+            r.pieces(),
+            a.record_steps,
+            dir.display()
+        );
+    }
     if let Some(dir) = &a.out {
         report.write(dir)?;
         let side = scene.resolution() as usize;

@@ -151,9 +151,10 @@ struct TrainArgs {
     /// Where to train: cpu, or wgpu (a GPU; needs a build with `--features wgpu`).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// A dataset folder written by `amisim collect`.
-    #[arg(long, conflicts_with = "scene")]
-    data: Option<PathBuf>,
+    /// A dataset folder written by `amisim collect` (or `eval --record`); several, comma-separated,
+    /// train on all of them.
+    #[arg(long, conflicts_with = "scene", value_delimiter = ',')]
+    data: Vec<PathBuf>,
     /// Collect the training data on the fly in this scene instead.
     #[arg(long)]
     scene: Option<String>,
@@ -590,14 +591,14 @@ fn train_level1(a: &TrainArgs) -> Result<()> {
             "--checkpoint is for --level 2 (the level-1 model it learns on); level 1 continues with --resume"
         );
     }
-    let data = match (&a.data, &a.scene) {
-        (Some(dir), _) => Episodes::load(dir)?,
-        (None, Some(scene)) => {
+    let data = match (a.data.as_slice(), &a.scene) {
+        ([_, ..], _) => Episodes::load_all(&a.data)?,
+        ([], Some(scene)) => {
             let steps = a.episode_steps.unwrap_or(16);
             eprintln!("collecting {} episodes of {steps} steps in {scene} …", a.episodes);
             Episodes::collect(&CollectConfig::random_walk(scene, a.episodes, steps, 256, 0))?
         }
-        (None, None) => anyhow::bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
+        ([], None) => anyhow::bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
     };
     let cfg = train_config(a, || TrainConfig::default_for(data.frame_shape[1]))?;
     eprintln!(
@@ -627,7 +628,7 @@ fn train_level2_command(a: &TrainArgs) -> Result<String> {
     if a.resume {
         anyhow::bail!("--resume: level-2 training takes a minute or two and starts over; drop --resume");
     }
-    let loaded = a.data.as_deref().map(Episodes::load).transpose()?;
+    let loaded = (!a.data.is_empty()).then(|| Episodes::load_all(&a.data)).transpose()?;
     let scene_name = match (&loaded, &a.scene) {
         (Some(d), _) => d.scene.clone(),
         (None, Some(s)) => s.clone(),

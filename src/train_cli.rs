@@ -36,10 +36,10 @@ fn level1(a: &TrainArgs, scene: &str) -> Result<(PathBuf, Checkpoint)> {
 }
 
 fn scene_of(a: &TrainArgs) -> Result<String> {
-    match (&a.data, &a.scene) {
-        (Some(d), _) => Ok(Episodes::load(d)?.scene),
-        (None, Some(s)) => Ok(s.clone()),
-        (None, None) => bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
+    match (a.data.as_slice(), &a.scene) {
+        ([_, ..], _) => Ok(Episodes::load_all(&a.data)?.scene),
+        ([], Some(s)) => Ok(s.clone()),
+        ([], None) => bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
     }
 }
 
@@ -49,9 +49,9 @@ pub fn critic_command(a: &TrainArgs) -> Result<String> {
     let scene = scene_of(a)?;
     let (path, ck) = level1(a, &scene)?;
     let device = cpu_device();
-    let data = match &a.data {
-        Some(d) => Episodes::load(d)?,
-        None => {
+    let data = match a.data.as_slice() {
+        [_, ..] => Episodes::load_all(&a.data)?,
+        [] => {
             let steps = a.episode_steps.unwrap_or(64);
             eprintln!("collecting {} episodes of {steps} steps in {scene} …", a.episodes);
             Episodes::collect(&CollectConfig::random_walk(&scene, a.episodes, steps, 256, 0))?
@@ -127,7 +127,7 @@ fn critic_for(a: &TrainArgs, level1_path: &Path, ck: &Checkpoint) -> Result<Opti
 /// `amisim train --level mode1`: runs the planner (mode 2) on goal-reaching episodes and
 /// regresses the mode-1 policy onto its actions. Returns its held-out scores as one line.
 pub fn mode1_command(a: &TrainArgs) -> Result<String> {
-    if a.data.is_some() {
+    if !a.data.is_empty() {
         bail!("--level mode1 learns from the planner acting in the world: give --scene, not --data");
     }
     let scene_name = scene_of(a)?;
@@ -311,7 +311,7 @@ fn stage_args(a: &TrainArgs, stage: &str) -> TrainArgs {
 /// folder. A stage whose model is already there is skipped (level 1 continues a stopped run
 /// with `--resume`); each prints its probe; a summary table ends it.
 pub fn all_command(a: TrainArgs) -> Result<()> {
-    if a.data.is_some() {
+    if !a.data.is_empty() {
         bail!("--all collects on the fly: give --scene");
     }
     if a.checkpoint.is_some() {

@@ -17,6 +17,7 @@ use crate::agent::{AgentBatch, AgentConfig, AgentModels};
 use crate::configurator::{Available, Decision, GoalKind, Task};
 use crate::cost::critic::Critic;
 use crate::eval::probe::LinearProbe;
+use crate::train::collect::Recorder;
 use crate::world::env::{env_rng, Obs, VecEnv};
 use crate::world::scene::Scene;
 use crate::world::sim::{self, EnvState};
@@ -507,7 +508,19 @@ pub fn run(
     cfg: &EvalConfig,
     loaded: &Loaded,
     strips: usize,
+    progress: impl FnMut(&str, usize),
+) -> Result<(Report, Vec<Strip>)> {
+    run_recorded(cfg, loaded, strips, progress, None)
+}
+
+/// [`run`], and with `record` every episode of the rows that act with the learned model (not
+/// the random or oracle rows) is recorded: frames, actions, states (`eval --record`).
+pub fn run_recorded(
+    cfg: &EvalConfig,
+    loaded: &Loaded,
+    strips: usize,
     mut progress: impl FnMut(&str, usize),
+    mut record: Option<&mut Recorder>,
 ) -> Result<(Report, Vec<Strip>)> {
     let scene = Scene::load(&cfg.scene)?;
     let (i_shard, n_shard) = cfg.shard;
@@ -622,6 +635,18 @@ pub fn run(
             let goals_sim: Vec<f32> = goal_states.iter().flat_map(|g| oracle.observe(g)).collect();
             env.set_states(starts.clone());
             let mut obs = env.render()?;
+            let n = cfg.envs;
+            // Recorded: this row's episodes that count (not a last batch's padding).
+            let mut rec = record
+                .as_deref_mut()
+                .filter(|_| !matches!(policy, Policy::Random | Policy::Oracle(_)));
+            let counted: Vec<usize> = (0..n).filter(|&i| ids[i] < cfg.episodes).collect();
+            if let Some(r) = rec.as_deref_mut() {
+                r.start(n);
+                for &i in &counted {
+                    r.frame(i, obs.frame(i), &env.states()[i]);
+                }
+            }
             let seeds: Vec<u64> = ids.iter().map(|&ep| plan_seed(cfg.seed, ep)).collect();
             let mut mpc = match policy {
                 Policy::Latent(c) | Policy::Oracle(c) => Some(Mpc::new(c.clone(), &seeds)),
@@ -657,7 +682,6 @@ pub fn run(
                 _ => Vec::new(),
             };
             let mut rngs: Vec<ChaCha8Rng> = seeds.iter().map(|&s| ChaCha8Rng::seed_from_u64(s)).collect();
-            let n = cfg.envs;
             let mut active: Vec<usize> = (0..n).collect();
             let mut result: Vec<Option<EpisodeResult>> = vec![None; n];
             let start_distance: Vec<f32> = starts.iter().map(|s| s.goal_distance(&scene)).collect();
@@ -838,11 +862,20 @@ pub fn run(
                 }
                 let (next, infos) = env.step(&actions)?;
                 obs = next;
+                if let Some(r) = rec.as_deref_mut() {
+                    for &i in active.iter().filter(|&&i| ids[i] < cfg.episodes) {
+                        r.action(i, actions[i]);
+                        r.frame(i, obs.frame(i), &env.states()[i]);
+                    }
+                }
                 env_steps += active.len() as u64;
                 active.retain(|&i| {
                     let info = &infos[i];
                     let over = info.success || info.steps >= max_steps;
                     if over {
+                        if let Some(r) = rec.as_deref_mut().filter(|_| ids[i] < cfg.episodes) {
+                            r.finish(i);
+                        }
                         let agent = agents.as_ref().map(|a| &a.states[i]);
                         result[i] = Some(EpisodeResult {
                             episode: ids[i],

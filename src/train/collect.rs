@@ -208,3 +208,133 @@ pub fn collect_in_memory(cfg: &CollectConfig, show_progress: bool) -> Result<(Sh
     bar.finish_and_clear();
     Ok((all, header))
 }
+
+/// One environment's running episode, as a [`Recorder`] keeps it.
+#[derive(Default)]
+struct Track {
+    frames: Vec<u8>,
+    actions: Vec<f32>,
+    states: Vec<f32>,
+    collided: Vec<u8>,
+    layout: Vec<f32>,
+}
+
+/// Records episodes an agent plays (`amisim eval --record`) and cuts each into pieces of
+/// `steps` actions (`steps + 1` frames; the rest of an episode shorter than a piece is dropped),
+/// so that they train a world model beside collected exploration episodes (`train --data A,B`):
+/// the states a planner drives the agent into are the ones its model must get right.
+pub struct Recorder {
+    steps: usize,
+    scene: String,
+    scene_file: String,
+    columns: Vec<String>,
+    running: Vec<Track>,
+    pieces: Shard,
+    /// Episodes finished (recorded, whether or not long enough for a piece).
+    pub episodes: usize,
+}
+
+impl Recorder {
+    pub fn new(scene: &Scene, scene_arg: &str, steps: usize) -> Result<Recorder> {
+        if steps == 0 {
+            bail!("--record-steps must be at least 1");
+        }
+        let res = scene.resolution() as usize;
+        let columns = layout_columns(scene);
+        Ok(Recorder {
+            steps,
+            scene: scene.name().into(),
+            scene_file: resolve_scene_path(scene_arg).display().to_string(),
+            pieces: Shard {
+                steps,
+                frame_shape: [3, res, res],
+                layout_width: columns.len(),
+                ..Default::default()
+            },
+            columns,
+            running: Vec::new(),
+            episodes: 0,
+        })
+    }
+
+    /// A new batch of `n` environments: every running episode starts empty.
+    pub fn start(&mut self, n: usize) {
+        self.running = (0..n).map(|_| Track::default()).collect();
+    }
+
+    /// Environment `i`'s observation and state: the first after its reset, then one after
+    /// each [`Recorder::action`].
+    pub fn frame(&mut self, i: usize, frame: &[u8], state: &EnvState) {
+        let tr = &mut self.running[i];
+        if tr.frames.is_empty() {
+            tr.layout = layout_row(state);
+        }
+        tr.frames.extend_from_slice(frame);
+        tr.states.extend(state.to_vec());
+        tr.collided.push(state.collided as u8);
+    }
+
+    pub fn action(&mut self, i: usize, a: [f32; 2]) {
+        self.running[i].actions.extend_from_slice(&a);
+    }
+
+    /// Environment `i`'s episode is over: its pieces join the record.
+    pub fn finish(&mut self, i: usize) {
+        let tr = std::mem::take(&mut self.running[i]);
+        let t = self.steps;
+        let frame_len: usize = self.pieces.frame_shape.iter().product();
+        let sd = tr.states.len() / tr.collided.len().max(1);
+        let actions = tr.actions.len() / 2;
+        debug_assert_eq!(tr.collided.len(), actions + 1, "one frame more than actions");
+        for c in 0..actions / t {
+            let (f0, f1) = (c * t, c * t + t + 1);
+            self.pieces
+                .frames
+                .extend_from_slice(&tr.frames[f0 * frame_len..f1 * frame_len]);
+            self.pieces
+                .actions
+                .extend_from_slice(&tr.actions[2 * c * t..2 * (c * t + t)]);
+            self.pieces.states.extend_from_slice(&tr.states[f0 * sd..f1 * sd]);
+            self.pieces.collided.extend_from_slice(&tr.collided[f0..f1]);
+            self.pieces.layout.extend_from_slice(&tr.layout);
+            self.pieces.episodes += 1;
+        }
+        self.episodes += 1;
+    }
+
+    /// Pieces recorded so far.
+    pub fn pieces(&self) -> usize {
+        self.pieces.episodes
+    }
+
+    /// Writes the pieces as a dataset (one shard and `header.json`) to `out`; `policy` and
+    /// `settings` say what played them.
+    pub fn write(&self, out: &Path, policy: &str, seed: u64, settings: serde_json::Value) -> Result<DatasetHeader> {
+        if self.pieces.episodes == 0 {
+            bail!(
+                "--record: no episode ran {} steps or more, so there is nothing to write to {}",
+                self.steps,
+                out.display()
+            );
+        }
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let shard = shard_path(out, 0);
+        let header = DatasetHeader {
+            format: FORMAT.into(),
+            scene: self.scene.clone(),
+            scene_file: self.scene_file.clone(),
+            seed,
+            policy: policy.into(),
+            settings,
+            episodes: self.pieces.episodes,
+            steps_per_episode: self.steps,
+            frame_shape: self.pieces.frame_shape,
+            state_names: STATE_NAMES.iter().map(|s| s.to_string()).collect(),
+            layout_columns: self.columns.clone(),
+            shards: vec![shard.file_name().unwrap().to_string_lossy().into_owned()],
+        };
+        self.pieces.write(&shard, &header)?;
+        write_header(out, &header)?;
+        Ok(header)
+    }
+}

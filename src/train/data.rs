@@ -50,6 +50,56 @@ impl Episodes {
         Ok(all)
     }
 
+    /// Loads several dataset folders as one (the same scene, episode length and frame shape):
+    /// exploration episodes beside episodes a planner played (`eval --record`).
+    pub fn load_all(dirs: &[std::path::PathBuf]) -> Result<Episodes> {
+        let mut all = Episodes::default();
+        for dir in dirs {
+            let d = Episodes::load(dir)?;
+            if all.episodes > 0 && (d.scene != all.scene || d.layout_columns != all.layout_columns) {
+                bail!(
+                    "{}: scene {} with layout columns {:?}, but the datasets before it hold {} with {:?}",
+                    dir.display(),
+                    d.scene,
+                    d.layout_columns,
+                    all.scene,
+                    all.layout_columns
+                );
+            }
+            if all.episodes > 0 && (d.steps, d.frame_shape) != (all.steps, all.frame_shape) {
+                bail!(
+                    "{}: episodes of {} steps of {:?} frames, but the datasets before it hold {} steps of {:?}",
+                    dir.display(),
+                    d.steps,
+                    d.frame_shape,
+                    all.steps,
+                    all.frame_shape
+                );
+            }
+            if all.episodes == 0 {
+                all.scene = d.scene.clone();
+                all.layout_columns = d.layout_columns.clone();
+            }
+            all.join(d);
+        }
+        if all.episodes == 0 {
+            bail!("no dataset given");
+        }
+        Ok(all)
+    }
+
+    fn join(&mut self, d: Episodes) {
+        if self.episodes == 0 {
+            (self.steps, self.frame_shape, self.state_dim, self.layout_width) =
+                (d.steps, d.frame_shape, d.state_dim, d.layout_width);
+        }
+        self.episodes += d.episodes;
+        self.frames.extend(d.frames);
+        self.actions.extend(d.actions);
+        self.states.extend(d.states);
+        self.layout.extend(d.layout);
+    }
+
     /// Collects episodes with the Bevy world, without writing files.
     pub fn collect(cfg: &CollectConfig) -> Result<Episodes> {
         let (shard, header) = collect_in_memory(cfg, false)?;

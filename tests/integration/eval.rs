@@ -6,7 +6,7 @@ use amisim::actor::planner::{PlannerConfig, PlannerKind};
 use amisim::agent::AgentConfig;
 use amisim::cost::critic::Critic;
 use amisim::eval::probe::LinearProbe;
-use amisim::eval::run::{merge, run, wilson, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
+use amisim::eval::run::{merge, run, run_recorded, wilson, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
 use amisim::goal_net::GoalNetShape;
 use amisim::perception::EncoderConfig;
 use amisim::train::jepa::cpu_device;
@@ -237,4 +237,86 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     cfg.policies = vec![Policy::Latent(grad)];
     let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
     assert!(err.contains("not differentiable"), "{err}");
+}
+
+#[test]
+fn recorded_episodes_are_the_learned_rows_cut_into_pieces_and_train_beside_collected_ones() {
+    use amisim::train::collect::Recorder;
+    use amisim::train::data::Episodes;
+    use amisim::world::scene::Scene;
+    let device = cpu_device();
+    let model = amisim::train::jepa::seeded(&device, 5, || {
+        JepaConfig::new(EncoderConfig::lenet(65, 8), LossWeights::new()).init(&device)
+    });
+    let loaded = Loaded {
+        model: &model,
+        differentiable: None,
+        probe: None,
+        level2: None,
+        critic: None,
+        mode1: None,
+    };
+    let mut cfg = config((0, 1));
+    cfg.episodes = 3; // two batches of two environments: the last one pads
+    cfg.policies = vec![
+        Policy::Random,
+        Policy::Latent(tiny_planner(PlannerKind::Cem)),
+        Policy::Oracle(tiny_planner(PlannerKind::Cem)),
+    ];
+    let scene = Scene::load("two_rooms").unwrap();
+    let mut rec = Recorder::new(&scene, "two_rooms", 4).unwrap();
+    let (plain, _) = run(&cfg, &loaded, 0, |_, _| {}).unwrap();
+    let (recorded, _) = run_recorded(&cfg, &loaded, 0, |_, _| {}, Some(&mut rec)).unwrap();
+    assert_eq!(outcomes(&plain), outcomes(&recorded), "recording changes nothing");
+    // Only the learned row's three episodes, each cut into ⌊steps / 4⌋ pieces.
+    assert_eq!(rec.episodes, 3);
+    let expected: usize = recorded.rows[1].episodes.iter().map(|e| e.steps as usize / 4).sum();
+    assert!(expected > 0);
+    assert_eq!(rec.pieces(), expected);
+    let dir = std::env::temp_dir().join(format!("amisim-record-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let header = rec
+        .write(&dir, "eval: cem@3", cfg.seed, serde_json::Value::Null)
+        .unwrap();
+    assert_eq!((header.episodes, header.steps_per_episode), (expected, 4));
+    let data = Episodes::load(&dir).unwrap();
+    assert_eq!(
+        (data.episodes, data.steps, data.frame_shape),
+        (expected, 4, [3, 65, 65])
+    );
+    // The pieces of an episode follow on: one piece's last state is the next one's first, and
+    // each step moves the agent by at most its action.
+    let first = recorded.rows[1].episodes[0].steps as usize / 4;
+    for e in 0..first.saturating_sub(1) {
+        // (bit for bit: the box's coordinates are NaN in a scene without one)
+        let bits = |s: &[f32]| s.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(data.state(e, 4)), bits(data.state(e + 1, 0)), "piece {e}");
+        assert_eq!(data.frame(e, 4), data.frame(e + 1, 0), "piece {e}");
+    }
+    for e in 0..data.episodes {
+        for t in 0..4 {
+            let (s0, s1, a) = (data.state(e, t), data.state(e, t + 1), data.action(e, t));
+            assert!((s1[0] - s0[0]).abs() <= a[0].abs() + 1e-4, "piece {e} step {t}");
+            assert!((s1[1] - s0[1]).abs() <= a[1].abs() + 1e-4, "piece {e} step {t}");
+        }
+    }
+    // Two datasets train as one; pieces of another length are refused, naming the folder.
+    let both = Episodes::load_all(&[dir.clone(), dir.clone()]).unwrap();
+    assert_eq!(both.episodes, 2 * expected);
+    assert_eq!(both.frame(expected, 0), data.frame(0, 0));
+    let mut rec3 = Recorder::new(&scene, "two_rooms", 3).unwrap();
+    run_recorded(&cfg, &loaded, 0, |_, _| {}, Some(&mut rec3)).unwrap();
+    let dir3 = dir.with_extension("three");
+    rec3.write(&dir3, "eval: cem@3", cfg.seed, serde_json::Value::Null)
+        .unwrap();
+    let err = Episodes::load_all(&[dir.clone(), dir3.clone()])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains(&dir3.display().to_string()) && err.contains("3 steps"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir3);
 }
