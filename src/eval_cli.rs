@@ -548,6 +548,14 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             .expect("template")
             .progress_chars("=> "),
     );
+    if a.record.is_some()
+        && cfg
+            .policies
+            .iter()
+            .all(|p| matches!(p, Policy::Random | Policy::Oracle(_)))
+    {
+        bail!("--record records the rows that act with the learned model, and this run has none (see --planner)");
+    }
     let mut recorder = a
         .record
         .as_ref()
