@@ -548,12 +548,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             .expect("template")
             .progress_chars("=> "),
     );
-    if a.record.is_some()
-        && cfg
-            .policies
-            .iter()
-            .all(|p| matches!(p, Policy::Random | Policy::Oracle(_)))
-    {
+    if a.record.is_some() && cfg.policies.iter().all(|p| !p.learned()) {
         bail!("--record records the rows that act with the learned model, and this run has none (see --planner)");
     }
     let mut recorder = a
@@ -576,7 +571,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         let rows: Vec<String> = report
             .rows
             .iter()
-            .filter(|row| !matches!(row.policy, Policy::Random | Policy::Oracle(_)))
+            .filter(|row| row.policy.learned())
             .map(|row| row.name.clone())
             .collect();
         r.write(

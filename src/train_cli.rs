@@ -37,7 +37,7 @@ fn level1(a: &TrainArgs, scene: &str) -> Result<(PathBuf, Checkpoint)> {
 
 fn scene_of(a: &TrainArgs) -> Result<String> {
     match (a.data.as_slice(), &a.scene) {
-        ([_, ..], _) => Ok(Episodes::load_all(&a.data)?.scene),
+        ([first, ..], _) => Ok(Episodes::header(first)?.scene),
         ([], Some(s)) => Ok(s.clone()),
         ([], None) => bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
     }

@@ -50,6 +50,11 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// Whether the row acts with the learned model (every row but random and oracle).
+    pub fn learned(&self) -> bool {
+        !matches!(self, Policy::Random | Policy::Oracle(_))
+    }
+
     pub fn name(&self) -> String {
         let kind = |c: &PlannerConfig| serde_json::to_value(c.kind).unwrap().as_str().unwrap_or("").to_string();
         match self {
@@ -266,10 +271,7 @@ impl RowReport {
 
 impl Report {
     fn new(settings: EvalConfig, rows: Vec<RowReport>) -> Report {
-        let main = rows
-            .iter()
-            .find(|r| !matches!(r.policy, Policy::Random | Policy::Oracle(_)))
-            .or(rows.first());
+        let main = rows.iter().find(|r| r.policy.learned()).or(rows.first());
         Report {
             episodes: main.map_or(0, |r| r.episodes.len()),
             success_rate: main.map_or(0.0, |r| r.success_rate),
@@ -626,7 +628,7 @@ pub fn run_recorded(
                 .collect::<Result<_, _>>()?;
             let goal_states: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(&scene, s)).collect();
             // Goals: the encoder's view of the goal observation (latent), or the goal state.
-            let goals_latent = if !matches!(policy, Policy::Random | Policy::Oracle(_)) {
+            let goals_latent = if policy.learned() {
                 env.set_states(goal_states.clone());
                 encode(loaded.model, &env.render()?, &device)
             } else {
@@ -637,13 +639,11 @@ pub fn run_recorded(
             let mut obs = env.render()?;
             let n = cfg.envs;
             // Recorded: this row's episodes that count (not a last batch's padding).
-            let mut rec = record
-                .as_deref_mut()
-                .filter(|_| !matches!(policy, Policy::Random | Policy::Oracle(_)));
-            let counted: Vec<usize> = (0..n).filter(|&i| ids[i] < cfg.episodes).collect();
+            let mut rec = record.as_deref_mut().filter(|_| policy.learned());
+            let counts = |i: usize| ids[i] < cfg.episodes;
             if let Some(r) = rec.as_deref_mut() {
                 r.start(n);
-                for &i in &counted {
+                for i in (0..n).filter(|&i| counts(i)) {
                     r.frame(i, obs.frame(i), &env.states()[i]);
                 }
             }
@@ -863,7 +863,7 @@ pub fn run_recorded(
                 let (next, infos) = env.step(&actions)?;
                 obs = next;
                 if let Some(r) = rec.as_deref_mut() {
-                    for &i in active.iter().filter(|&&i| ids[i] < cfg.episodes) {
+                    for i in active.iter().copied().filter(|&i| counts(i)) {
                         r.action(i, actions[i]);
                         r.frame(i, obs.frame(i), &env.states()[i]);
                     }
@@ -873,7 +873,7 @@ pub fn run_recorded(
                     let info = &infos[i];
                     let over = info.success || info.steps >= max_steps;
                     if over {
-                        if let Some(r) = rec.as_deref_mut().filter(|_| ids[i] < cfg.episodes) {
+                        if let Some(r) = rec.as_deref_mut().filter(|_| counts(i)) {
                             r.finish(i);
                         }
                         let agent = agents.as_ref().map(|a| &a.states[i]);
@@ -906,7 +906,7 @@ pub fn run_recorded(
                 all_strips.push((name.clone(), ids[i], std::mem::take(&mut strip[i])));
             }
             for (i, r) in result.into_iter().enumerate() {
-                if ids[i] < cfg.episodes {
+                if counts(i) {
                     episodes.push(r.context("an episode did not finish")?);
                     progress(&name, ids[i]);
                 }

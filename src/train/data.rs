@@ -30,74 +30,60 @@ pub struct Episodes {
 impl Episodes {
     /// Loads every shard of a dataset folder written by `amisim collect`.
     pub fn load(dir: &Path) -> Result<Episodes> {
+        Episodes::load_all(&[dir])
+    }
+
+    /// A dataset folder's `header.json`.
+    pub fn header(dir: &Path) -> Result<DatasetHeader> {
         let header_path = dir.join("header.json");
-        let header: DatasetHeader = serde_json::from_str(
+        serde_json::from_str(
             &std::fs::read_to_string(&header_path).with_context(|| format!("reading {}", header_path.display()))?,
         )
-        .with_context(|| format!("{}: not a dataset header", header_path.display()))?;
-        let mut all = Episodes {
-            scene: header.scene.clone(),
-            layout_columns: header.layout_columns.clone(),
-            ..Default::default()
-        };
-        for name in &header.shards {
-            let (shard, _) = Shard::read(&dir.join(name))?;
-            all.append(shard)?;
-        }
-        if all.episodes == 0 {
-            bail!("{}: the dataset holds no episodes", dir.display());
-        }
-        Ok(all)
+        .with_context(|| format!("{}: not a dataset header", header_path.display()))
     }
 
     /// Loads several dataset folders as one (the same scene, episode length and frame shape):
     /// exploration episodes beside episodes a planner played (`eval --record`).
-    pub fn load_all(dirs: &[std::path::PathBuf]) -> Result<Episodes> {
+    pub fn load_all(dirs: &[impl AsRef<Path>]) -> Result<Episodes> {
         let mut all = Episodes::default();
         for dir in dirs {
-            let d = Episodes::load(dir)?;
-            if all.episodes > 0 && (d.scene != all.scene || d.layout_columns != all.layout_columns) {
+            let dir = dir.as_ref();
+            let header = Episodes::header(dir)?;
+            if all.episodes == 0 {
+                all.scene = header.scene.clone();
+                all.layout_columns = header.layout_columns.clone();
+            } else if (&header.scene, &header.layout_columns) != (&all.scene, &all.layout_columns) {
                 bail!(
                     "{}: scene {} with layout columns {:?}, but the datasets before it hold {} with {:?}",
                     dir.display(),
-                    d.scene,
-                    d.layout_columns,
+                    header.scene,
+                    header.layout_columns,
                     all.scene,
                     all.layout_columns
                 );
-            }
-            if all.episodes > 0 && (d.steps, d.frame_shape) != (all.steps, all.frame_shape) {
+            } else if (header.steps_per_episode, header.frame_shape) != (all.steps, all.frame_shape) {
                 bail!(
                     "{}: episodes of {} steps of {:?} frames, but the datasets before it hold {} steps of {:?}",
                     dir.display(),
-                    d.steps,
-                    d.frame_shape,
+                    header.steps_per_episode,
+                    header.frame_shape,
                     all.steps,
                     all.frame_shape
                 );
             }
-            if all.episodes == 0 {
-                all.scene = d.scene.clone();
-                all.layout_columns = d.layout_columns.clone();
+            let before = all.episodes;
+            for name in &header.shards {
+                let (shard, _) = Shard::read(&dir.join(name))?;
+                all.append(shard)?;
             }
-            all.join(d);
+            if all.episodes == before {
+                bail!("{}: the dataset holds no episodes", dir.display());
+            }
         }
         if all.episodes == 0 {
             bail!("no dataset given");
         }
         Ok(all)
-    }
-
-    fn join(&mut self, d: Episodes) {
-        if self.episodes == 0 {
-            (self.steps, self.frame_shape, self.state_dim, self.layout_width) =
-                (d.steps, d.frame_shape, d.state_dim, d.layout_width);
-        }
-        self.episodes += d.episodes;
-        self.frames.extend(d.frames);
-        self.actions.extend(d.actions);
-        self.states.extend(d.states);
-        self.layout.extend(d.layout);
     }
 
     /// Collects episodes with the Bevy world, without writing files.
