@@ -545,10 +545,7 @@ fn train_config<C: serde::Serialize + serde::de::DeserializeOwned>(
     default: impl FnOnce() -> C,
 ) -> Result<C> {
     let base = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
-        }
+        Some(p) => amisim::train::jepa::read_config_file(p, default())?,
         None => default(),
     };
     let mut sets = a.sets.clone();

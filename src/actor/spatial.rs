@@ -33,6 +33,9 @@ pub struct SpatialRollout {
     convs: Vec<Conv3>,
     /// The first convolution's action part, `[2k, 9·c_out]`: row `j·9 + tap`, tap `ky·3 + kx`.
     action_w: Vec<f32>,
+    /// An anchored predictor's first convolution on the start map (no bias): the same at every
+    /// jump of a rollout, so it is computed once per rollout.
+    anchor: Option<Conv3>,
     latent: usize,
     /// The head `[c·s² (+ 2c), latent]`, its map rows reordered to the channels-last layout.
     head_w: Vec<f32>,
@@ -47,6 +50,7 @@ impl SpatialRollout {
         let side = encoder.feature_map_side();
         let channels = p.convs.last().map_or(0, |c| c.weight.dims()[0]);
         let mut action_w = Vec::new();
+        let mut anchor = None;
         let convs: Vec<Conv3> = p
             .convs
             .iter()
@@ -55,15 +59,23 @@ impl SpatialRollout {
                 let [c_out, c_all, kh, kw] = c.weight.dims();
                 assert_eq!((kh, kw), (3, 3), "the spatial predictor's convolutions are 3×3");
                 let raw = to_vec(c.weight.val());
-                // The first convolution reads the map and then the jump's 2k actions.
+                // The first convolution reads the map, the start map when anchored, and then
+                // the jump's 2k actions.
                 let c_in = if i == 0 { channels } else { c_all };
                 if i == 0 {
+                    let maps = if p.anchor { 2 * channels } else { channels };
                     assert_eq!(
                         c_all,
-                        channels + 2 * p.k,
-                        "the first convolution reads the map and 2k actions"
+                        maps + 2 * p.k,
+                        "the first convolution reads the map(s) and 2k actions"
                     );
-                    action_w = gather_taps(&raw, c_out, c_all, c_in..c_all, |t, j| j * 9 + t);
+                    action_w = gather_taps(&raw, c_out, c_all, maps..c_all, |t, j| j * 9 + t);
+                    anchor = p.anchor.then(|| Conv3 {
+                        c_in: channels,
+                        c_out,
+                        w: gather_taps(&raw, c_out, c_all, channels..maps, |t, ci| t * channels + ci),
+                        b: vec![0.0; c_out],
+                    });
                 }
                 let w = gather_taps(&raw, c_out, c_all, 0..c_in, |t, ci| t * c_in + ci);
                 let b = c.bias.as_ref().map(|b| to_vec(b.val())).unwrap_or(vec![0.0; c_out]);
@@ -94,6 +106,7 @@ impl SpatialRollout {
             k: p.k,
             convs,
             action_w,
+            anchor,
             latent,
             head_w,
             head_b: linear_bias(head),
@@ -108,7 +121,8 @@ impl SpatialRollout {
     }
 
     /// Floating-point operations per environment step (a jump's convolutions and read-out over
-    /// its `k` steps).
+    /// its `k` steps; an anchored predictor's start-map convolution, once per rollout, is left
+    /// out).
     pub fn flop_per_step(&self) -> f64 {
         let cells = (self.side * self.side) as f64;
         let convs: f64 = self
@@ -250,6 +264,12 @@ impl SpatialRollout {
         let mut prev = self.readout(&map, m);
         let (mut x, mut y) = (Vec::new(), Vec::new());
         let mut cols = vec![Vec::new(); self.convs.len()];
+        // The anchored predictor's start-map part of the first convolution, once.
+        let fixed = self.anchor.as_ref().map(|an| {
+            let mut fixed = vec![0.0; m * cells * an.c_out];
+            self.conv_acc(an, &map, &mut fixed, &mut Vec::new(), m);
+            fixed
+        });
         let mut a = vec![0.0f32; m * 2 * k];
         for j in 0..len.div_ceil(k) {
             // The jump's actions (a last partial jump padded with standing still).
@@ -264,6 +284,9 @@ impl SpatialRollout {
             for (i, conv) in self.convs.iter().enumerate() {
                 if i == 0 {
                     self.action_part(conv, &a, &mut y, m);
+                    if let Some(fixed) = &fixed {
+                        y.iter_mut().zip(fixed).for_each(|(y, f)| *y += f);
+                    }
                     self.conv_acc(conv, &map, &mut y, &mut cols[i], m);
                 } else {
                     self.conv(conv, &x, &mut y, &mut cols[i], m);

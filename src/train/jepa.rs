@@ -431,6 +431,17 @@ fn keep_csv_rows_before(path: &Path, step: usize) -> Result<()> {
     Ok(())
 }
 
+/// A config file (JSON, as a run writes to `config.json`). Entries added to the config after
+/// the file was written take their values from `defaults`, as a checkpoint's do; anything else
+/// that does not parse is an error naming the file.
+pub fn read_config_file<C: serde::Serialize + serde::de::DeserializeOwned>(path: &Path, defaults: C) -> Result<C> {
+    let named = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| named(&e))?;
+    let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| named(&e))?;
+    fill_missing(&mut v, &serde_json::to_value(defaults)?);
+    serde_json::from_value(v).map_err(|e| named(&e))
+}
+
 /// Adds to `value` every object entry of `defaults` it lacks, recursively.
 fn fill_missing(value: &mut serde_json::Value, defaults: &serde_json::Value) {
     if let (serde_json::Value::Object(v), serde_json::Value::Object(d)) = (value, defaults) {

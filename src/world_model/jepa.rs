@@ -78,6 +78,10 @@ pub struct JepaConfig {
     pub spatial_hidden: usize,
     #[config(default = 1)]
     pub spatial_depth: usize,
+    /// The spatial predictor reads the observed start map at every jump (the walls stay
+    /// where the observation shows them).
+    #[config(default = false)]
+    pub spatial_anchor: bool,
     pub weights: LossWeights,
 }
 
@@ -111,6 +115,7 @@ impl JepaConfig {
                 .with_k(self.spatial_k)
                 .with_hidden(self.spatial_hidden)
                 .with_depth(self.spatial_depth)
+                .with_anchor(self.spatial_anchor)
         })
     }
 

@@ -410,10 +410,35 @@ fn spatial_world_model_trains_round_trips_and_bad_spatial_config_is_named() {
     let ck = load_checkpoint(&path, Some(&cfg.model), &device).unwrap();
     let a = Tensor::<3>::zeros([3, 1, 2], &device);
     let m0 = model.encoder.forward_with_map(x.clone()).1.unwrap();
-    let sp = |m: &amisim::world_model::jepa::Jepa| m.spatial.as_ref().unwrap().forward(m0.clone(), a.clone());
+    let sp = |m: &amisim::world_model::jepa::Jepa| m.spatial.as_ref().unwrap().forward(m0.clone(), &m0, a.clone());
     assert_eq!(sp(&ck.model).into_data(), sp(&model).into_data());
     cfg.model.encoder = cfg.model.encoder.clone().with_kind(EncoderKind::Vit);
     let err = train(&cfg, &data, &dir, false, false).err().unwrap().to_string();
     assert!(err.contains("model.encoder.spatial_state"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_config_file_written_before_an_entry_existed_takes_its_default_and_bad_ones_are_named() {
+    use amisim::train::jepa::read_config_file;
+    let dir = std::env::temp_dir().join(format!("amisim-config-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = tiny_config();
+    cfg.model.spatial_hidden = 24;
+    // An older file: without `model.spatial_anchor`.
+    let mut v = serde_json::to_value(&cfg).unwrap();
+    v["model"].as_object_mut().unwrap().remove("spatial_anchor").unwrap();
+    let old = dir.join("old.json");
+    std::fs::write(&old, v.to_string()).unwrap();
+    let mut defaults = tiny_config();
+    defaults.model.spatial_anchor = true;
+    let read: TrainConfig = read_config_file(&old, defaults.clone()).unwrap();
+    assert!(read.model.spatial_anchor, "the missing entry takes the default's value");
+    assert_eq!(read.model.spatial_hidden, 24, "the file's own entries are kept");
+    // A wrong type is an error that names the file and the value.
+    v["model"]["spatial_hidden"] = serde_json::json!("wide");
+    std::fs::write(&old, v.to_string()).unwrap();
+    let err = read_config_file::<TrainConfig>(&old, defaults).unwrap_err().to_string();
+    assert!(err.contains("old.json") && err.contains("wide"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -358,43 +358,48 @@ fn hand_written_spatial_rollout_matches_the_predictor_and_read_out() {
     };
     let side = enc.feature_map_side();
     assert_eq!(side, 5);
-    let sp = amisim::train::jepa::seeded(&device, 6, || {
-        SpatialConfig::new(3)
-            .with_k(2)
-            .with_hidden(8)
-            .with_depth(2)
-            .init(&device)
-    });
-    let (m, len) = (11, 6); // three jumps; 11 rows span two chunks of the hand-written rollout
-    let frames = Tensor::<4>::random([m, 3, 17, 17], burn::tensor::Distribution::Uniform(0.0, 1.0), &device);
-    let map0 = enc.feature_map(frames);
-    let a = Tensor::<3>::random([m, len, 2], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
-    let maps = sp.rollout(map0.clone(), a.clone()); // [m, 3, c, s, s]
-    let z = enc.readout(maps.reshape([m * 3, 3, side, side])); // [m·3, 6]
-    let z: Vec<f32> = z.into_data().try_into_vec::<f32>().unwrap();
-    let got = SpatialRollout::new(&sp, &enc).rollout_rows(
-        &map0.clone().into_data().try_into_vec::<f32>().unwrap(),
-        &a.into_data().try_into_vec::<f32>().unwrap(),
-        m,
-        len,
-    );
-    assert_eq!(got.len(), m * len * 6);
-    let z_start: Vec<f32> = enc.readout(map0).into_data().try_into_vec::<f32>().unwrap();
-    let mut worst = 0.0f32;
-    for r in 0..m {
-        for t in 0..len {
-            // Jump ends are the predictor's read-out; the step between is halfway.
-            let end = &z[(r * 3 + t / 2) * 6..(r * 3 + t / 2 + 1) * 6];
-            let before = if t / 2 == 0 {
-                &z_start[r * 6..(r + 1) * 6]
-            } else {
-                &z[(r * 3 + t / 2 - 1) * 6..(r * 3 + t / 2) * 6]
-            };
-            for j in 0..6 {
-                let want = if t % 2 == 1 { end[j] } else { (before[j] + end[j]) / 2.0 };
-                worst = worst.max((want - got[(r * len + t) * 6 + j]).abs());
+    // Plain, and anchored (every jump reads the start map too).
+    for anchor in [false, true] {
+        let sp = amisim::train::jepa::seeded(&device, 6, || {
+            SpatialConfig::new(3)
+                .with_k(2)
+                .with_hidden(8)
+                .with_depth(2)
+                .with_anchor(anchor)
+                .init(&device)
+        });
+        assert_eq!(sp.convs[0].weight.dims()[1], if anchor { 6 } else { 3 } + 4);
+        let (m, len) = (11, 6); // three jumps; 11 rows span two chunks of the hand-written rollout
+        let frames = Tensor::<4>::random([m, 3, 17, 17], burn::tensor::Distribution::Uniform(0.0, 1.0), &device);
+        let map0 = enc.feature_map(frames);
+        let a = Tensor::<3>::random([m, len, 2], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
+        let maps = sp.rollout(map0.clone(), a.clone()); // [m, 3, c, s, s]
+        let z = enc.readout(maps.reshape([m * 3, 3, side, side])); // [m·3, 6]
+        let z: Vec<f32> = z.into_data().try_into_vec::<f32>().unwrap();
+        let got = SpatialRollout::new(&sp, &enc).rollout_rows(
+            &map0.clone().into_data().try_into_vec::<f32>().unwrap(),
+            &a.into_data().try_into_vec::<f32>().unwrap(),
+            m,
+            len,
+        );
+        assert_eq!(got.len(), m * len * 6);
+        let z_start: Vec<f32> = enc.readout(map0).into_data().try_into_vec::<f32>().unwrap();
+        let mut worst = 0.0f32;
+        for r in 0..m {
+            for t in 0..len {
+                // Jump ends are the predictor's read-out; the step between is halfway.
+                let end = &z[(r * 3 + t / 2) * 6..(r * 3 + t / 2 + 1) * 6];
+                let before = if t / 2 == 0 {
+                    &z_start[r * 6..(r + 1) * 6]
+                } else {
+                    &z[(r * 3 + t / 2 - 1) * 6..(r * 3 + t / 2) * 6]
+                };
+                for j in 0..6 {
+                    let want = if t % 2 == 1 { end[j] } else { (before[j] + end[j]) / 2.0 };
+                    worst = worst.max((want - got[(r * len + t) * 6 + j]).abs());
+                }
             }
         }
+        assert!(worst < 1e-4, "anchor {anchor}: largest difference {worst}");
     }
-    assert!(worst < 1e-4, "largest difference {worst}");
 }
