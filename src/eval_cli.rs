@@ -33,7 +33,8 @@ pub struct EvalArgs {
     pub seed: u64,
     /// Rows with the learned world model, one each: cem, mppi, gradient (flat planners; `@H`
     /// sets a row's horizon, `+critic` adds the critic's terminal cost: `cem@4+critic`,
-    /// `+spatial` imagines with the spatial predictor where the model has one: `cem+spatial`),
+    /// `+spatial` imagines with the spatial predictor where the model has one: `cem+spatial`,
+    /// `+ensemble` with it and every --ensemble model's together: `cem+spatial+ensemble`),
     /// hierarchical (level 2 sets level 1's subgoals; needs a level-2 model), mode1 (the
     /// distilled policy alone), agent (configurator, memories, critic, mode 1 checked and
     /// mode 2 behind it, with whichever of critic, level 2 and mode 1 exist), or none.
@@ -143,6 +144,10 @@ pub struct EvalArgs {
     /// Actions per recorded piece (the collected datasets' episode length).
     #[arg(long, default_value_t = 16)]
     pub record_steps: usize,
+    /// More spatial world models (checkpoints) that `+ensemble` rows plan with, beside
+    /// --checkpoint's: each rolls out every candidate, which is scored on all their latents.
+    #[arg(long, value_delimiter = ',')]
+    pub ensemble: Vec<PathBuf>,
     /// Merge shard reports (report.json files) into one, written to --out.
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
@@ -160,6 +165,7 @@ pub enum PlannerRow {
         horizon: Option<usize>,
         critic: bool,
         spatial: bool,
+        ensemble: bool,
     },
     Hierarchical,
     Mode1,
@@ -175,11 +181,13 @@ fn parse_planner(s: &str) -> Result<PlannerRow, String> {
         _ => {}
     }
     // Suffixes, in any order: +critic (the critic's terminal cost), +spatial (the spatial
-    // predictor imagines).
-    let (mut head, mut critic, mut spatial) = (s, false, false);
+    // predictor imagines), +ensemble (with the --ensemble models' too).
+    let (mut head, mut critic, mut spatial, mut ensemble) = (s, false, false, false);
     loop {
         if let Some(h) = head.strip_suffix("+critic") {
             (head, critic) = (h, true);
+        } else if let Some(h) = head.strip_suffix("+ensemble") {
+            (head, ensemble) = (h, true);
         } else if let Some(h) = head.strip_suffix("+spatial") {
             (head, spatial) = (h, true);
         } else {
@@ -197,13 +205,14 @@ fn parse_planner(s: &str) -> Result<PlannerRow, String> {
         None => (head, None),
     };
     let kind = <PlannerKind as clap::ValueEnum>::from_str(kind, true).map_err(|_| {
-        format!("{s}: expected cem, mppi, gradient (with optional @H, +critic and +spatial), hierarchical, mode1, agent or none")
+        format!("{s}: expected cem, mppi, gradient (with optional @H, +critic, +spatial and +ensemble), hierarchical, mode1, agent or none")
     })?;
     Ok(PlannerRow::Flat {
         kind,
         horizon,
         critic,
         spatial,
+        ensemble,
     })
 }
 
@@ -374,6 +383,32 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
     let device = cpu_device();
     let ck = load_checkpoint(&path, None, &device)?;
     let scene = Scene::load(&a.scene)?;
+    let wants_ensemble = a
+        .planner
+        .iter()
+        .any(|r| matches!(r, PlannerRow::Flat { ensemble: true, .. }));
+    if wants_ensemble == a.ensemble.is_empty() {
+        bail!(if wants_ensemble {
+            "a +ensemble row plans with more models: give them with --ensemble A,B"
+        } else {
+            "--ensemble: no row plans with the ensemble (add one such as cem+spatial+ensemble to --planner)"
+        });
+    }
+    let mut ensemble = Vec::new();
+    for p in &a.ensemble {
+        let m = load_checkpoint(p, None, &device)?;
+        if m.model.spatial.is_none() {
+            bail!("--ensemble {}: this model has no spatial predictor", p.display());
+        }
+        let (want, got) = (&ck.config.model.encoder.resolution, &m.config.model.encoder.resolution);
+        if want != got {
+            bail!(
+                "--ensemble {}: its encoder reads {got}×{got} frames, --checkpoint's {want}×{want}",
+                p.display()
+            );
+        }
+        ensemble.push(m);
+    }
     let mut policies = Vec::new();
     for b in &a.baseline {
         match b.as_str() {
@@ -446,6 +481,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                 horizon,
                 critic,
                 spatial,
+                ensemble,
             } => {
                 let mut c = a.planner(*kind);
                 if let Some(h) = horizon {
@@ -456,6 +492,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                     c.cost.critic = a.critic_weight;
                 }
                 c.spatial = *spatial;
+                c.ensemble = *ensemble;
                 policies.push(Policy::Latent(c));
             }
             PlannerRow::Mode1 => policies.push(Policy::Mode1),
@@ -510,6 +547,18 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                 "config": serde_json::from_str::<serde_json::Value>(&l2.config.to_string()).unwrap_or_default(),
             })
         }),
+        ensemble: a
+            .ensemble
+            .iter()
+            .zip(&ensemble)
+            .map(|(p, m)| {
+                serde_json::json!({
+                    "checkpoint": p.display().to_string(),
+                    "step": m.step,
+                    "config": serde_json::from_str::<serde_json::Value>(&m.config.to_string()).unwrap_or_default(),
+                })
+            })
+            .collect(),
     };
     let differentiable = if a.kinds().contains(&PlannerKind::Gradient) {
         Some(
@@ -540,6 +589,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         }),
         critic: critic.map(|(_, c, _)| c),
         mode1: mode1.map(|(_, m, _)| m),
+        ensemble: ensemble.iter().map(|m| &m.model).collect(),
     };
     let per_row = cfg.episodes.div_ceil(cfg.envs).div_ceil(cfg.shard.1) * cfg.envs;
     let bar = indicatif::ProgressBar::new((per_row * cfg.policies.len()) as u64);

@@ -58,6 +58,11 @@ pub struct PlannerConfig {
     /// feature map, `k` steps a jump) instead of the predictor on the latent vector.
     #[serde(default)]
     pub spatial: bool,
+    /// Imagine with an ensemble of spatial world models (the checkpoint's and `eval
+    /// --ensemble`'s): every candidate is rolled out by each, and scored on all their latents
+    /// at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ensemble: bool,
 }
 
 impl PlannerConfig {
@@ -85,6 +90,7 @@ impl PlannerConfig {
                 ..CostConfig::default()
             },
             spatial: false,
+            ensemble: false,
         };
         match kind {
             PlannerKind::Cem | PlannerKind::Mppi => base,

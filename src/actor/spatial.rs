@@ -407,3 +407,44 @@ impl Dynamics for SpatialDynamics {
         Some(c.into_iter().map(|e| cost.critic * e).collect())
     }
 }
+
+/// Several spatial world models planning as one (an ensemble, as in PETS). A start is every
+/// member's start map end to end, an imagined state every member's latent end to end, and the
+/// goal every member's goal latent end to end: an L2 goal distance on them is the root of the
+/// members' squared distances summed, so a plan scores well only where every member imagines
+/// it reaching the goal, and a way through a wall that one model wrongly believes in costs as
+/// much as that member's distance.
+pub struct EnsembleDynamics {
+    pub members: Vec<SpatialRollout>,
+}
+
+impl EnsembleDynamics {
+    /// Length of one start (the members' maps).
+    pub fn start_len(&self) -> usize {
+        self.members.iter().map(SpatialRollout::map_len).sum()
+    }
+}
+
+impl Dynamics for EnsembleDynamics {
+    type Start = Vec<f32>;
+
+    fn dim(&self) -> usize {
+        self.members.iter().map(|m| m.latent).sum()
+    }
+
+    fn rollout(&self, starts: &[Vec<f32>], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
+        let (rows, dim) = (starts.len() * n, self.dim());
+        let mut out = vec![0.0; rows * len * dim];
+        let (mut map_at, mut z_at) = (0, 0);
+        for m in &self.members {
+            let (ml, d) = (m.map_len(), m.latent);
+            let maps = repeat_rows(starts.iter().map(|s| &s[map_at..map_at + ml]), n);
+            let z = m.rollout_rows(&maps, actions, rows, len);
+            for (o, z) in out.chunks_exact_mut(dim).zip(z.chunks_exact(d)) {
+                o[z_at..z_at + d].copy_from_slice(z);
+            }
+            (map_at, z_at) = (map_at + ml, z_at + d);
+        }
+        out
+    }
+}

@@ -11,7 +11,7 @@ use crate::actor::hierarchy::{HierMpc, HierarchyConfig};
 use crate::actor::mode1::Mode1;
 use crate::actor::model::{Abstracted, Dynamics, LatentDynamics, SimDynamics};
 use crate::actor::planner::{project, PlannerConfig};
-use crate::actor::spatial::{SpatialDynamics, SpatialRollout};
+use crate::actor::spatial::{EnsembleDynamics, SpatialDynamics, SpatialRollout};
 use crate::actor::Mpc;
 use crate::agent::{AgentBatch, AgentConfig, AgentModels};
 use crate::configurator::{Available, Decision, GoalKind, Task};
@@ -70,6 +70,9 @@ impl Policy {
                 if c.spatial {
                     name += "+spatial";
                 }
+                if c.ensemble {
+                    name += "+ensemble";
+                }
                 name
             }
             Policy::Oracle(c) => format!("oracle-{}", kind(c)),
@@ -106,6 +109,9 @@ pub struct EvalConfig {
     /// The level-2 model (checkpoint, step, config) when a row plans hierarchically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level2: Option<serde_json::Value>,
+    /// The other models of `+ensemble` rows (checkpoint, step, config).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<serde_json::Value>,
 }
 
 /// One episode's outcome.
@@ -494,6 +500,8 @@ pub struct Loaded<'a> {
     pub critic: Option<Critic>,
     /// The mode-1 policy.
     pub mode1: Option<Mode1>,
+    /// More spatial world models, planning with `model`'s in `+ensemble` rows.
+    pub ensemble: Vec<&'a Jepa>,
 }
 
 /// A level-2 model and what goes with it.
@@ -540,6 +548,20 @@ pub fn run_recorded(
             }
         }
         if let Policy::Latent(c) = p {
+            if c.ensemble {
+                if !c.spatial {
+                    bail!("{}: an ensemble plans with spatial predictors: add +spatial", p.name());
+                }
+                if loaded.ensemble.is_empty() {
+                    bail!(
+                        "{}: no other models to plan with: give them with --ensemble A,B",
+                        p.name()
+                    );
+                }
+                if c.cost.critic != 0.0 || c.kind == crate::actor::planner::PlannerKind::Gradient {
+                    bail!("{}: an ensemble samples (cem or mppi) and has no critic", p.name());
+                }
+            }
             if c.cost.critic != 0.0 && loaded.critic.is_none() {
                 bail!(
                     "{}: the critic's terminal cost needs a critic (train one with `amisim train --level critic`)",
@@ -605,6 +627,21 @@ pub fn run_recorded(
         .with_idm(&loaded.model.idm)
         .with_critic(loaded.critic.clone());
     let spatial = spatial_dynamics(loaded.model, loaded.critic.clone());
+    // The checkpoint's model first, then the others.
+    let members: Vec<&Jepa> = std::iter::once(loaded.model)
+        .chain(loaded.ensemble.iter().copied())
+        .collect();
+    let ensemble = if loaded.ensemble.is_empty() {
+        None
+    } else {
+        let rollouts = members.iter().map(|m| spatial_dynamics(m, None).map(|d| d.rollout));
+        Some(EnsembleDynamics {
+            members: rollouts
+                .collect::<Option<_>>()
+                .context("every model of an ensemble needs a spatial predictor")?,
+        })
+    };
+    let ensembled = |p: &Policy| matches!(p, Policy::Latent(c) if c.ensemble);
     let oracle = SimDynamics { scene: scene.clone() };
     // Level 2 (the predictor over macro-actions) and level 1 seen through the abstraction.
     let level2 = loaded.level2.as_ref().map(|l2| {
@@ -628,7 +665,11 @@ pub fn run_recorded(
                 .collect::<Result<_, _>>()?;
             let goal_states: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(&scene, s)).collect();
             // Goals: the encoder's view of the goal observation (latent), or the goal state.
-            let goals_latent = if policy.learned() {
+            let goals_latent = if ensembled(policy) {
+                env.set_states(goal_states.clone());
+                let obs = env.render()?;
+                end_to_end(members.iter().map(|m| encode(m, &obs, &device)).collect(), cfg.envs)
+            } else if policy.learned() {
                 env.set_states(goal_states.clone());
                 encode(loaded.model, &env.render()?, &device)
             } else {
@@ -711,20 +752,30 @@ pub fn run_recorded(
                         // Starts are latents, or the encoder's spatial states for the spatial
                         // predictor.
                         let sp = spatial.as_ref().filter(|_| c.spatial);
+                        let ens = ensemble.as_ref().filter(|_| c.ensemble);
                         let starts: Vec<Vec<f32>> = if active.iter().any(|&i| mpc.needs_plan(i)) {
-                            let x = timed(&obs, &mut encode_total, active.len(), || match sp {
-                                Some(_) => encode_maps(loaded.model, &obs, &device),
-                                None => encode(loaded.model, &obs, &device),
+                            let x = timed(&obs, &mut encode_total, active.len(), || match (ens, sp) {
+                                (Some(_), _) => {
+                                    end_to_end(members.iter().map(|m| encode_maps(m, &obs, &device)).collect(), n)
+                                }
+                                (None, Some(_)) => encode_maps(loaded.model, &obs, &device),
+                                (None, None) => encode(loaded.model, &obs, &device),
                             });
-                            split_rows(&x, sp.map_or(loaded.model.latent(), |sp| sp.rollout.map_len()))
+                            let width = match (ens, sp) {
+                                (Some(e), _) => e.start_len(),
+                                (None, Some(sp)) => sp.rollout.map_len(),
+                                (None, None) => loaded.model.latent(),
+                            };
+                            split_rows(&x, width)
                         } else {
                             vec![Vec::new(); n]
                         };
                         let t1 = Instant::now();
                         let trace = !drawn.is_empty();
-                        let (acts, planned) = match sp {
-                            Some(sp) => mpc.act(sp, &starts, &goals_latent, &active, trace),
-                            None => mpc.act(&latent, &starts, &goals_latent, &active, trace),
+                        let (acts, planned) = match (ens, sp) {
+                            (Some(e), _) => mpc.act(e, &starts, &goals_latent, &active, trace),
+                            (None, Some(sp)) => mpc.act(sp, &starts, &goals_latent, &active, trace),
+                            (None, None) => mpc.act(&latent, &starts, &goals_latent, &active, trace),
                         };
                         Some((acts, planned, t1.elapsed(), c.replan_every))
                     }
@@ -930,8 +981,32 @@ fn probe_path(plan: Option<&crate::actor::planner::Plan>, probe: Option<&LinearP
     let (Some(plan), Some(probe)) = (plan, probe) else {
         return Vec::new();
     };
-    let pred = probe.predict(&plan.imagined);
+    // An ensemble's states are its members' latents end to end: the probe reads the first's.
+    let len = (plan.actions.len() / 2).max(1);
+    let dim = plan.imagined.len() / len;
+    let pred = if dim > probe.d {
+        let first: Vec<f32> = plan
+            .imagined
+            .chunks_exact(dim)
+            .flat_map(|z| z[..probe.d].iter().copied())
+            .collect();
+        probe.predict(&first)
+    } else {
+        probe.predict(&plan.imagined)
+    };
     pred.chunks_exact(probe.k).map(|p| [p[0], p[1]]).collect()
+}
+
+/// Rows of several `[n, w_i]` row-major blocks put end to end: `[n, Σ w_i]`.
+fn end_to_end(parts: Vec<Vec<f32>>, n: usize) -> Vec<f32> {
+    let widths: Vec<usize> = parts.iter().map(|p| p.len() / n.max(1)).collect();
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for i in 0..n {
+        for (p, &w) in parts.iter().zip(&widths) {
+            out.extend_from_slice(&p[i * w..(i + 1) * w]);
+        }
+    }
+    out
 }
 
 /// The agent positions along the latest plan of problem `i` (the probe reads latents; the

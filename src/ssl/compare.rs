@@ -436,6 +436,7 @@ fn judge(
             critic: None,
             mode1: None,
             level2: None,
+            ensemble: Vec::new(),
         };
         let loaded = Loaded {
             model: &jepa,
@@ -444,6 +445,7 @@ fn judge(
             level2: None,
             critic: None,
             mode1: None,
+            ensemble: Vec::new(),
         };
         let (report, _) = run(&eval, &loaded, 0, |_, _| {})?;
         let r = &report.rows[0];

@@ -46,6 +46,7 @@ fn config(shard: (usize, usize)) -> EvalConfig {
         checkpoint_step: 0,
         model: serde_json::Value::Null,
         level2: None,
+        ensemble: Vec::new(),
         critic: None,
         mode1: None,
     }
@@ -125,6 +126,7 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
         }),
         critic: Some(Critic::new(&critic_net, 8.0, 1.0)),
         mode1: Some(Mode1::new(&policy_net, 1.8)),
+        ensemble: Vec::new(),
     };
     let (a, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
     let (b, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
@@ -203,14 +205,16 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
         c
     };
     let model = amisim::train::jepa::seeded(&device, 5, || spatial_cfg(4).init(&device));
-    let loaded = |model| Loaded {
+    let with = |model, ensemble| Loaded {
         model,
         differentiable: None,
         probe: None,
         level2: None,
         critic: None,
         mode1: None,
+        ensemble,
     };
+    let loaded = |model| with(model, Vec::new());
     let mut spatial = tiny_planner(PlannerKind::Cem);
     spatial.spatial = true;
     let mut cfg = config((0, 1));
@@ -237,6 +241,35 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     cfg.policies = vec![Policy::Latent(grad)];
     let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
     assert!(err.contains("not differentiable"), "{err}");
+
+    // An ensemble of the model with itself scores every candidate √2 × the model's own cost:
+    // the same ranking, so the same plans and episodes as the model alone.
+    let mut ens = spatial.clone();
+    ens.ensemble = true;
+    cfg.policies = vec![Policy::Latent(ens.clone()), Policy::Latent(spatial.clone())];
+    let (twin, _) = run(&cfg, &with(&model, vec![&model]), 0, |_, _| {}).unwrap();
+    let names: Vec<&str> = twin.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["cem@3+spatial+ensemble", "cem@3+spatial"]);
+    assert_eq!(outcomes(&twin)[0].1, outcomes(&twin)[1].1);
+    // Another model beside it changes the plans, deterministically.
+    let other = amisim::train::jepa::seeded(&device, 9, || spatial_cfg(4).init(&device));
+    let (a, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    let (b, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
+    // An ensemble row without other models, or without +spatial, is refused by name.
+    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    assert!(
+        err.contains("cem@3+spatial+ensemble") && err.contains("--ensemble"),
+        "{err}"
+    );
+    ens.spatial = false;
+    cfg.policies = vec![Policy::Latent(ens)];
+    let err = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cem@3+ensemble") && err.contains("+spatial"), "{err}");
 }
 
 #[test]
@@ -255,6 +288,7 @@ fn recorded_episodes_are_the_learned_rows_cut_into_pieces_and_train_beside_colle
         level2: None,
         critic: None,
         mode1: None,
+        ensemble: Vec::new(),
     };
     let mut cfg = config((0, 1));
     cfg.episodes = 3; // two batches of two environments: the last one pads
