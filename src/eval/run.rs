@@ -441,6 +441,32 @@ pub fn spatial_dynamics(model: &Jepa, critic: Option<crate::cost::critic::Critic
     })
 }
 
+/// What a flat planner row imagines with: the latent predictor, the spatial one, or an
+/// ensemble of spatial ones. Each starts from its own kind of state.
+#[derive(Clone, Copy)]
+enum Imagine<'m> {
+    Latent,
+    Spatial(&'m SpatialDynamics),
+    Ensemble(&'m EnsembleDynamics),
+}
+
+impl Imagine<'_> {
+    /// Every environment's start from an observation batch, `[n, width]` row-major, and its
+    /// width: the latent, the spatial state, or every member's spatial state end to end
+    /// (`members`: the checkpoint's model first, then the ensemble's others).
+    fn starts(self, members: &[&Jepa], obs: &Obs, device: &Device) -> (Vec<f32>, usize) {
+        let model = members[0];
+        match self {
+            Imagine::Latent => (encode(model, obs, device), model.latent()),
+            Imagine::Spatial(sp) => (encode_maps(model, obs, device), sp.rollout.map_len()),
+            Imagine::Ensemble(e) => {
+                let maps = members.iter().map(|m| encode_maps(m, obs, device)).collect();
+                (end_to_end(maps, obs.shape[0]), e.start_len())
+            }
+        }
+    }
+}
+
 /// Imagined steps between the positions at which a flat plan is judged for walls when no
 /// level-2 model sets the spacing (its `k` by default).
 const JUDGE_EVERY: usize = 8;
@@ -558,8 +584,11 @@ pub fn run_recorded(
                         p.name()
                     );
                 }
-                if c.cost.critic != 0.0 || c.kind == crate::actor::planner::PlannerKind::Gradient {
-                    bail!("{}: an ensemble samples (cem or mppi) and has no critic", p.name());
+                if c.cost.critic != 0.0 {
+                    bail!("{}: an ensemble has no critic (drop +critic)", p.name());
+                }
+                if c.kind == crate::actor::planner::PlannerKind::Gradient {
+                    bail!("{}: an ensemble plans by sampling: use cem or mppi", p.name());
                 }
             }
             if c.cost.critic != 0.0 && loaded.critic.is_none() {
@@ -631,17 +660,17 @@ pub fn run_recorded(
     let members: Vec<&Jepa> = std::iter::once(loaded.model)
         .chain(loaded.ensemble.iter().copied())
         .collect();
-    let ensemble = if loaded.ensemble.is_empty() {
-        None
-    } else {
+    let ensembled = |p: &Policy| matches!(p, Policy::Latent(c) if c.ensemble);
+    let ensemble = if cfg.policies.iter().any(ensembled) {
         let rollouts = members.iter().map(|m| spatial_dynamics(m, None).map(|d| d.rollout));
         Some(EnsembleDynamics {
             members: rollouts
                 .collect::<Option<_>>()
-                .context("every model of an ensemble needs a spatial predictor")?,
+                .context("an ensemble's every model (the checkpoint's too) needs a spatial predictor")?,
         })
+    } else {
+        None
     };
-    let ensembled = |p: &Policy| matches!(p, Policy::Latent(c) if c.ensemble);
     let oracle = SimDynamics { scene: scene.clone() };
     // Level 2 (the predictor over macro-actions) and level 1 seen through the abstraction.
     let level2 = loaded.level2.as_ref().map(|l2| {
@@ -751,31 +780,31 @@ pub fn run_recorded(
                         // when some environment plans now.
                         // Starts are latents, or the encoder's spatial states for the spatial
                         // predictor.
-                        let sp = spatial.as_ref().filter(|_| c.spatial);
-                        let ens = ensemble.as_ref().filter(|_| c.ensemble);
+                        let imagine = match (
+                            ensemble.as_ref().filter(|_| c.ensemble),
+                            spatial.as_ref().filter(|_| c.spatial),
+                        ) {
+                            (Some(e), _) => Imagine::Ensemble(e),
+                            (None, Some(sp)) => Imagine::Spatial(sp),
+                            (None, None) => Imagine::Latent,
+                        };
                         let starts: Vec<Vec<f32>> = if active.iter().any(|&i| mpc.needs_plan(i)) {
-                            let x = timed(&obs, &mut encode_total, active.len(), || match (ens, sp) {
-                                (Some(_), _) => {
-                                    end_to_end(members.iter().map(|m| encode_maps(m, &obs, &device)).collect(), n)
-                                }
-                                (None, Some(_)) => encode_maps(loaded.model, &obs, &device),
-                                (None, None) => encode(loaded.model, &obs, &device),
+                            let mut width = 0;
+                            let x = timed(&obs, &mut encode_total, active.len(), || {
+                                let (x, w) = imagine.starts(&members, &obs, &device);
+                                width = w;
+                                x
                             });
-                            let width = match (ens, sp) {
-                                (Some(e), _) => e.start_len(),
-                                (None, Some(sp)) => sp.rollout.map_len(),
-                                (None, None) => loaded.model.latent(),
-                            };
                             split_rows(&x, width)
                         } else {
                             vec![Vec::new(); n]
                         };
                         let t1 = Instant::now();
                         let trace = !drawn.is_empty();
-                        let (acts, planned) = match (ens, sp) {
-                            (Some(e), _) => mpc.act(e, &starts, &goals_latent, &active, trace),
-                            (None, Some(sp)) => mpc.act(sp, &starts, &goals_latent, &active, trace),
-                            (None, None) => mpc.act(&latent, &starts, &goals_latent, &active, trace),
+                        let (acts, planned) = match imagine {
+                            Imagine::Ensemble(e) => mpc.act(e, &starts, &goals_latent, &active, trace),
+                            Imagine::Spatial(sp) => mpc.act(sp, &starts, &goals_latent, &active, trace),
+                            Imagine::Latent => mpc.act(&latent, &starts, &goals_latent, &active, trace),
                         };
                         Some((acts, planned, t1.elapsed(), c.replan_every))
                     }
@@ -981,7 +1010,8 @@ fn probe_path(plan: Option<&crate::actor::planner::Plan>, probe: Option<&LinearP
     let (Some(plan), Some(probe)) = (plan, probe) else {
         return Vec::new();
     };
-    // An ensemble's states are its members' latents end to end: the probe reads the first's.
+    // An ensemble's states are its members' latents end to end: the probe reads the first's
+    // (so its plans are drawn, and judged for walls, as the checkpoint's model imagines them).
     let len = (plan.actions.len() / 2).max(1);
     let dim = plan.imagined.len() / len;
     let pred = if dim > probe.d {

@@ -192,7 +192,7 @@ pub fn load_checkpoint(path: &Path, expected: Option<&JepaConfig>, device: &Devi
         .with_context(|| format!("{}: the saved config is not JSON", path.display()))?;
     let defaults: serde_json::Value =
         serde_json::from_str(&TrainConfig::default_for(EncoderConfig::new().resolution).to_string())?;
-    fill_missing(&mut saved, &defaults);
+    fill_missing(&mut saved, &defaults, "", &mut Vec::new());
     let config: TrainConfig = serde_json::from_value(saved)
         .with_context(|| format!("{}: the saved config does not parse", path.display()))?;
     if let Some(exp) = expected {
@@ -438,18 +438,29 @@ pub fn read_config_file<C: serde::Serialize + serde::de::DeserializeOwned>(path:
     let named = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| named(&e))?;
     let mut v: serde_json::Value = serde_json::from_str(&text).map_err(|e| named(&e))?;
-    fill_missing(&mut v, &serde_json::to_value(defaults)?);
+    let mut filled = Vec::new();
+    fill_missing(&mut v, &serde_json::to_value(defaults)?, "", &mut filled);
+    if !filled.is_empty() {
+        eprintln!(
+            "{}: not in the file, defaults used: {}",
+            path.display(),
+            filled.join(", ")
+        );
+    }
     serde_json::from_value(v).map_err(|e| named(&e))
 }
 
-/// Adds to `value` every object entry of `defaults` it lacks, recursively.
-fn fill_missing(value: &mut serde_json::Value, defaults: &serde_json::Value) {
+/// Adds to `value` every object entry of `defaults` it lacks, recursively, and names each
+/// one added (`model.spatial_anchor`) in `filled`; `at` is the path of `value`.
+fn fill_missing(value: &mut serde_json::Value, defaults: &serde_json::Value, at: &str, filled: &mut Vec<String>) {
     if let (serde_json::Value::Object(v), serde_json::Value::Object(d)) = (value, defaults) {
         for (k, dv) in d {
+            let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
             match v.get_mut(k) {
-                Some(vv) => fill_missing(vv, dv),
+                Some(vv) => fill_missing(vv, dv, &path, filled),
                 None => {
                     v.insert(k.clone(), dv.clone());
+                    filled.push(path);
                 }
             }
         }
@@ -484,7 +495,7 @@ mod tests {
     fn missing_config_entries_take_defaults() {
         let mut saved = serde_json::json!({"a": 1, "b": {"c": 2}});
         let defaults = serde_json::json!({"a": 9, "b": {"c": 9, "d": 3}, "e": 4});
-        fill_missing(&mut saved, &defaults);
+        fill_missing(&mut saved, &defaults, "", &mut Vec::new());
         assert_eq!(saved, serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}, "e": 4}));
     }
 
