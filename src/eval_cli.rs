@@ -319,6 +319,15 @@ fn companion_json(path: &std::path::Path, meta: &GoalNetMeta) -> serde_json::Val
     })
 }
 
+/// A model's entry in the report's settings: its checkpoint, step and resolved config.
+fn model_json(path: &std::path::Path, step: usize, config: &impl ToString) -> serde_json::Value {
+    serde_json::json!({
+        "checkpoint": path.display().to_string(),
+        "step": step,
+        "config": serde_json::from_str::<serde_json::Value>(&config.to_string()).unwrap_or_default(),
+    })
+}
+
 pub fn default_checkpoint(scene: &str) -> PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("assets")
@@ -540,24 +549,12 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         model: serde_json::from_str(&ck.config.to_string())?,
         critic: critic.as_ref().map(|(p, _, m)| companion_json(p, m)),
         mode1: mode1.as_ref().map(|(p, _, m)| companion_json(p, m)),
-        level2: level2.as_ref().map(|(p, l2)| {
-            serde_json::json!({
-                "checkpoint": p.display().to_string(),
-                "step": l2.step,
-                "config": serde_json::from_str::<serde_json::Value>(&l2.config.to_string()).unwrap_or_default(),
-            })
-        }),
+        level2: level2.as_ref().map(|(p, l2)| model_json(p, l2.step, &l2.config)),
         ensemble: a
             .ensemble
             .iter()
             .zip(&ensemble)
-            .map(|(p, m)| {
-                serde_json::json!({
-                    "checkpoint": p.display().to_string(),
-                    "step": m.step,
-                    "config": serde_json::from_str::<serde_json::Value>(&m.config.to_string()).unwrap_or_default(),
-                })
-            })
+            .map(|(p, m)| model_json(p, m.step, &m.config))
             .collect(),
     };
     let differentiable = if a.kinds().contains(&PlannerKind::Gradient) {
