@@ -34,7 +34,8 @@ pub struct EvalArgs {
     /// Rows with the learned world model, one each: cem, mppi, gradient (flat planners; `@H`
     /// sets a row's horizon, `+critic` adds the critic's terminal cost: `cem@4+critic`,
     /// `+spatial` imagines with the spatial predictor where the model has one: `cem+spatial`,
-    /// `+ensemble` with it and every --ensemble model's together: `cem+spatial+ensemble`),
+    /// `+ensemble` with it and every --ensemble model's together: `cem+spatial+ensemble`,
+    /// `+switch` with one of them at a time, the next when progress stalls: `cem+spatial+switch`),
     /// hierarchical (level 2 sets level 1's subgoals; needs a level-2 model), mode1 (the
     /// distilled policy alone), agent (configurator, memories, critic, mode 1 checked and
     /// mode 2 behind it, with whichever of critic, level 2 and mode 1 exist), or none.
@@ -144,10 +145,15 @@ pub struct EvalArgs {
     /// Actions per recorded piece (the collected datasets' episode length).
     #[arg(long, default_value_t = 16)]
     pub record_steps: usize,
-    /// More spatial world models (checkpoints) that `+ensemble` rows plan with, beside
-    /// --checkpoint's: each rolls out every candidate, which is scored on all their latents.
+    /// More spatial world models (checkpoints) that `+ensemble` and `+switch` rows plan with,
+    /// beside --checkpoint's: in `+ensemble` rows each rolls out every candidate, which is
+    /// scored on all their latents; `+switch` rows plan with one at a time.
     #[arg(long, value_delimiter = ',')]
     pub ensemble: Vec<PathBuf>,
+    /// `+switch` rows: pass to the next model when the goal distance (in the planning model's
+    /// latents) has not reached a new low for this many environment steps.
+    #[arg(long, default_value_t = 32)]
+    pub switch_after: usize,
     /// Merge shard reports (report.json files) into one, written to --out.
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
@@ -166,6 +172,7 @@ pub enum PlannerRow {
         critic: bool,
         spatial: bool,
         ensemble: bool,
+        switch: bool,
     },
     Hierarchical,
     Mode1,
@@ -181,13 +188,16 @@ fn parse_planner(s: &str) -> Result<PlannerRow, String> {
         _ => {}
     }
     // Suffixes, in any order: +critic (the critic's terminal cost), +spatial (the spatial
-    // predictor imagines), +ensemble (with the --ensemble models' too).
-    let (mut head, mut critic, mut spatial, mut ensemble) = (s, false, false, false);
+    // predictor imagines), +ensemble (with the --ensemble models' too), +switch (with one of
+    // them at a time).
+    let (mut head, mut critic, mut spatial, mut ensemble, mut switch) = (s, false, false, false, false);
     loop {
         if let Some(h) = head.strip_suffix("+critic") {
             (head, critic) = (h, true);
         } else if let Some(h) = head.strip_suffix("+ensemble") {
             (head, ensemble) = (h, true);
+        } else if let Some(h) = head.strip_suffix("+switch") {
+            (head, switch) = (h, true);
         } else if let Some(h) = head.strip_suffix("+spatial") {
             (head, spatial) = (h, true);
         } else {
@@ -205,7 +215,7 @@ fn parse_planner(s: &str) -> Result<PlannerRow, String> {
         None => (head, None),
     };
     let kind = <PlannerKind as clap::ValueEnum>::from_str(kind, true).map_err(|_| {
-        format!("{s}: expected cem, mppi, gradient (with optional @H, +critic, +spatial and +ensemble), hierarchical, mode1, agent or none")
+        format!("{s}: expected cem, mppi, gradient (with optional @H, +critic, +spatial, +ensemble or +switch), hierarchical, mode1, agent or none")
     })?;
     Ok(PlannerRow::Flat {
         kind,
@@ -213,6 +223,7 @@ fn parse_planner(s: &str) -> Result<PlannerRow, String> {
         critic,
         spatial,
         ensemble,
+        switch,
     })
 }
 
@@ -392,15 +403,17 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
     let device = cpu_device();
     let ck = load_checkpoint(&path, None, &device)?;
     let scene = Scene::load(&a.scene)?;
-    let wants_ensemble = a
-        .planner
-        .iter()
-        .any(|r| matches!(r, PlannerRow::Flat { ensemble: true, .. }));
+    let wants_ensemble = a.planner.iter().any(|r| {
+        matches!(
+            r,
+            PlannerRow::Flat { ensemble: true, .. } | PlannerRow::Flat { switch: true, .. }
+        )
+    });
     if wants_ensemble == a.ensemble.is_empty() {
         bail!(if wants_ensemble {
-            "a +ensemble row plans with more models: give them with --ensemble A,B"
+            "a +ensemble or +switch row plans with more models: give them with --ensemble A,B"
         } else {
-            "--ensemble: no row plans with the ensemble (add one such as cem+spatial+ensemble to --planner)"
+            "--ensemble: no row plans with more models (add one such as cem+spatial+ensemble or cem+spatial+switch to --planner)"
         });
     }
     let mut ensemble = Vec::new();
@@ -491,6 +504,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                 critic,
                 spatial,
                 ensemble,
+                switch,
             } => {
                 let mut c = a.planner(*kind);
                 if let Some(h) = horizon {
@@ -502,6 +516,12 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                 }
                 c.spatial = *spatial;
                 c.ensemble = *ensemble;
+                if *switch {
+                    if a.switch_after == 0 {
+                        bail!("--switch-after 0: a +switch row needs a number of steps ≥ 1");
+                    }
+                    c.switch_after = a.switch_after;
+                }
                 policies.push(Policy::Latent(c));
             }
             PlannerRow::Mode1 => policies.push(Policy::Mode1),

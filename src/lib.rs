@@ -63,6 +63,11 @@ pub fn require_positive(prefix: &str, values: &[(&str, f32)]) -> Result<(), Stri
     }
 }
 
+/// For `skip_serializing_if`: a count left at zero is not written.
+pub fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
 /// Rows `idx` of a row-major matrix `x` with rows of `d` values, one after another.
 pub fn gather_rows(x: &[f32], d: usize, idx: &[usize]) -> Vec<f32> {
     idx.iter()

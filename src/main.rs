@@ -138,6 +138,9 @@ struct CollectArgs {
     /// Share of random-walk episodes aimed at a dividing wall near a door's edge.
     #[arg(long, default_value_t = RandomWalkConfig::default().door_rate)]
     door_rate: f32,
+    /// Share of random-walk episodes that start near a room's corner heading into it.
+    #[arg(long, default_value_t = RandomWalkConfig::default().corner_rate)]
+    corner_rate: f32,
     /// Output folder.
     #[arg(long, default_value = "out/dataset")]
     out: PathBuf,
@@ -338,6 +341,7 @@ fn run(cli: Cli) -> Result<()> {
                     push_rate: a.push_rate,
                     wall_rate: a.wall_rate,
                     door_rate: a.door_rate,
+                    corner_rate: a.corner_rate,
                     ..Default::default()
                 },
             };

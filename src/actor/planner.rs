@@ -63,6 +63,12 @@ pub struct PlannerConfig {
     /// at once.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ensemble: bool,
+    /// Plan with one spatial world model at a time (the checkpoint's first, then `eval
+    /// --ensemble`'s in turn), passing to the next when the observation's distance to the goal,
+    /// in the planning model's latents, has not reached a new low (by 2 %) for this many
+    /// environment steps. 0: no switching.
+    #[serde(default, skip_serializing_if = "crate::is_zero")]
+    pub switch_after: usize,
 }
 
 impl PlannerConfig {
@@ -91,6 +97,7 @@ impl PlannerConfig {
             },
             spatial: false,
             ensemble: false,
+            switch_after: 0,
         };
         match kind {
             PlannerKind::Cem | PlannerKind::Mppi => base,

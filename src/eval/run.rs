@@ -73,6 +73,9 @@ impl Policy {
                 if c.ensemble {
                     name += "+ensemble";
                 }
+                if c.switch_after > 0 {
+                    name += "+switch";
+                }
                 name
             }
             Policy::Oracle(c) => format!("oracle-{}", kind(c)),
@@ -145,6 +148,9 @@ pub struct EpisodeResult {
     /// Loops the episodic memory recognised (the agent row).
     #[serde(default)]
     pub loops: u32,
+    /// Times a `+switch` row passed to the next world model.
+    #[serde(default, skip_serializing_if = "crate::is_zero")]
+    pub switches: u32,
 }
 
 /// One row of the report: a policy over all episodes.
@@ -591,6 +597,23 @@ pub fn run_recorded(
                     bail!("{}: an ensemble plans by sampling: use cem or mppi", p.name());
                 }
             }
+            if c.switch_after > 0 {
+                if c.ensemble || !c.spatial {
+                    bail!(
+                        "{}: a +switch row plans with one spatial predictor at a time: use +spatial, without +ensemble",
+                        p.name()
+                    );
+                }
+                if loaded.ensemble.is_empty() {
+                    bail!(
+                        "{}: no other models to switch to: give them with --ensemble A,B",
+                        p.name()
+                    );
+                }
+                if c.cost.critic != 0.0 {
+                    bail!("{}: the other models have no critic (drop +critic)", p.name());
+                }
+            }
             if c.cost.critic != 0.0 && loaded.critic.is_none() {
                 bail!(
                     "{}: the critic's terminal cost needs a critic (train one with `amisim train --level critic`)",
@@ -671,6 +694,17 @@ pub fn run_recorded(
     } else {
         None
     };
+    // Each member's own spatial predictor, for `+switch` rows.
+    let switched = |p: &Policy| matches!(p, Policy::Latent(c) if c.switch_after > 0);
+    let singles: Vec<SpatialDynamics> = if cfg.policies.iter().any(switched) {
+        members
+            .iter()
+            .map(|m| spatial_dynamics(m, None))
+            .collect::<Option<_>>()
+            .context("a +switch row's every model (the checkpoint's too) needs a spatial predictor")?
+    } else {
+        Vec::new()
+    };
     let oracle = SimDynamics { scene: scene.clone() };
     // Level 2 (the predictor over macro-actions) and level 1 seen through the abstraction.
     let level2 = loaded.level2.as_ref().map(|l2| {
@@ -693,11 +727,21 @@ pub fn run_recorded(
                 .map(|&ep| sim::sample_episode(&scene, &mut env_rng(cfg.seed, ep)))
                 .collect::<Result<_, _>>()?;
             let goal_states: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(&scene, s)).collect();
-            // Goals: the encoder's view of the goal observation (latent), or the goal state.
+            // Goals: the encoder's view of the goal observation (latent), or the goal state;
+            // for a `+switch` row, every member's view.
+            let goals_each: Vec<Vec<f32>> = if switched(policy) {
+                env.set_states(goal_states.clone());
+                let obs = env.render()?;
+                members.iter().map(|m| encode(m, &obs, &device)).collect()
+            } else {
+                Vec::new()
+            };
             let goals_latent = if ensembled(policy) {
                 env.set_states(goal_states.clone());
                 let obs = env.render()?;
                 end_to_end(members.iter().map(|m| encode(m, &obs, &device)).collect(), cfg.envs)
+            } else if let Some(g) = goals_each.first() {
+                g.clone()
             } else if policy.learned() {
                 env.set_states(goal_states.clone());
                 encode(loaded.model, &env.render()?, &device)
@@ -759,8 +803,9 @@ pub fn run_recorded(
             let mut strip: Vec<Vec<StripFrame>> = vec![Vec::new(); n];
             let (mut plans, mut through) = (vec![0u32; n], vec![0u32; n]);
             let mut mode1_steps = vec![0u32; n];
+            let mut progress_of = Progress::new(n);
             let max_steps = cfg.max_steps;
-            for _t in 0..max_steps {
+            for t in 0..max_steps {
                 let mut actions = vec![[0.0f32; 2]; n];
                 // Planner rows: the actions, whether a plan was made, how long it took, and the
                 // steps a plan covers.
@@ -775,6 +820,50 @@ pub fn run_recorded(
                     })
                     .collect();
                 let decided = match (policy, &mut mpc) {
+                    (Policy::Latent(c), Some(mpc)) if c.switch_after > 0 => {
+                        // One member plans for each environment; a stalled one passes it on.
+                        let t0 = Instant::now();
+                        let mut latents: Vec<Option<Vec<f32>>> = vec![None; members.len()];
+                        let due: Vec<usize> = active.iter().copied().filter(|&i| mpc.needs_plan(i)).collect();
+                        for &i in &due {
+                            let mut m = progress_of.member[i];
+                            let z = latents[m].get_or_insert_with(|| encode(members[m], &obs, &device));
+                            if !progress_of.advances(
+                                i,
+                                t,
+                                goal_distance(z, &goals_each[m], i, members[m].latent()),
+                                c.switch_after,
+                            ) {
+                                m = (m + 1) % members.len();
+                                let z = latents[m].get_or_insert_with(|| encode(members[m], &obs, &device));
+                                progress_of.pass_to(i, m, t, goal_distance(z, &goals_each[m], i, members[m].latent()));
+                                mpc.set_warm_start(i, &[]);
+                            }
+                        }
+                        let mut maps: Vec<Option<Vec<f32>>> = vec![None; members.len()];
+                        for &i in &due {
+                            let m = progress_of.member[i];
+                            maps[m].get_or_insert_with(|| encode_maps(members[m], &obs, &device));
+                        }
+                        encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
+                        let t1 = Instant::now();
+                        let (mut acts, mut planned) = (Vec::new(), false);
+                        for (m, dynamics) in singles.iter().enumerate() {
+                            let mine: Vec<usize> =
+                                active.iter().copied().filter(|&i| progress_of.member[i] == m).collect();
+                            if mine.is_empty() {
+                                continue;
+                            }
+                            let starts = match &maps[m] {
+                                Some(x) => split_rows(x, dynamics.rollout.map_len()),
+                                None => vec![Vec::new(); n],
+                            };
+                            let (a, p) = mpc.act(dynamics, &starts, &goals_each[m], &mine, !drawn.is_empty());
+                            acts.extend(a);
+                            planned |= p;
+                        }
+                        Some((acts, planned, t1.elapsed(), c.replan_every))
+                    }
                     (Policy::Latent(c), Some(mpc)) => {
                         // Between plans the controller executes queued actions: encode only
                         // when some environment plans now.
@@ -901,7 +990,7 @@ pub fn run_recorded(
                     let (path, every) = match (&hier, &loaded.level2) {
                         (Some(h), Some(l2)) => (probe_path(h.last_high[i].as_ref(), l2.probe.as_ref()), 1),
                         _ => (
-                            imagined_path(policy, mpc.as_ref(), i, loaded.probe.as_ref()),
+                            imagined_path(policy, mpc.as_ref(), i, progress_of.probe(i, loaded.probe.as_ref())),
                             loaded.level2.as_ref().map_or(JUDGE_EVERY, |l2| l2.cfg.k),
                         ),
                     };
@@ -928,7 +1017,7 @@ pub fn run_recorded(
                                 probe_path(h.last_high[i].as_ref(), l2.probe.as_ref()),
                             ),
                             _ => (
-                                imagined_path(policy, mpc.as_ref(), i, loaded.probe.as_ref()),
+                                imagined_path(policy, mpc.as_ref(), i, progress_of.probe(i, loaded.probe.as_ref())),
                                 Vec::new(),
                             ),
                         };
@@ -969,6 +1058,7 @@ pub fn run_recorded(
                             mode2_steps: agent.map_or(0, |a| a.mode2_steps),
                             decisions: agent.map_or(Vec::new(), |a| a.decisions().to_vec()),
                             loops: agent.map_or(0, |a| a.episodic.loops),
+                            switches: progress_of.switches[i],
                         });
                     }
                     !over
@@ -1003,6 +1093,59 @@ pub fn run_recorded(
         ));
     }
     Ok((Report::new(cfg.clone(), rows), all_strips))
+}
+
+/// Which world model plans for each environment of a `+switch` row, and its progress: the
+/// lowest goal distance it has seen (in its own latents) and the step it saw it at.
+struct Progress {
+    member: Vec<usize>,
+    best: Vec<f32>,
+    since: Vec<u32>,
+    switches: Vec<u32>,
+}
+
+/// A new low of the goal distance must undercut the last by this share.
+const SWITCH_GAIN: f32 = 0.02;
+
+impl Progress {
+    fn new(n: usize) -> Progress {
+        Progress {
+            member: vec![0; n],
+            best: vec![f32::INFINITY; n],
+            since: vec![0; n],
+            switches: vec![0; n],
+        }
+    }
+
+    /// Records environment `i`'s goal distance `d` at step `t`; false when no new low has come
+    /// for `patience` steps.
+    fn advances(&mut self, i: usize, t: u32, d: f32, patience: usize) -> bool {
+        if d < self.best[i] * (1.0 - SWITCH_GAIN) {
+            (self.best[i], self.since[i]) = (d, t);
+        }
+        ((t - self.since[i]) as usize) < patience
+    }
+
+    /// Environment `i` passes to member `m`, whose goal distance is `d` now.
+    fn pass_to(&mut self, i: usize, m: usize, t: u32, d: f32) {
+        (self.member[i], self.best[i], self.since[i]) = (m, d, t);
+        self.switches[i] += 1;
+    }
+
+    /// The position probe (the checkpoint's model's) where environment `i` plans with that model.
+    fn probe<'p>(&self, i: usize, probe: Option<&'p LinearProbe>) -> Option<&'p LinearProbe> {
+        probe.filter(|_| self.member[i] == 0)
+    }
+}
+
+/// Euclidean distance of row `i` of `z` to row `i` of `goals` (rows of `d` values).
+fn goal_distance(z: &[f32], goals: &[f32], i: usize, d: usize) -> f32 {
+    z[i * d..(i + 1) * d]
+        .iter()
+        .zip(&goals[i * d..(i + 1) * d])
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum::<f32>()
+        .sqrt()
 }
 
 /// The agent positions a probe reads from a plan's imagined states.

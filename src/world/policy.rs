@@ -44,6 +44,10 @@ pub struct RandomWalkConfig {
     /// stopped: what tells the world model where the door is.
     #[serde(default)]
     pub door_rate: f32,
+    /// Share of episodes that start near a room's corner heading into it, so that the data
+    /// shows two walls stopping the agent at once (where a planner can pin it).
+    #[serde(default)]
+    pub corner_rate: f32,
 }
 
 impl Default for RandomWalkConfig {
@@ -58,6 +62,7 @@ impl Default for RandomWalkConfig {
             push_rate: 0.5,
             wall_rate: 0.0,
             door_rate: 0.0,
+            corner_rate: 0.0,
         }
     }
 }
@@ -138,6 +143,11 @@ pub fn plan_episode(
             }
             if steps >= 1 && cfg.wall_rate > 0.0 && rng.random::<f32>() < cfg.wall_rate {
                 if let Some(plan) = wall_walk(scene, cfg, state, steps, rng) {
+                    return plan;
+                }
+            }
+            if steps >= 1 && cfg.corner_rate > 0.0 && rng.random::<f32>() < cfg.corner_rate {
+                if let Some(plan) = corner_walk(scene, cfg, state, steps, rng) {
                     return plan;
                 }
             }
@@ -272,6 +282,52 @@ fn wall_walk(
             }
         }
         let h0 = (-normal).to_angle() + rng.random_range(-FRAC_PI_4..FRAC_PI_4);
+        let actions = walk(rng, cfg, h0, steps);
+        let mut hit = false;
+        simulate_from(scene, state, start, &actions, |t| hit |= t.collided);
+        if hit {
+            state.agent = start;
+            return Some(to_arrays(actions));
+        }
+    }
+    None
+}
+
+/// A walk that starts 0.5–6 units from a corner of a room's bounding box (within ±45° of its
+/// diagonal), heading (±30°) into the corner; checked with the simulator and kept only if a
+/// wall stops the agent. Moves `state.agent` to the start.
+fn corner_walk(
+    scene: &Scene,
+    cfg: &RandomWalkConfig,
+    state: &mut EnvState,
+    steps: usize,
+    rng: &mut impl Rng,
+) -> Option<Vec<[f32; 2]>> {
+    let Scene::TopDown(s) = scene else { return None };
+    let layout = state.layout.clone()?;
+    if layout.room_count == 0 {
+        return None;
+    }
+    let r = s.agent.radius;
+    for _ in 0..CROSSING_TRIES {
+        let bounds = layout.room_bounds(rng.random_range(0..layout.room_count) as u16)?;
+        let (right, down) = (rng.random_bool(0.5), rng.random_bool(0.5));
+        let corner = Vec2::new(
+            if right { bounds.max.x } else { bounds.min.x },
+            if down { bounds.max.y } else { bounds.min.y },
+        );
+        let inward = Vec2::new(if right { -1.0 } else { 1.0 }, if down { -1.0 } else { 1.0 });
+        let angle = inward.to_angle() + rng.random_range(-FRAC_PI_4..FRAC_PI_4);
+        let start = corner + Vec2::from_angle(angle) * (r + rng.random_range(0.5..6.0));
+        if !clear_start(&layout, start, r) {
+            continue;
+        }
+        if let (Some(b), Some(p)) = (state.pushable, &s.pushable) {
+            if (start - b).abs().max_element() < p.half_size + r + 0.1 {
+                continue;
+            }
+        }
+        let h0 = (corner - start).to_angle() + rng.random_range(-PI / 6.0..PI / 6.0);
         let actions = walk(rng, cfg, h0, steps);
         let mut hit = false;
         simulate_from(scene, state, start, &actions, |t| hit |= t.collided);

@@ -131,6 +131,31 @@ fn wall_walks_meet_walls() {
 }
 
 #[test]
+fn corner_walks_meet_two_walls_near_a_corner() {
+    let (dir, mut cfg) = two_hundred_walks("corner");
+    cfg.random_walk.corner_rate = 1.0;
+    collect(&cfg, &dir, None, false).unwrap();
+    let (s, _) = Shard::read(&shard_path(&dir, 0)).unwrap();
+    // Stopped by a wall, and at some step within 8 units of the arena's corner region on both
+    // axes: within 8 units of a border wall or of the dividing wall along x, and of a border
+    // along y (rooms span the arena's height in Two-Rooms).
+    let near_y = |y: f32| !(13.0..=52.0).contains(&y);
+    let cornered = (0..s.episodes)
+        .filter(|&e| {
+            let hit = s.collided[e * 17..(e + 1) * 17].iter().any(|&c| c != 0);
+            let near = (0..17).any(|t| near_y(s.states[(e * 17 + t) * 7 + 1]));
+            hit && near
+        })
+        .count() as f32
+        / s.episodes as f32;
+    assert!(
+        cornered > 0.9,
+        "corner_rate 1 met a wall near a corner in {cornered} of episodes"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn door_edge_walks_both_pass_and_are_stopped() {
     let (dir, mut cfg) = two_hundred_walks("door");
     cfg.random_walk.door_rate = 1.0;

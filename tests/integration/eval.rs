@@ -270,6 +270,39 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
         .unwrap()
         .to_string();
     assert!(err.contains("cem@3+ensemble") && err.contains("+spatial"), "{err}");
+
+    // A +switch row that never stalls long enough plans with the checkpoint's model alone:
+    // the same episodes as the plain row, and no switch.
+    let mut sw = spatial.clone();
+    sw.switch_after = 1000;
+    cfg.policies = vec![Policy::Latent(sw.clone()), Policy::Latent(spatial.clone())];
+    let (late, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    let names: Vec<&str> = late.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["cem@3+spatial+switch", "cem@3+spatial"]);
+    assert_eq!(outcomes(&late)[0].1, outcomes(&late)[1].1);
+    assert!(late.rows[0].episodes.iter().all(|e| e.switches == 0));
+    // Passing on after every plan without a new low: switches happen, plans change, and the
+    // report is the same twice.
+    sw.switch_after = 1;
+    cfg.policies = vec![Policy::Latent(sw.clone()), Policy::Latent(spatial.clone())];
+    let (a, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    let (b, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    assert!(a.rows[0].episodes.iter().map(|e| e.switches).sum::<u32>() > 0);
+    assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
+    // Without other models, or with +ensemble too, it is refused by name.
+    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    assert!(
+        err.contains("cem@3+spatial+switch") && err.contains("--ensemble"),
+        "{err}"
+    );
+    sw.ensemble = true;
+    cfg.policies = vec![Policy::Latent(sw)];
+    let err = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("one spatial predictor at a time"), "{err}");
 }
 
 #[test]
