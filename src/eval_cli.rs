@@ -151,9 +151,10 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',')]
     pub ensemble: Vec<PathBuf>,
     /// `+switch` rows: pass to the next model when the goal distance (in the planning model's
-    /// latents) has not reached a new low for this many environment steps.
-    #[arg(long, default_value_t = 32)]
-    pub switch_after: usize,
+    /// latents, checked at each replan) has not reached a new low for this many environment
+    /// steps (default 32).
+    #[arg(long)]
+    pub switch_after: Option<usize>,
     /// Merge shard reports (report.json files) into one, written to --out.
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
@@ -161,6 +162,10 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+/// `--switch-after` when not given: a stalled model has 8 plans (replanning every 4 steps) to
+/// find a new low before the next takes over.
+const DEFAULT_SWITCH_AFTER: usize = 32;
 
 /// One `--planner` value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -409,6 +414,17 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             PlannerRow::Flat { ensemble: true, .. } | PlannerRow::Flat { switch: true, .. }
         )
     });
+    let wants_switch = a
+        .planner
+        .iter()
+        .any(|r| matches!(r, PlannerRow::Flat { switch: true, .. }));
+    match a.switch_after {
+        Some(_) if !wants_switch => {
+            bail!("--switch-after: no row switches models (add one such as cem+spatial+switch to --planner)")
+        }
+        Some(0) => bail!("--switch-after 0: a +switch row needs a number of steps ≥ 1"),
+        _ => {}
+    }
     if wants_ensemble == a.ensemble.is_empty() {
         bail!(if wants_ensemble {
             "a +ensemble or +switch row plans with more models: give them with --ensemble A,B"
@@ -517,10 +533,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                 c.spatial = *spatial;
                 c.ensemble = *ensemble;
                 if *switch {
-                    if a.switch_after == 0 {
-                        bail!("--switch-after 0: a +switch row needs a number of steps ≥ 1");
-                    }
-                    c.switch_after = a.switch_after;
+                    c.switch_after = a.switch_after.unwrap_or(DEFAULT_SWITCH_AFTER);
                 }
                 policies.push(Policy::Latent(c));
             }
@@ -595,6 +608,15 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
     } else {
         (None, None)
     };
+    // The same for each --ensemble model, whose plans a +switch row draws and judges.
+    let ensemble_probes = if wants_switch {
+        ensemble
+            .iter()
+            .map(|m| Ok(position_probes(&m.model, None, &a.scene, &device)?.0))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
     let loaded = Loaded {
         model: &ck.model,
         differentiable,
@@ -607,6 +629,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         critic: critic.map(|(_, c, _)| c),
         mode1: mode1.map(|(_, m, _)| m),
         ensemble: ensemble.iter().map(|m| &m.model).collect(),
+        ensemble_probes,
     };
     let per_row = cfg.episodes.div_ceil(cfg.envs).div_ceil(cfg.shard.1) * cfg.envs;
     let bar = indicatif::ProgressBar::new((per_row * cfg.policies.len()) as u64);

@@ -66,7 +66,7 @@ pub struct PlannerConfig {
     /// Plan with one spatial world model at a time (the checkpoint's first, then `eval
     /// --ensemble`'s in turn), passing to the next when the observation's distance to the goal,
     /// in the planning model's latents, has not reached a new low (by 2 %) for this many
-    /// environment steps. 0: no switching.
+    /// environment steps (checked at each replan). 0: no switching.
     #[serde(default, skip_serializing_if = "crate::is_zero")]
     pub switch_after: usize,
 }

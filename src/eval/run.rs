@@ -532,8 +532,11 @@ pub struct Loaded<'a> {
     pub critic: Option<Critic>,
     /// The mode-1 policy.
     pub mode1: Option<Mode1>,
-    /// More spatial world models, planning with `model`'s in `+ensemble` rows.
+    /// More spatial world models, planning with `model`'s in `+ensemble` and `+switch` rows.
     pub ensemble: Vec<&'a Jepa>,
+    /// Their position probes, where a `+switch` row draws and judges their plans (without
+    /// them, those plans are neither drawn nor counted in `plans`).
+    pub ensemble_probes: Vec<LinearProbe>,
 }
 
 /// A level-2 model and what goes with it.
@@ -689,7 +692,7 @@ pub fn run_recorded(
         Some(EnsembleDynamics {
             members: rollouts
                 .collect::<Option<_>>()
-                .context("an ensemble's every model (the checkpoint's too) needs a spatial predictor")?,
+                .context("+ensemble: every model (the checkpoint's too) needs a spatial predictor")?,
         })
     } else {
         None
@@ -701,7 +704,7 @@ pub fn run_recorded(
             .iter()
             .map(|m| spatial_dynamics(m, None))
             .collect::<Option<_>>()
-            .context("a +switch row's every model (the checkpoint's too) needs a spatial predictor")?
+            .context("+switch: every model (the checkpoint's too) needs a spatial predictor")?
     } else {
         Vec::new()
     };
@@ -728,8 +731,8 @@ pub fn run_recorded(
                 .collect::<Result<_, _>>()?;
             let goal_states: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(&scene, s)).collect();
             // Goals: the encoder's view of the goal observation (latent), or the goal state;
-            // for a `+switch` row, every member's view.
-            let goals_each: Vec<Vec<f32>> = if switched(policy) {
+            // every member's view for an ensemble (end to end) or a `+switch` row (one each).
+            let goals_each: Vec<Vec<f32>> = if ensembled(policy) || switched(policy) {
                 env.set_states(goal_states.clone());
                 let obs = env.render()?;
                 members.iter().map(|m| encode(m, &obs, &device)).collect()
@@ -737,11 +740,9 @@ pub fn run_recorded(
                 Vec::new()
             };
             let goals_latent = if ensembled(policy) {
-                env.set_states(goal_states.clone());
-                let obs = env.render()?;
-                end_to_end(members.iter().map(|m| encode(m, &obs, &device)).collect(), cfg.envs)
-            } else if let Some(g) = goals_each.first() {
-                g.clone()
+                end_to_end(goals_each.clone(), cfg.envs)
+            } else if switched(policy) {
+                Vec::new()
             } else if policy.learned() {
                 env.set_states(goal_states.clone());
                 encode(loaded.model, &env.render()?, &device)
@@ -825,18 +826,15 @@ pub fn run_recorded(
                         let t0 = Instant::now();
                         let mut latents: Vec<Option<Vec<f32>>> = vec![None; members.len()];
                         let due: Vec<usize> = active.iter().copied().filter(|&i| mpc.needs_plan(i)).collect();
-                        for &i in &due {
-                            let mut m = progress_of.member[i];
+                        let mut distance = |m: usize, i: usize| {
                             let z = latents[m].get_or_insert_with(|| encode(members[m], &obs, &device));
-                            if !progress_of.advances(
-                                i,
-                                t,
-                                goal_distance(z, &goals_each[m], i, members[m].latent()),
-                                c.switch_after,
-                            ) {
-                                m = (m + 1) % members.len();
-                                let z = latents[m].get_or_insert_with(|| encode(members[m], &obs, &device));
-                                progress_of.pass_to(i, m, t, goal_distance(z, &goals_each[m], i, members[m].latent()));
+                            goal_distance(z, &goals_each[m], i, members[m].latent())
+                        };
+                        for &i in &due {
+                            let m = progress_of.member[i];
+                            if !progress_of.advances(i, t, distance(m, i), c.switch_after) {
+                                let next = (m + 1) % members.len();
+                                progress_of.pass_to(i, next, t, distance(next, i));
                                 mpc.set_warm_start(i, &[]);
                             }
                         }
@@ -990,7 +988,12 @@ pub fn run_recorded(
                     let (path, every) = match (&hier, &loaded.level2) {
                         (Some(h), Some(l2)) => (probe_path(h.last_high[i].as_ref(), l2.probe.as_ref()), 1),
                         _ => (
-                            imagined_path(policy, mpc.as_ref(), i, progress_of.probe(i, loaded.probe.as_ref())),
+                            imagined_path(
+                                policy,
+                                mpc.as_ref(),
+                                i,
+                                progress_of.probe(i, loaded.probe.as_ref(), &loaded.ensemble_probes),
+                            ),
                             loaded.level2.as_ref().map_or(JUDGE_EVERY, |l2| l2.cfg.k),
                         ),
                     };
@@ -1017,7 +1020,12 @@ pub fn run_recorded(
                                 probe_path(h.last_high[i].as_ref(), l2.probe.as_ref()),
                             ),
                             _ => (
-                                imagined_path(policy, mpc.as_ref(), i, progress_of.probe(i, loaded.probe.as_ref())),
+                                imagined_path(
+                                    policy,
+                                    mpc.as_ref(),
+                                    i,
+                                    progress_of.probe(i, loaded.probe.as_ref(), &loaded.ensemble_probes),
+                                ),
                                 Vec::new(),
                             ),
                         };
@@ -1132,9 +1140,18 @@ impl Progress {
         self.switches[i] += 1;
     }
 
-    /// The position probe (the checkpoint's model's) where environment `i` plans with that model.
-    fn probe<'p>(&self, i: usize, probe: Option<&'p LinearProbe>) -> Option<&'p LinearProbe> {
-        probe.filter(|_| self.member[i] == 0)
+    /// The position probe of the model environment `i` plans with: the checkpoint's model's
+    /// (`first`), or that of the `+switch` row's other model it has passed to.
+    fn probe<'p>(
+        &self,
+        i: usize,
+        first: Option<&'p LinearProbe>,
+        others: &'p [LinearProbe],
+    ) -> Option<&'p LinearProbe> {
+        match self.member[i] {
+            0 => first,
+            m => others.get(m - 1),
+        }
     }
 }
 

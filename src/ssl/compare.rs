@@ -446,6 +446,7 @@ fn judge(
             critic: None,
             mode1: None,
             ensemble: Vec::new(),
+            ensemble_probes: Vec::new(),
         };
         let (report, _) = run(&eval, &loaded, 0, |_, _| {})?;
         let r = &report.rows[0];

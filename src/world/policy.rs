@@ -45,7 +45,8 @@ pub struct RandomWalkConfig {
     #[serde(default)]
     pub door_rate: f32,
     /// Share of episodes that start near a room's corner heading into it, so that the data
-    /// shows two walls stopping the agent at once (where a planner can pin it).
+    /// shows the agent stopped in corners (where a planner can pin it). Drawn after the push
+    /// and wall shares: a share of the episodes those leave, as the door share is of the rest.
     #[serde(default)]
     pub corner_rate: f32,
 }
@@ -293,9 +294,9 @@ fn wall_walk(
     None
 }
 
-/// A walk that starts 0.5–6 units from a corner of a room's bounding box (within ±45° of its
-/// diagonal), heading (±30°) into the corner; checked with the simulator and kept only if a
-/// wall stops the agent. Moves `state.agent` to the start.
+/// A walk whose start is 0.5–6 units farther than the agent's radius from a corner of a room's
+/// bounding box (within ±45° of its diagonal), heading (±30°) into the corner; checked with
+/// the simulator and kept only if a wall stops the agent. Moves `state.agent` to the start.
 fn corner_walk(
     scene: &Scene,
     cfg: &RandomWalkConfig,

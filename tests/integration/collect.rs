@@ -131,27 +131,32 @@ fn wall_walks_meet_walls() {
 }
 
 #[test]
-fn corner_walks_meet_two_walls_near_a_corner() {
+fn corner_walks_end_up_in_corners() {
     let (dir, mut cfg) = two_hundred_walks("corner");
-    cfg.random_walk.corner_rate = 1.0;
-    collect(&cfg, &dir, None, false).unwrap();
-    let (s, _) = Shard::read(&shard_path(&dir, 0)).unwrap();
-    // Stopped by a wall, and at some step within 8 units of the arena's corner region on both
-    // axes: within 8 units of a border wall or of the dividing wall along x, and of a border
-    // along y (rooms span the arena's height in Two-Rooms).
-    let near_y = |y: f32| !(13.0..=52.0).contains(&y);
-    let cornered = (0..s.episodes)
-        .filter(|&e| {
-            let hit = s.collided[e * 17..(e + 1) * 17].iter().any(|&c| c != 0);
-            let near = (0..17).any(|t| near_y(s.states[(e * 17 + t) * 7 + 1]));
-            hit && near
-        })
-        .count() as f32
-        / s.episodes as f32;
-    assert!(
-        cornered > 0.9,
-        "corner_rate 1 met a wall near a corner in {cornered} of episodes"
-    );
+    // Share of episodes that reach a corner: at some step within 3 units of a vertical wall's
+    // face (a border, or the dividing wall) and of a horizontal border's face.
+    let mut cornered = |corner_rate: f32, wall_rate: f32| {
+        cfg.random_walk.corner_rate = corner_rate;
+        cfg.random_walk.wall_rate = wall_rate;
+        collect(&cfg, &dir, None, false).unwrap();
+        let (s, header) = Shard::read(&shard_path(&dir, 0)).unwrap();
+        let at = header.layout_columns.iter().position(|c| c == "wall4_at").unwrap();
+        let near = |v: f32, face: f32| (v - face).abs() < 3.0;
+        let reached = (0..s.episodes)
+            .filter(|&e| {
+                let wall = s.layout[e * s.layout_width + at];
+                (0..17).any(|t| {
+                    let (x, y) = (s.states[(e * 17 + t) * 7], s.states[(e * 17 + t) * 7 + 1]);
+                    let by_x = near(x, 4.5) || near(x, 59.5) || near(x, wall - 1.5) || near(x, wall + 1.5);
+                    by_x && (near(y, 4.5) || near(y, 59.5))
+                })
+            })
+            .count();
+        reached as f32 / s.episodes as f32
+    };
+    let (walls, corners) = (cornered(0.0, 1.0), cornered(1.0, 0.0));
+    assert!(corners > 0.9, "corner_rate 1 reached a corner in {corners} of episodes");
+    assert!(walls < 0.5, "wall_rate 1 reached a corner in {walls} of episodes");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

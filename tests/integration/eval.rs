@@ -127,6 +127,7 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
         critic: Some(Critic::new(&critic_net, 8.0, 1.0)),
         mode1: Some(Mode1::new(&policy_net, 1.8)),
         ensemble: Vec::new(),
+        ensemble_probes: Vec::new(),
     };
     let (a, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
     let (b, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
@@ -213,6 +214,7 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
         critic: None,
         mode1: None,
         ensemble,
+        ensemble_probes: Vec::new(),
     };
     let loaded = |model| with(model, Vec::new());
     let mut spatial = tiny_planner(PlannerKind::Cem);
@@ -322,6 +324,7 @@ fn recorded_episodes_are_the_learned_rows_cut_into_pieces_and_train_beside_colle
         critic: None,
         mode1: None,
         ensemble: Vec::new(),
+        ensemble_probes: Vec::new(),
     };
     let mut cfg = config((0, 1));
     cfg.episodes = 3; // two batches of two environments: the last one pads
