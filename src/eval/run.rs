@@ -583,9 +583,16 @@ pub fn run_recorded(
             }
         }
         if let Policy::Latent(c) = p {
-            if c.ensemble {
+            // Rows that plan with several models: all of them at once, or one at a time.
+            if c.ensemble && c.switch_after > 0 {
+                bail!(
+                    "{}: a +switch row plans with one spatial predictor at a time: drop +ensemble",
+                    p.name()
+                );
+            }
+            if c.ensemble || c.switch_after > 0 {
                 if !c.spatial {
-                    bail!("{}: an ensemble plans with spatial predictors: add +spatial", p.name());
+                    bail!("{}: it plans with spatial predictors: add +spatial", p.name());
                 }
                 if loaded.ensemble.is_empty() {
                     bail!(
@@ -594,28 +601,11 @@ pub fn run_recorded(
                     );
                 }
                 if c.cost.critic != 0.0 {
-                    bail!("{}: an ensemble has no critic (drop +critic)", p.name());
-                }
-                if c.kind == crate::actor::planner::PlannerKind::Gradient {
-                    bail!("{}: an ensemble plans by sampling: use cem or mppi", p.name());
-                }
-            }
-            if c.switch_after > 0 {
-                if c.ensemble || !c.spatial {
-                    bail!(
-                        "{}: a +switch row plans with one spatial predictor at a time: use +spatial, without +ensemble",
-                        p.name()
-                    );
-                }
-                if loaded.ensemble.is_empty() {
-                    bail!(
-                        "{}: no other models to switch to: give them with --ensemble A,B",
-                        p.name()
-                    );
-                }
-                if c.cost.critic != 0.0 {
                     bail!("{}: the other models have no critic (drop +critic)", p.name());
                 }
+            }
+            if c.ensemble && c.kind == crate::actor::planner::PlannerKind::Gradient {
+                bail!("{}: an ensemble plans by sampling: use cem or mppi", p.name());
             }
             if c.cost.critic != 0.0 && loaded.critic.is_none() {
                 bail!(
@@ -687,27 +677,21 @@ pub fn run_recorded(
         .chain(loaded.ensemble.iter().copied())
         .collect();
     let ensembled = |p: &Policy| matches!(p, Policy::Latent(c) if c.ensemble);
-    let ensemble = if cfg.policies.iter().any(ensembled) {
-        let rollouts = members.iter().map(|m| spatial_dynamics(m, None).map(|d| d.rollout));
-        Some(EnsembleDynamics {
-            members: rollouts
-                .collect::<Option<_>>()
-                .context("+ensemble: every model (the checkpoint's too) needs a spatial predictor")?,
-        })
-    } else {
-        None
-    };
-    // Each member's own spatial predictor, for `+switch` rows.
     let switched = |p: &Policy| matches!(p, Policy::Latent(c) if c.switch_after > 0);
-    let singles: Vec<SpatialDynamics> = if cfg.policies.iter().any(switched) {
+    // Each model's own spatial predictor, where a row plans with several: a `+switch` row with
+    // one at a time, an ensemble with all of them.
+    let singles: Vec<SpatialDynamics> = if cfg.policies.iter().any(|p| ensembled(p) || switched(p)) {
         members
             .iter()
             .map(|m| spatial_dynamics(m, None))
             .collect::<Option<_>>()
-            .context("+switch: every model (the checkpoint's too) needs a spatial predictor")?
+            .context("+ensemble, +switch: every model (the checkpoint's too) needs a spatial predictor")?
     } else {
         Vec::new()
     };
+    let ensemble = cfg.policies.iter().any(ensembled).then(|| EnsembleDynamics {
+        members: singles.iter().map(|d| d.rollout.clone()).collect(),
+    });
     let oracle = SimDynamics { scene: scene.clone() };
     // Level 2 (the predictor over macro-actions) and level 1 seen through the abstraction.
     let level2 = loaded.level2.as_ref().map(|l2| {

@@ -3,7 +3,7 @@
 //! of episodes forced through a door) and a uniform-random policy.
 
 use super::layout::Layout;
-use super::scene::Scene;
+use super::scene::{Scene, TopDownScene};
 use super::sim::{self, EnvState};
 use glam::Vec2;
 use rand::{Rng, RngExt};
@@ -274,21 +274,12 @@ fn wall_walk(
             (Vec2::new(x, y), Vec2::new(0.0, side))
         };
         let start = point + normal * (r + rng.random_range(0.5..6.0));
-        if !clear_start(&layout, start, r) {
+        if !clear_of_walls_and_box(s, &layout, state, start) {
             continue;
         }
-        if let (Some(b), Some(p)) = (state.pushable, &s.pushable) {
-            if (start - b).abs().max_element() < p.half_size + r + 0.1 {
-                continue;
-            }
-        }
         let h0 = (-normal).to_angle() + rng.random_range(-FRAC_PI_4..FRAC_PI_4);
-        let actions = walk(rng, cfg, h0, steps);
-        let mut hit = false;
-        simulate_from(scene, state, start, &actions, |t| hit |= t.collided);
-        if hit {
-            state.agent = start;
-            return Some(to_arrays(actions));
+        if let Some(plan) = stopped_walk(scene, cfg, state, start, h0, steps, rng) {
+            return Some(plan);
         }
     }
     None
@@ -320,21 +311,12 @@ fn corner_walk(
         let inward = Vec2::new(if right { -1.0 } else { 1.0 }, if down { -1.0 } else { 1.0 });
         let angle = inward.to_angle() + rng.random_range(-FRAC_PI_4..FRAC_PI_4);
         let start = corner + Vec2::from_angle(angle) * (r + rng.random_range(0.5..6.0));
-        if !clear_start(&layout, start, r) {
+        if !clear_of_walls_and_box(s, &layout, state, start) {
             continue;
         }
-        if let (Some(b), Some(p)) = (state.pushable, &s.pushable) {
-            if (start - b).abs().max_element() < p.half_size + r + 0.1 {
-                continue;
-            }
-        }
         let h0 = (corner - start).to_angle() + rng.random_range(-PI / 6.0..PI / 6.0);
-        let actions = walk(rng, cfg, h0, steps);
-        let mut hit = false;
-        simulate_from(scene, state, start, &actions, |t| hit |= t.collided);
-        if hit {
-            state.agent = start;
-            return Some(to_arrays(actions));
+        if let Some(plan) = stopped_walk(scene, cfg, state, start, h0, steps, rng) {
+            return Some(plan);
         }
     }
     None
@@ -381,6 +363,36 @@ fn door_edge_walk(
         }
     }
     None
+}
+
+/// [`clear_start`] for the scene's agent, and clear of the box where there is one.
+fn clear_of_walls_and_box(s: &TopDownScene, layout: &Layout, state: &EnvState, p: Vec2) -> bool {
+    let r = s.agent.radius;
+    let off_box = match (state.pushable, &s.pushable) {
+        (Some(b), Some(spec)) => (p - b).abs().max_element() >= spec.half_size + r + 0.1,
+        _ => true,
+    };
+    clear_start(layout, p, r) && off_box
+}
+
+/// A random walk of `steps` from `start` with initial heading `h0`, checked with the simulator
+/// and kept only if a wall stops the agent (then `state.agent` moves to `start`).
+fn stopped_walk(
+    scene: &Scene,
+    cfg: &RandomWalkConfig,
+    state: &mut EnvState,
+    start: Vec2,
+    h0: f32,
+    steps: usize,
+    rng: &mut impl Rng,
+) -> Option<Vec<[f32; 2]>> {
+    let actions = walk(rng, cfg, h0, steps);
+    let mut hit = false;
+    simulate_from(scene, state, start, &actions, |t| hit |= t.collided);
+    hit.then(|| {
+        state.agent = start;
+        to_arrays(actions)
+    })
 }
 
 /// Whether an agent of radius `r` can start at `p`: inside a room and clear of every wall.
