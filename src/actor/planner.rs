@@ -72,6 +72,18 @@ pub struct PlannerConfig {
 }
 
 impl PlannerConfig {
+    /// The first of the modifiers that choose which learned models imagine (`+spatial`,
+    /// `+ensemble`, `+switch`), where one is set.
+    pub fn model_modifier(&self) -> Option<&'static str> {
+        [
+            (self.spatial, "+spatial"),
+            (self.ensemble, "+ensemble"),
+            (self.switch_after > 0, "+switch"),
+        ]
+        .into_iter()
+        .find_map(|(on, name)| on.then_some(name))
+    }
+
     /// The defaults of each planner.
     pub fn default_for(kind: PlannerKind) -> PlannerConfig {
         let base = PlannerConfig {

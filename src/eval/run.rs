@@ -185,6 +185,14 @@ pub struct RowReport {
     /// episodes.
     #[serde(default)]
     pub decisions: std::collections::BTreeMap<String, usize>,
+    /// A `+switch` row's passes to another world model over all episodes, the episodes with at
+    /// least one, and how many of those reached the goal.
+    #[serde(default)]
+    pub switches: u64,
+    #[serde(default)]
+    pub switched_episodes: usize,
+    #[serde(default)]
+    pub switched_succeeded: usize,
     pub episodes: Vec<EpisodeResult>,
     /// Every planning call's per-step time (for merging shards).
     pub plan_ms_samples: Vec<f64>,
@@ -257,7 +265,11 @@ impl RowReport {
         for d in episodes.iter().flat_map(|e| &e.decisions).filter(|d| d.kind != "setup") {
             *decisions.entry(d.kind.clone()).or_insert(0) += 1;
         }
+        let switched = || episodes.iter().filter(|e| e.switches > 0);
         RowReport {
+            switches: episodes.iter().map(|e| e.switches as u64).sum(),
+            switched_episodes: switched().count(),
+            switched_succeeded: switched().filter(|e| e.success).count(),
             name,
             policy,
             mode1_share: m1 as f64 / (m1 + m2).max(1) as f64,
@@ -301,11 +313,11 @@ impl Report {
         let write = |name: &str, text: String| crate::write_file_atomic(&dir.join(name), text);
         write("report.json", serde_json::to_string_pretty(self)?)?;
         let mut csv = String::from(
-            "policy,episodes,success_rate,ci95_low,ci95_high,final_distance_mean,steps_mean_success,plan_ms_median,plan_ms_p95,plan_ms_per_step,encode_ms_per_step,through_walls_failed,through_walls_succeeded\n",
+            "policy,episodes,success_rate,ci95_low,ci95_high,final_distance_mean,steps_mean_success,plan_ms_median,plan_ms_p95,plan_ms_per_step,encode_ms_per_step,through_walls_failed,through_walls_succeeded,switches,switched_episodes,switched_succeeded\n",
         );
         for r in &self.rows {
             csv += &format!(
-                "{},{},{:.4},{:.4},{:.4},{:.3},{:.2},{:.3},{:.3},{:.3},{:.3},{:.4},{:.4}\n",
+                "{},{},{:.4},{:.4},{:.4},{:.3},{:.2},{:.3},{:.3},{:.3},{:.3},{:.4},{:.4},{},{},{}\n",
                 r.name,
                 r.episodes.len(),
                 r.success_rate,
@@ -318,7 +330,10 @@ impl Report {
                 r.plan_ms_per_step,
                 r.encode_ms_per_step,
                 r.through_walls_failed,
-                r.through_walls_succeeded
+                r.through_walls_succeeded,
+                r.switches,
+                r.switched_episodes,
+                r.switched_succeeded
             );
         }
         write("report.csv", csv)
@@ -357,6 +372,16 @@ impl Report {
             );
         }
         for r in &self.rows {
+            if matches!(&r.policy, Policy::Latent(c) if c.switch_after > 0) {
+                s += &format!(
+                    "{}: {} of {} episodes passed to another model ({} passes in all); {} of those reached the goal\n",
+                    r.name,
+                    r.switched_episodes,
+                    r.episodes.len(),
+                    r.switches,
+                    r.switched_succeeded
+                );
+            }
             if matches!(r.policy, Policy::Agent(_)) {
                 let counts: Vec<String> = r.decisions.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 s += &format!(
@@ -576,6 +601,18 @@ pub fn run_recorded(
         bail!("--envs must be ≥ 1");
     }
     for p in &cfg.policies {
+        // Imagining with learned spatial models belongs to the flat planner rows alone.
+        let others: Vec<&crate::actor::planner::PlannerConfig> = match p {
+            Policy::Oracle(c) => vec![c],
+            Policy::Hierarchical(h) => vec![&h.high, &h.low],
+            Policy::Agent(a) => std::iter::once(&a.flat)
+                .chain(a.hierarchy.iter().flat_map(|h| [&h.high, &h.low]))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Some(m) = others.iter().find_map(|c| c.model_modifier()) {
+            bail!("{}: {m} is for the cem, mppi and gradient rows", p.name());
+        }
         if let Policy::Latent(c) | Policy::Oracle(c) = p {
             c.validate().map_err(|e| anyhow::anyhow!("{}: {e}", p.name()))?;
             if matches!(p, Policy::Oracle(_)) && c.kind == crate::actor::planner::PlannerKind::Gradient {

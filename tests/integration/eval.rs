@@ -292,6 +292,25 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert!(a.rows[0].episodes.iter().map(|e| e.switches).sum::<u32>() > 0);
     assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
+    // The row sums its switches up, and the table says so for the +switch row alone.
+    let row = &a.rows[0];
+    let passed: Vec<&amisim::eval::run::EpisodeResult> = row.episodes.iter().filter(|e| e.switches > 0).collect();
+    assert_eq!(
+        row.switches,
+        row.episodes.iter().map(|e| e.switches as u64).sum::<u64>()
+    );
+    assert_eq!(row.switched_episodes, passed.len());
+    assert_eq!(row.switched_succeeded, passed.iter().filter(|e| e.success).count());
+    let line = format!(
+        "cem@3+spatial+switch: {} of {} episodes passed to another model ({} passes in all)",
+        row.switched_episodes,
+        row.episodes.len(),
+        row.switches
+    );
+    let table = a.table();
+    assert!(table.contains(&line), "{table}");
+    assert!(!table.contains("cem@3+spatial: "), "{table}");
+    assert_eq!((a.rows[1].switches, a.rows[1].switched_episodes), (0, 0));
     // Without other models, or with +ensemble too, it is refused by name.
     let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
     assert!(
@@ -305,6 +324,12 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
         .unwrap()
         .to_string();
     assert!(err.contains("one spatial predictor at a time"), "{err}");
+    // The oracle imagines with the simulator: a learned-model modifier on it is refused.
+    let mut oracle = tiny_planner(PlannerKind::Cem);
+    oracle.spatial = true;
+    cfg.policies = vec![Policy::Oracle(oracle)];
+    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    assert!(err.contains("+spatial is for the cem"), "{err}");
 }
 
 #[test]
