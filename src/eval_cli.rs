@@ -151,10 +151,15 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',')]
     pub ensemble: Vec<PathBuf>,
     /// `+switch` rows: pass to the next model when the goal distance (in the planning model's
-    /// latents, checked at each replan) has not reached a new low for this many environment
+    /// latents, with --keypoints too; checked at each replan) has not reached a new low for this many environment
     /// steps (default 32).
     #[arg(long)]
     pub switch_after: Option<usize>,
+    /// `+spatial` rows: weigh the spatial state's keypoints (soft-argmax coordinates, in
+    /// [-1, 1]) with W beside the latent in the goal distance, which then keeps growing with
+    /// how far what they track is from where the goal has it (the latent's alone levels off).
+    #[arg(long, value_name = "W")]
+    pub keypoints: Option<f32>,
     /// Merge shard reports (report.json files) into one, written to --out.
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
@@ -425,6 +430,13 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         Some(0) => bail!("--switch-after 0: a +switch row needs a number of steps ≥ 1"),
         _ => {}
     }
+    let wants_spatial = a
+        .planner
+        .iter()
+        .any(|r| matches!(r, PlannerRow::Flat { spatial: true, .. }));
+    if a.keypoints.is_some() && !wants_spatial {
+        bail!("--keypoints: no row imagines with the spatial predictor (add one such as cem+spatial to --planner)");
+    }
     if wants_ensemble == a.ensemble.is_empty() {
         bail!(if wants_ensemble {
             "a +ensemble or +switch row plans with more models: give them with --ensemble A,B"
@@ -532,6 +544,9 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                 }
                 c.spatial = *spatial;
                 c.ensemble = *ensemble;
+                if *spatial {
+                    c.cost.keypoints = a.keypoints.unwrap_or(0.0);
+                }
                 if *switch {
                     c.switch_after = a.switch_after.unwrap_or(DEFAULT_SWITCH_AFTER);
                 }

@@ -65,20 +65,22 @@ pub struct PlannerConfig {
     pub ensemble: bool,
     /// Plan with one spatial world model at a time (the checkpoint's first, then `eval
     /// --ensemble`'s in turn), passing to the next when the observation's distance to the goal,
-    /// in the planning model's latents, has not reached a new low (by 2 %) for this many
-    /// environment steps (checked at each replan). 0: no switching.
+    /// in the planning model's latents (with the keypoints where the cost weighs them), has not
+    /// reached a new low (by 2 %) for this many environment steps (checked at each replan).
+    /// 0: no switching.
     #[serde(default, skip_serializing_if = "crate::is_zero")]
     pub switch_after: usize,
 }
 
 impl PlannerConfig {
-    /// The first of the modifiers that choose which learned models imagine (`+spatial`,
-    /// `+ensemble`, `+switch`), where one is set.
+    /// The first of the settings that belong to imagining with learned spatial models
+    /// (`+spatial`, `+ensemble`, `+switch`, keypoints in the cost), where one is set.
     pub fn model_modifier(&self) -> Option<&'static str> {
         [
             (self.spatial, "+spatial"),
             (self.ensemble, "+ensemble"),
             (self.switch_after > 0, "+switch"),
+            (self.cost.keypoints != 0.0, "--keypoints"),
         ]
         .into_iter()
         .find_map(|(on, name)| on.then_some(name))
@@ -168,6 +170,10 @@ impl PlannerConfig {
                 ("max_action", self.max_action),
             ],
         )?;
+        let w = self.cost.keypoints;
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(format!("planner.cost.keypoints = {w}: expected a finite weight ≥ 0"));
+        }
         Ok(())
     }
 }

@@ -41,6 +41,9 @@ pub struct SpatialRollout {
     head_w: Vec<f32>,
     head_b: Vec<f32>,
     soft_argmax: bool,
+    /// Weight of the soft-argmax keypoints joined to each latent (0: the latent alone; see
+    /// [`CostConfig::keypoints`]).
+    keypoints: f32,
     /// Cell coordinates in `[-1, 1]`, as the encoder's soft-argmax uses them.
     coord: Vec<f32>,
 }
@@ -111,6 +114,7 @@ impl SpatialRollout {
             head_w,
             head_b: linear_bias(head),
             soft_argmax: inputs > flat,
+            keypoints: 0.0,
             coord,
         }
     }
@@ -118,6 +122,47 @@ impl SpatialRollout {
     /// Values of one start map (channels-first, as the encoder gives it).
     pub fn map_len(&self) -> usize {
         self.channels * self.side * self.side
+    }
+
+    /// The same rollout with the spatial state's keypoints, times `weight`, joined to each
+    /// latent (none for 0). Needs an encoder with soft-argmax keypoints.
+    pub fn with_keypoints(mut self, weight: f32) -> SpatialRollout {
+        assert!(
+            weight == 0.0 || self.soft_argmax,
+            "keypoints need an encoder with spatial soft-argmax"
+        );
+        self.keypoints = weight;
+        self
+    }
+
+    /// Whether the encoder reads soft-argmax keypoints off its map.
+    pub fn has_keypoints(&self) -> bool {
+        self.soft_argmax
+    }
+
+    /// Size of an imagined state: the latent, and the keypoints where they are joined to it.
+    pub fn state_dim(&self) -> usize {
+        self.latent + if self.keypoints != 0.0 { 2 * self.channels } else { 0 }
+    }
+
+    /// The imagined-state view of `m` maps as the encoder gives them (channels-first): what a
+    /// rollout from them starts at, to compare with the states it imagines.
+    pub fn states_of(&self, maps0: &[f32], m: usize) -> Vec<f32> {
+        self.readout(&self.channels_last(maps0, m), m)
+    }
+
+    /// `m` maps channels-first `[m, c, s²]` → channels-last `[m, s², c]`.
+    fn channels_last(&self, maps0: &[f32], m: usize) -> Vec<f32> {
+        let (c, cells) = (self.channels, self.side * self.side);
+        let mut map = vec![0.0; m * cells * c];
+        for r in 0..m {
+            for ch in 0..c {
+                for p in 0..cells {
+                    map[(r * cells + p) * c + ch] = maps0[(r * c + ch) * cells + p];
+                }
+            }
+        }
+        map
     }
 
     /// Floating-point operations per environment step (a jump's convolutions and read-out over
@@ -135,7 +180,8 @@ impl SpatialRollout {
         (convs + actions + head) / self.k as f64
     }
 
-    /// Read-out of `m` channels-last maps `[m, s², c]` → latents `[m, latent]`.
+    /// Read-out of `m` channels-last maps `[m, s², c]` → latents `[m, latent]`, or with the
+    /// keypoints joined, `[m, latent + 2c]`.
     fn readout(&self, maps: &[f32], m: usize) -> Vec<f32> {
         let (c, cells) = (self.channels, self.side * self.side);
         let width = c * cells + if self.soft_argmax { 2 * c } else { 0 };
@@ -161,7 +207,15 @@ impl SpatialRollout {
         }
         let mut z = repeat_rows([&self.head_b[..]], m);
         matmul_acc_serial(&features, &self.head_w, &mut z, m, width, self.latent);
-        z
+        if self.keypoints == 0.0 {
+            return z;
+        }
+        let mut states = Vec::with_capacity(m * self.state_dim());
+        for (z, f) in z.chunks_exact(self.latent).zip(features.chunks_exact(width)) {
+            states.extend_from_slice(z);
+            states.extend(f[cells * c..].iter().map(|k| self.keypoints * k));
+        }
+        states
     }
 
     /// One 3×3 convolution of `m` channels-last maps `x` `[m, s², c_in]` into `out`
@@ -229,12 +283,12 @@ impl SpatialRollout {
     }
 
     /// Open-loop rollout of `m` rows: start maps `[m, c, s, s]` (channels-first), `actions`
-    /// `[m, len, 2]` → latents `[m, len, latent]`. The model jumps `k` steps at a time (a last
-    /// partial jump is padded with standing still); the latents between two jumps' ends are
-    /// interpolated linearly.
+    /// `[m, len, 2]` → states `[m, len, state_dim]` (latents, and keypoints where joined). The
+    /// model jumps `k` steps at a time (a last partial jump is padded with standing still); the
+    /// states between two jumps' ends are interpolated linearly.
     pub fn rollout_rows(&self, maps0: &[f32], actions: &[f32], m: usize, len: usize) -> Vec<f32> {
         const CHUNK: usize = 8;
-        let d = self.latent;
+        let d = self.state_dim();
         let mut out = vec![0.0; m * len * d];
         out.par_chunks_mut(CHUNK * len * d).enumerate().for_each(|(q, out)| {
             let r0 = q * CHUNK;
@@ -251,16 +305,8 @@ impl SpatialRollout {
     }
 
     fn rollout_chunk(&self, maps0: &[f32], actions: &[f32], m: usize, len: usize, out: &mut [f32]) {
-        let (c, cells, d, k) = (self.channels, self.side * self.side, self.latent, self.k);
-        // Channels-first → channels-last.
-        let mut map = vec![0.0; m * cells * c];
-        for r in 0..m {
-            for ch in 0..c {
-                for p in 0..cells {
-                    map[(r * cells + p) * c + ch] = maps0[(r * c + ch) * cells + p];
-                }
-            }
-        }
+        let (cells, d, k) = (self.side * self.side, self.state_dim(), self.k);
+        let mut map = self.channels_last(maps0, m);
         let mut prev = self.readout(&map, m);
         let (mut x, mut y) = (Vec::new(), Vec::new());
         let mut cols = vec![Vec::new(); self.convs.len()];
@@ -376,11 +422,22 @@ pub struct SpatialDynamics {
     pub critic: Option<crate::cost::critic::Critic>,
 }
 
+impl SpatialDynamics {
+    /// The same dynamics with the keypoints joined to the latents with `weight` (see
+    /// [`SpatialRollout::with_keypoints`]).
+    pub fn with_keypoints(&self, weight: f32) -> SpatialDynamics {
+        SpatialDynamics {
+            rollout: self.rollout.clone().with_keypoints(weight),
+            critic: self.critic.clone(),
+        }
+    }
+}
+
 impl Dynamics for SpatialDynamics {
     type Start = Vec<f32>;
 
     fn dim(&self) -> usize {
-        self.rollout.latent
+        self.rollout.state_dim()
     }
 
     fn rollout(&self, starts: &[Vec<f32>], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
@@ -403,14 +460,20 @@ impl Dynamics for SpatialDynamics {
         cost: &CostConfig,
     ) -> Option<Vec<f32>> {
         let critic = self.critic.as_ref().filter(|_| cost.critic != 0.0)?;
+        // The critic reads latents: planning refuses it with keypoints joined to them.
+        assert_eq!(
+            self.rollout.state_dim(),
+            self.rollout.latent,
+            "the critic reads latents alone"
+        );
         let c = critic_costs(critic, goals, states, starts.len() * n, n, len, self.rollout.latent);
         Some(c.into_iter().map(|e| cost.critic * e).collect())
     }
 }
 
 /// Several spatial world models planning as one (an ensemble, as in PETS). A start is every
-/// member's start map end to end, an imagined state every member's latent end to end, and the
-/// goal every member's goal latent end to end: an L2 goal distance on them is the root of the
+/// member's start map end to end, an imagined state every member's state (its latent, and
+/// keypoints where joined) end to end, and the goal every member's goal state end to end: an L2 goal distance on them is the root of the
 /// members' squared distances summed, so a plan scores well only where every member imagines
 /// it reaching the goal, and a way through a wall that one model wrongly believes in costs as
 /// much as that member's distance.
@@ -429,7 +492,7 @@ impl Dynamics for EnsembleDynamics {
     type Start = Vec<f32>;
 
     fn dim(&self) -> usize {
-        self.members.iter().map(|m| m.latent).sum()
+        self.members.iter().map(SpatialRollout::state_dim).sum()
     }
 
     fn rollout(&self, starts: &[Vec<f32>], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
@@ -437,7 +500,7 @@ impl Dynamics for EnsembleDynamics {
         let mut out = vec![0.0; rows * len * dim];
         let (mut map_at, mut z_at) = (0, 0);
         for m in &self.members {
-            let (ml, d) = (m.map_len(), m.latent);
+            let (ml, d) = (m.map_len(), m.state_dim());
             let maps = repeat_rows(starts.iter().map(|s| &s[map_at..map_at + ml]), n);
             let z = m.rollout_rows(&maps, actions, rows, len);
             for (o, z) in out.chunks_exact_mut(dim).zip(z.chunks_exact(d)) {

@@ -51,6 +51,14 @@ pub struct CostConfig {
     /// terminal cost: what lies beyond the horizon), in goal-distance units per step.
     #[serde(default)]
     pub critic: f32,
+    /// Weight of the keypoints in the goal distance of rows that imagine with the spatial
+    /// predictor (`+spatial`): each imagined state is the latent with the spatial state's
+    /// soft-argmax keypoints (where each channel's activity lies, in `[-1, 1]`), times this
+    /// weight, joined to it, and so is the goal. The latent's distance to the goal levels off
+    /// a few steps away from it; the keypoints' keeps growing with how far what they track is
+    /// from where the goal has it. 0: the latent alone.
+    #[serde(default, skip_serializing_if = "crate::is_zero")]
+    pub keypoints: f32,
 }
 
 impl Default for CostConfig {
@@ -61,6 +69,7 @@ impl Default for CostConfig {
             effort: 0.0,
             collision: 0.0,
             critic: 0.0,
+            keypoints: 0.0,
         }
     }
 }

@@ -644,6 +644,17 @@ pub fn run_recorded(
             if c.ensemble && c.kind == crate::actor::planner::PlannerKind::Gradient {
                 bail!("{}: an ensemble plans by sampling: use cem or mppi", p.name());
             }
+            if c.cost.keypoints != 0.0 {
+                if !c.spatial {
+                    bail!("{}: keypoints come from the spatial state: add +spatial", p.name());
+                }
+                if c.cost.critic != 0.0 {
+                    bail!(
+                        "{}: the critic reads latents alone: drop +critic or --keypoints",
+                        p.name()
+                    );
+                }
+            }
             if c.cost.critic != 0.0 && loaded.critic.is_none() {
                 bail!(
                     "{}: the critic's terminal cost needs a critic (train one with `amisim train --level critic`)",
@@ -726,9 +737,18 @@ pub fn run_recorded(
     } else {
         Vec::new()
     };
-    let ensemble = cfg.policies.iter().any(ensembled).then(|| EnsembleDynamics {
-        members: singles.iter().map(|d| d.rollout.clone()).collect(),
-    });
+    if let Some(p) = cfg
+        .policies
+        .iter()
+        .find(|p| matches!(p, Policy::Latent(c) if c.cost.keypoints != 0.0))
+    {
+        if !spatial.iter().chain(&singles).all(|d| d.rollout.has_keypoints()) {
+            bail!(
+                "{}: --keypoints needs encoders with spatial soft-argmax (model.encoder.spatial_softmax = true), every model's",
+                p.name()
+            );
+        }
+    }
     let oracle = SimDynamics { scene: scene.clone() };
     // Level 2 (the predictor over macro-actions) and level 1 seen through the abstraction.
     let level2 = loaded.level2.as_ref().map(|l2| {
@@ -742,6 +762,25 @@ pub fn run_recorded(
     let mut all_strips = Vec::new();
     for policy in &cfg.policies {
         let name = policy.name();
+        // This row's spatial dynamics, with the keypoints joined to the latents where its cost
+        // weighs them.
+        let kp = match policy {
+            Policy::Latent(c) => c.cost.keypoints,
+            _ => 0.0,
+        };
+        let spatial = spatial.as_ref().map(|d| d.with_keypoints(kp));
+        let singles: Vec<SpatialDynamics> = singles.iter().map(|d| d.with_keypoints(kp)).collect();
+        let ensemble = ensembled(policy).then(|| EnsembleDynamics {
+            members: singles.iter().map(|d| d.rollout.clone()).collect(),
+        });
+        // Model `m`'s view of observations, to compare imagined states with: its latents, or,
+        // with keypoints joined, the states its spatial rollout starts at.
+        let view = |m: usize, obs: &Obs| -> Vec<f32> {
+            match singles.get(m).or(spatial.as_ref().filter(|_| m == 0)) {
+                Some(d) if kp != 0.0 => d.rollout.states_of(&encode_maps(members[m], obs, &device), cfg.envs),
+                _ => encode(members[m], obs, &device),
+            }
+        };
         let mut episodes = Vec::new();
         let (mut samples, mut plan_total, mut encode_total, mut env_steps) = (Vec::new(), 0.0, 0.0, 0u64);
         for &b in &batches {
@@ -751,12 +790,12 @@ pub fn run_recorded(
                 .map(|&ep| sim::sample_episode(&scene, &mut env_rng(cfg.seed, ep)))
                 .collect::<Result<_, _>>()?;
             let goal_states: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(&scene, s)).collect();
-            // Goals: the encoder's view of the goal observation (latent), or the goal state;
-            // every member's view for an ensemble (end to end) or a `+switch` row (one each).
+            // Goals: the model's view of the goal observation, or the goal state; every
+            // member's view for an ensemble (end to end) or a `+switch` row (one each).
             let goals_each: Vec<Vec<f32>> = if ensembled(policy) || switched(policy) {
                 env.set_states(goal_states.clone());
                 let obs = env.render()?;
-                members.iter().map(|m| encode(m, &obs, &device)).collect()
+                (0..members.len()).map(|m| view(m, &obs)).collect()
             } else {
                 Vec::new()
             };
@@ -766,7 +805,7 @@ pub fn run_recorded(
                 Vec::new()
             } else if policy.learned() {
                 env.set_states(goal_states.clone());
-                encode(loaded.model, &env.render()?, &device)
+                view(0, &env.render()?)
             } else {
                 Vec::new()
             };
@@ -845,11 +884,11 @@ pub fn run_recorded(
                     (Policy::Latent(c), Some(mpc)) if c.switch_after > 0 => {
                         // One member plans for each environment; a stalled one passes it on.
                         let t0 = Instant::now();
-                        let mut latents: Vec<Option<Vec<f32>>> = vec![None; members.len()];
+                        let mut views: Vec<Option<Vec<f32>>> = vec![None; members.len()];
                         let due: Vec<usize> = active.iter().copied().filter(|&i| mpc.needs_plan(i)).collect();
                         let mut distance = |m: usize, i: usize| {
-                            let z = latents[m].get_or_insert_with(|| encode(members[m], &obs, &device));
-                            goal_distance(z, &goals_each[m], i, members[m].latent())
+                            let z = views[m].get_or_insert_with(|| view(m, &obs));
+                            goal_distance(z, &goals_each[m], i, goals_each[m].len() / n)
                         };
                         for &i in &due {
                             let m = progress_of.member[i];
@@ -1125,7 +1164,8 @@ pub fn run_recorded(
 }
 
 /// Which world model plans for each environment of a `+switch` row, and its progress: the
-/// lowest goal distance it has seen (in its own latents) and the step it saw it at.
+/// lowest goal distance it has seen (in its own view: latents, with keypoints where weighed)
+/// and the step it saw it at.
 struct Progress {
     member: Vec<usize>,
     best: Vec<f32>,

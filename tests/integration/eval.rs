@@ -244,6 +244,31 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
     assert!(err.contains("not differentiable"), "{err}");
 
+    // The keypoints beside the latent in the goal distance: the same report twice, and other
+    // episodes than the latent alone.
+    let mut kp = spatial.clone();
+    kp.cost.keypoints = 5.0;
+    cfg.policies = vec![Policy::Latent(kp.clone()), Policy::Latent(spatial.clone())];
+    let (a, _) = run(&cfg, &loaded(&model), 0, |_, _| {}).unwrap();
+    let (b, _) = run(&cfg, &loaded(&model), 0, |_, _| {}).unwrap();
+    assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
+    // Refused: without +spatial, with the critic (which reads latents), a negative weight.
+    for (change, want) in [
+        (
+            (|c: &mut PlannerConfig| c.spatial = false) as fn(&mut PlannerConfig),
+            "keypoints come from the spatial state",
+        ),
+        (|c| c.cost.critic = 1.0, "the critic reads latents alone"),
+        (|c| c.cost.keypoints = -1.0, "planner.cost.keypoints = -1"),
+    ] {
+        let mut bad = kp.clone();
+        change(&mut bad);
+        cfg.policies = vec![Policy::Latent(bad)];
+        let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+
     // An ensemble of the model with itself scores every candidate √2 × the model's own cost:
     // the same ranking, so the same plans and episodes as the model alone.
     let mut ens = spatial.clone();
@@ -311,6 +336,15 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     assert!(table.contains(&line), "{table}");
     assert!(!table.contains("cem@3+spatial: "), "{table}");
     assert_eq!((a.rows[1].switches, a.rows[1].switched_episodes), (0, 0));
+    // With keypoints, progress is measured with them too: still the same report twice.
+    let mut sw_kp = sw.clone();
+    sw_kp.cost.keypoints = 5.0;
+    cfg.policies = vec![Policy::Latent(sw_kp)];
+    let (a, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    let (b, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    assert!(a.rows[0].switches > 0);
+    cfg.policies = vec![Policy::Latent(sw.clone()), Policy::Latent(spatial.clone())];
     // Without other models, or with +ensemble too, it is refused by name.
     let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
     assert!(

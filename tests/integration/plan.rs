@@ -59,6 +59,7 @@ fn echo_config(kind: PlannerKind) -> PlannerConfig {
         effort: 0.0,
         collision: 0.0,
         critic: 0.0,
+        keypoints: 0.0,
     };
     cfg
 }
@@ -258,6 +259,7 @@ fn closest_approach_cost_matches_its_formula() {
         effort: 0.0,
         collision: 0.0,
         critic: 0.0,
+        keypoints: 0.0,
     };
     // Distances 5, 1, 10 from the goal at the origin: least 1, mean 16 / 3.
     let states = [3.0f32, 4.0, 0.0, 1.0, 6.0, 8.0];
@@ -376,12 +378,11 @@ fn hand_written_spatial_rollout_matches_the_predictor_and_read_out() {
         let maps = sp.rollout(map0.clone(), a.clone()); // [m, 3, c, s, s]
         let z = enc.readout(maps.reshape([m * 3, 3, side, side])); // [m·3, 6]
         let z: Vec<f32> = z.into_data().try_into_vec::<f32>().unwrap();
-        let got = SpatialRollout::new(&sp, &enc).rollout_rows(
-            &map0.clone().into_data().try_into_vec::<f32>().unwrap(),
-            &a.into_data().try_into_vec::<f32>().unwrap(),
-            m,
-            len,
+        let (map0_v, a_v) = (
+            map0.clone().into_data().try_into_vec::<f32>().unwrap(),
+            a.into_data().try_into_vec::<f32>().unwrap(),
         );
+        let got = SpatialRollout::new(&sp, &enc).rollout_rows(&map0_v, &a_v, m, len);
         assert_eq!(got.len(), m * len * 6);
         let z_start: Vec<f32> = enc.readout(map0).into_data().try_into_vec::<f32>().unwrap();
         let mut worst = 0.0f32;
@@ -401,5 +402,35 @@ fn hand_written_spatial_rollout_matches_the_predictor_and_read_out() {
             }
         }
         assert!(worst < 1e-4, "anchor {anchor}: largest difference {worst}");
+
+        // Keypoints joined with weight 2: each state is the same latent, then twice each
+        // channel's soft-argmax (x of every channel, then y).
+        let joined = SpatialRollout::new(&sp, &enc).with_keypoints(2.0);
+        assert_eq!(joined.state_dim(), 6 + 2 * 3);
+        let states = joined.rollout_rows(&map0_v, &a_v, m, len);
+        assert_eq!(states.len(), m * len * 12);
+        for (plain, with) in got.chunks_exact(6).zip(states.chunks_exact(12)) {
+            assert_eq!(plain, &with[..6], "the latent part is the plain rollout's");
+        }
+        let start = joined.states_of(&map0_v, m);
+        let cells = side * side;
+        let mut worst = 0.0f32;
+        for r in 0..m {
+            for j in 0..6 {
+                worst = worst.max((start[r * 12 + j] - z_start[r * 6 + j]).abs());
+            }
+            for ch in 0..3 {
+                let map = &map0_v[(r * 3 + ch) * cells..(r * 3 + ch + 1) * cells];
+                let top = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = map.iter().map(|v| (v - top).exp()).collect();
+                let sum: f32 = e.iter().sum();
+                let coord = |i: usize| amisim::perception::cell_coord(i, side);
+                let kx: f32 = e.iter().enumerate().map(|(p, e)| e * coord(p % side)).sum::<f32>() / sum;
+                let ky: f32 = e.iter().enumerate().map(|(p, e)| e * coord(p / side)).sum::<f32>() / sum;
+                worst = worst.max((start[r * 12 + 6 + ch] - 2.0 * kx).abs());
+                worst = worst.max((start[r * 12 + 9 + ch] - 2.0 * ky).abs());
+            }
+        }
+        assert!(worst < 1e-4, "anchor {anchor}: start states differ by {worst}");
     }
 }
