@@ -54,6 +54,11 @@ impl AgentConfig {
 
     pub fn validate(&self) -> Result<(), String> {
         self.flat.validate()?;
+        if let Some(m) = self.flat.model_modifier() {
+            return Err(format!(
+                "agent.flat: {m} is for the flat cem and mppi rows (the agent imagines with the latent predictor)"
+            ));
+        }
         if let Some(h) = &self.hierarchy {
             h.validate()?;
         }

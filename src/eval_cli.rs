@@ -434,6 +434,9 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         .planner
         .iter()
         .any(|r| matches!(r, PlannerRow::Flat { spatial: true, .. }));
+    if let Some(w) = a.keypoints.filter(|w| !(w.is_finite() && *w >= 0.0)) {
+        bail!("--keypoints {w}: expected a finite weight ≥ 0");
+    }
     if a.keypoints.is_some() && !wants_spatial {
         bail!("--keypoints: no row imagines with the spatial predictor (add one such as cem+spatial to --planner)");
     }

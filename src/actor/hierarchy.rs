@@ -66,6 +66,11 @@ impl HierarchyConfig {
                     "hierarchy.{name}.kind = gradient: the hierarchical planner samples (cem or mppi)"
                 ));
             }
+            if let Some(m) = c.model_modifier() {
+                return Err(format!(
+                    "hierarchy.{name}: {m} is for the flat cem and mppi rows (the hierarchical planner imagines with the latent predictors)"
+                ));
+            }
         }
         crate::require_counts(
             "hierarchy",

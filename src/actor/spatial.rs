@@ -415,7 +415,7 @@ fn copy_small(dst: &mut [f32], src: &[f32]) {
 }
 
 /// The spatial world model as planning dynamics: starts are the encoder's spatial states
-/// `[c, s, s]`, imagined states the read-out latents.
+/// `[c, s, s]`, imagined states the read-out latents (and keypoints where joined).
 pub struct SpatialDynamics {
     pub rollout: SpatialRollout,
     /// The trained critic, for the terminal cost.

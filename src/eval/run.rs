@@ -601,17 +601,13 @@ pub fn run_recorded(
         bail!("--envs must be ≥ 1");
     }
     for p in &cfg.policies {
-        // Imagining with learned spatial models belongs to the flat planner rows alone.
-        let others: Vec<&crate::actor::planner::PlannerConfig> = match p {
-            Policy::Oracle(c) => vec![c],
-            Policy::Hierarchical(h) => vec![&h.high, &h.low],
-            Policy::Agent(a) => std::iter::once(&a.flat)
-                .chain(a.hierarchy.iter().flat_map(|h| [&h.high, &h.low]))
-                .collect(),
-            _ => Vec::new(),
-        };
-        if let Some(m) = others.iter().find_map(|c| c.model_modifier()) {
-            bail!("{}: {m} is for the cem, mppi and gradient rows", p.name());
+        // The oracle imagines with the simulator (hierarchical and agent rows refuse learned
+        // spatial models in their own validation).
+        if let Some(m) = match p {
+            Policy::Oracle(c) => c.model_modifier(),
+            _ => None,
+        } {
+            bail!("{}: {m} is for the cem and mppi rows with a learned model", p.name());
         }
         if let Policy::Latent(c) | Policy::Oracle(c) = p {
             c.validate().map_err(|e| anyhow::anyhow!("{}: {e}", p.name()))?;
@@ -775,9 +771,13 @@ pub fn run_recorded(
         });
         // Model `m`'s view of observations, to compare imagined states with: its latents, or,
         // with keypoints joined, the states its spatial rollout starts at.
-        let view = |m: usize, obs: &Obs| -> Vec<f32> {
+        // `maps` keeps its spatial states, encoded once.
+        let view = |m: usize, obs: &Obs, maps: &mut Option<Vec<f32>>| -> Vec<f32> {
             match singles.get(m).or(spatial.as_ref().filter(|_| m == 0)) {
-                Some(d) if kp != 0.0 => d.rollout.states_of(&encode_maps(members[m], obs, &device), cfg.envs),
+                Some(d) if kp != 0.0 => {
+                    let x = maps.get_or_insert_with(|| encode_maps(members[m], obs, &device));
+                    d.rollout.states_of(x, cfg.envs)
+                }
                 _ => encode(members[m], obs, &device),
             }
         };
@@ -795,7 +795,7 @@ pub fn run_recorded(
             let goals_each: Vec<Vec<f32>> = if ensembled(policy) || switched(policy) {
                 env.set_states(goal_states.clone());
                 let obs = env.render()?;
-                (0..members.len()).map(|m| view(m, &obs)).collect()
+                (0..members.len()).map(|m| view(m, &obs, &mut None)).collect()
             } else {
                 Vec::new()
             };
@@ -805,7 +805,7 @@ pub fn run_recorded(
                 Vec::new()
             } else if policy.learned() {
                 env.set_states(goal_states.clone());
-                view(0, &env.render()?)
+                view(0, &env.render()?, &mut None)
             } else {
                 Vec::new()
             };
@@ -885,9 +885,10 @@ pub fn run_recorded(
                         // One member plans for each environment; a stalled one passes it on.
                         let t0 = Instant::now();
                         let mut views: Vec<Option<Vec<f32>>> = vec![None; members.len()];
+                        let mut maps: Vec<Option<Vec<f32>>> = vec![None; members.len()];
                         let due: Vec<usize> = active.iter().copied().filter(|&i| mpc.needs_plan(i)).collect();
                         let mut distance = |m: usize, i: usize| {
-                            let z = views[m].get_or_insert_with(|| view(m, &obs));
+                            let z = views[m].get_or_insert_with(|| view(m, &obs, &mut maps[m]));
                             goal_distance(z, &goals_each[m], i, goals_each[m].len() / n)
                         };
                         for &i in &due {
@@ -898,7 +899,6 @@ pub fn run_recorded(
                                 mpc.set_warm_start(i, &[]);
                             }
                         }
-                        let mut maps: Vec<Option<Vec<f32>>> = vec![None; members.len()];
                         for &i in &due {
                             let m = progress_of.member[i];
                             maps[m].get_or_insert_with(|| encode_maps(members[m], &obs, &device));

@@ -97,6 +97,11 @@ impl Mode1TrainConfig {
             return Err(format!("mode1.held_out = {} must be in [0, 0.9)", self.held_out));
         }
         self.planner.validate().map_err(|e| format!("mode1.{e}"))?;
+        if let Some(m) = self.planner.model_modifier() {
+            return Err(format!(
+                "mode1.planner: {m} is for eval's flat rows (the teacher plans with the latent predictor)"
+            ));
+        }
         match (&self.teacher, &self.hierarchy) {
             (Teacher::Hierarchical, None) => Err("mode1.teacher = hierarchical needs mode1.hierarchy".into()),
             (Teacher::Hierarchical, Some(h)) => h.validate().map_err(|e| format!("mode1.hierarchy: {e}")),

@@ -268,6 +268,16 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
         let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
         assert!(err.contains(want), "{err}");
     }
+    // And refused for a model whose encoder reads no keypoints off its map.
+    let mut no_kp = spatial_cfg(4);
+    no_kp.encoder.spatial_softmax = false;
+    let no_kp = amisim::train::jepa::seeded(&device, 5, || no_kp.init(&device));
+    cfg.policies = vec![Policy::Latent(kp.clone())];
+    let err = run(&cfg, &loaded(&no_kp), 0, |_, _| {}).err().unwrap().to_string();
+    assert!(
+        err.contains("--keypoints needs encoders with spatial soft-argmax"),
+        "{err}"
+    );
 
     // An ensemble of the model with itself scores every candidate √2 × the model's own cost:
     // the same ranking, so the same plans and episodes as the model alone.
@@ -336,7 +346,9 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     assert!(table.contains(&line), "{table}");
     assert!(!table.contains("cem@3+spatial: "), "{table}");
     assert_eq!((a.rows[1].switches, a.rows[1].switched_episodes), (0, 0));
-    // With keypoints, progress is measured with them too: still the same report twice.
+    // With keypoints (in the plans and in the progress measure): other episodes, still the
+    // same report twice.
+    let without = outcomes(&a)[0].1.clone();
     let mut sw_kp = sw.clone();
     sw_kp.cost.keypoints = 5.0;
     cfg.policies = vec![Policy::Latent(sw_kp)];
@@ -344,6 +356,7 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     let (b, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert!(a.rows[0].switches > 0);
+    assert_ne!(outcomes(&a)[0].1, without);
     cfg.policies = vec![Policy::Latent(sw.clone()), Policy::Latent(spatial.clone())];
     // Without other models, or with +ensemble too, it is refused by name.
     let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
@@ -363,7 +376,13 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     oracle.spatial = true;
     cfg.policies = vec![Policy::Oracle(oracle)];
     let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
-    assert!(err.contains("+spatial is for the cem"), "{err}");
+    assert!(err.contains("+spatial is for the cem and mppi rows"), "{err}");
+    // So does the hierarchical planner, whose levels imagine with the latent predictors.
+    let mut h = HierarchyConfig::default_for(4, 3.0);
+    h.low.spatial = true;
+    cfg.policies = vec![Policy::Hierarchical(h)];
+    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    assert!(err.contains("hierarchy.low: +spatial"), "{err}");
 }
 
 #[test]

@@ -403,6 +403,10 @@ fn hand_written_spatial_rollout_matches_the_predictor_and_read_out() {
         }
         assert!(worst < 1e-4, "anchor {anchor}: largest difference {worst}");
 
+        // Weight 0 joins nothing: the same rollout.
+        let zero = SpatialRollout::new(&sp, &enc).with_keypoints(0.0);
+        assert_eq!(zero.state_dim(), 6);
+        assert_eq!(zero.rollout_rows(&map0_v, &a_v, m, len), got);
         // Keypoints joined with weight 2: each state is the same latent, then twice each
         // channel's soft-argmax (x of every channel, then y).
         let joined = SpatialRollout::new(&sp, &enc).with_keypoints(2.0);
