@@ -1164,7 +1164,7 @@ pub fn run_recorded(
 }
 
 /// Which world model plans for each environment of a `+switch` row, and its progress: the
-/// lowest goal distance it has seen (in its own view: latents, with keypoints where weighed)
+/// lowest goal distance it has seen (in its own view: latents, with keypoints where weighted)
 /// and the step it saw it at.
 struct Progress {
     member: Vec<usize>,
