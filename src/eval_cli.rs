@@ -151,8 +151,8 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',')]
     pub ensemble: Vec<PathBuf>,
     /// `+switch` rows: pass to the next model when the goal distance (in the planning model's
-    /// latents, with --keypoints too; checked at each replan) has not reached a new low for this many environment
-    /// steps (default 32).
+    /// latents, with --keypoints too; checked at each replan) has not reached a new low for
+    /// this many environment steps (default 32).
     #[arg(long)]
     pub switch_after: Option<usize>,
     /// `+spatial` rows: weigh the spatial state's keypoints (soft-argmax coordinates, in

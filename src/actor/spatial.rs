@@ -473,10 +473,10 @@ impl Dynamics for SpatialDynamics {
 
 /// Several spatial world models planning as one (an ensemble, as in PETS). A start is every
 /// member's start map end to end, an imagined state every member's state (its latent, and
-/// keypoints where joined) end to end, and the goal every member's goal state end to end: an L2 goal distance on them is the root of the
-/// members' squared distances summed, so a plan scores well only where every member imagines
-/// it reaching the goal, and a way through a wall that one model wrongly believes in costs as
-/// much as that member's distance.
+/// keypoints where joined) end to end, and the goal every member's goal state end to end: an
+/// L2 goal distance on them is the root of the members' squared distances summed, so a plan
+/// scores well only where every member imagines it reaching the goal, and a way through a wall
+/// that one model wrongly believes in costs as much as that member's distance.
 pub struct EnsembleDynamics {
     pub members: Vec<SpatialRollout>,
 }

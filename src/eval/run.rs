@@ -455,9 +455,15 @@ pub fn encode(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
 /// The encoder's spatial states of every frame of an observation batch, `[n, c, s, s]`
 /// row-major (empty for a model without a spatial predictor).
 pub fn encode_maps(model: &Jepa, obs: &Obs, device: &Device) -> Vec<f32> {
+    encode_with_maps(model, obs, device).1
+}
+
+/// The latents and the spatial states of an observation batch, from one pass of the encoder
+/// (the maps empty for a model without a spatial predictor).
+fn encode_with_maps(model: &Jepa, obs: &Obs, device: &Device) -> (Vec<f32>, Vec<f32>) {
     match model.encoder.forward_with_map(frames(obs, device)) {
-        (_, Some(map)) => crate::values(map),
-        _ => Vec::new(),
+        (z, Some(map)) => (crate::values(z), crate::values(map)),
+        (z, None) => (crate::values(z), Vec::new()),
     }
 }
 
@@ -770,15 +776,18 @@ pub fn run_recorded(
             members: singles.iter().map(|d| d.rollout.clone()).collect(),
         });
         // Model `m`'s view of observations, to compare imagined states with: its latents, or,
-        // with keypoints joined, the states its spatial rollout starts at.
-        // `maps` keeps its spatial states, encoded once.
+        // with keypoints joined, the states its spatial rollout starts at. A spatial model's
+        // maps come from the same encoder pass and are kept in `maps`.
         let view = |m: usize, obs: &Obs, maps: &mut Option<Vec<f32>>| -> Vec<f32> {
-            match singles.get(m).or(spatial.as_ref().filter(|_| m == 0)) {
-                Some(d) if kp != 0.0 => {
-                    let x = maps.get_or_insert_with(|| encode_maps(members[m], obs, &device));
-                    d.rollout.states_of(x, cfg.envs)
-                }
-                _ => encode(members[m], obs, &device),
+            let Some(d) = singles.get(m).or(spatial.as_ref().filter(|_| m == 0)) else {
+                return encode(members[m], obs, &device);
+            };
+            let (z, x) = encode_with_maps(members[m], obs, &device);
+            let x = maps.insert(x);
+            if kp != 0.0 {
+                d.rollout.states_of(x, cfg.envs)
+            } else {
+                z
             }
         };
         let mut episodes = Vec::new();
