@@ -1,5 +1,6 @@
 //! The conv encoder.
 
+use super::gemm_conv::conv2d;
 use super::{normalise, EncoderConfig};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -33,8 +34,8 @@ pub struct ResBlock {
 
 impl ResBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.a.forward(relu(x.clone()));
-        x + self.b.forward(relu(h))
+        let h = conv2d(&self.a, relu(x.clone()));
+        x + conv2d(&self.b, relu(h))
     }
 }
 
@@ -117,13 +118,13 @@ impl ConvEncoder {
     pub fn feature_map(&self, frames: Tensor<4>) -> Tensor<4> {
         let mut x = normalise(frames, &self.shift, &self.scale);
         for (conv, blocks) in self.stages.iter().zip(&self.blocks) {
-            x = relu(conv.forward(x)); // [batch, c, side / s, side / s]
+            x = relu(conv2d(conv, x)); // [batch, c, side / s, side / s]
             for b in blocks {
                 x = b.forward(x);
             }
         }
         match &self.squeeze {
-            Some(sq) => sq.forward(x),
+            Some(sq) => conv2d(sq, x),
             None => x,
         }
     }

@@ -12,6 +12,7 @@
 //! Both normalise their input per channel with statistics measured on the training data.
 
 mod conv;
+pub mod gemm_conv;
 mod vit;
 
 pub use conv::{cell_coord, conv3x3, ConvEncoder, ResBlock};

@@ -14,6 +14,7 @@
 //! are at every step of the rollout, however far the predicted map has drifted from them.
 
 use crate::perception::conv3x3;
+use crate::perception::gemm_conv::conv2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -78,7 +79,7 @@ impl SpatialPredictor {
         };
         let last = self.convs.len() - 1;
         for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(x);
+            x = conv2d(conv, x);
             if i < last {
                 x = relu(x);
             }

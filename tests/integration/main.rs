@@ -2,6 +2,7 @@
 
 mod ami;
 mod collect;
+mod conv;
 mod eval;
 mod hierarchy;
 mod jepa;
