@@ -155,6 +155,12 @@ pub struct EvalArgs {
     /// this many environment steps (default 32).
     #[arg(long)]
     pub switch_after: Option<usize>,
+    /// `+switch` rows: weight of the blocked-move cost. At each replan, when the view moved
+    /// less than half of what the last plan imagined for the actions executed since, the
+    /// direction pushed is remembered until the agent moves again, and candidates whose first
+    /// actions push along it pay W · (their mean action along it) / the largest action.
+    #[arg(long, value_name = "W")]
+    pub blocked: Option<f32>,
     /// `+spatial` rows: weigh the spatial state's keypoints (soft-argmax coordinates, in
     /// [-1, 1]) with W beside the latent in the goal distance, which then keeps growing with
     /// how far what they track is from where the goal has it (the latent's alone levels off).
@@ -430,6 +436,14 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         Some(0) => bail!("--switch-after 0: a +switch row needs a number of steps ≥ 1"),
         _ => {}
     }
+    if let Some(w) = a.blocked {
+        if !wants_switch {
+            bail!("--blocked: no row switches models (add one such as cem@16+spatial+switch to --planner)");
+        }
+        if !(w.is_finite() && w >= 0.0) {
+            bail!("--blocked {w}: expected a finite weight ≥ 0");
+        }
+    }
     let wants_spatial = a
         .planner
         .iter()
@@ -552,6 +566,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
                 }
                 if *switch {
                     c.switch_after = a.switch_after.unwrap_or(DEFAULT_SWITCH_AFTER);
+                    c.blocked = a.blocked.unwrap_or(0.0);
                 }
                 policies.push(Policy::Latent(c));
             }

@@ -70,6 +70,11 @@ pub struct PlannerConfig {
     /// 0: no switching.
     #[serde(default, skip_serializing_if = "crate::is_zero")]
     pub switch_after: usize,
+    /// Weight of the blocked-move cost (`+switch` rows; see [`crate::memory::blocked`]): a
+    /// replan that finds the agent stuck where the last plan imagined it moving makes the
+    /// direction it pushed costly while it stays stuck. 0: off.
+    #[serde(default, skip_serializing_if = "crate::is_zero")]
+    pub blocked: f32,
 }
 
 impl PlannerConfig {
@@ -112,6 +117,7 @@ impl PlannerConfig {
             spatial: false,
             ensemble: false,
             switch_after: 0,
+            blocked: 0.0,
         };
         match kind {
             PlannerKind::Cem | PlannerKind::Mppi => base,

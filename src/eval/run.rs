@@ -17,6 +17,7 @@ use crate::agent::{AgentBatch, AgentConfig, AgentModels};
 use crate::configurator::{Available, Decision, GoalKind, Task};
 use crate::cost::critic::Critic;
 use crate::eval::probe::LinearProbe;
+use crate::memory::blocked::{AvoidBlocked, BlockedMoves, WithBlocked};
 use crate::train::collect::Recorder;
 use crate::world::env::{env_rng, Obs, VecEnv};
 use crate::world::scene::Scene;
@@ -151,6 +152,9 @@ pub struct EpisodeResult {
     /// Times a `+switch` row passed to the next world model.
     #[serde(default, skip_serializing_if = "crate::is_zero")]
     pub switches: u32,
+    /// Replans that found the agent stuck where the last plan imagined it moving (`--blocked`).
+    #[serde(default, skip_serializing_if = "crate::is_zero")]
+    pub stalls: u32,
 }
 
 /// One row of the report: a policy over all episodes.
@@ -874,6 +878,11 @@ pub fn run_recorded(
             let (mut plans, mut through) = (vec![0u32; n], vec![0u32; n]);
             let mut mode1_steps = vec![0u32; n];
             let mut progress_of = Progress::new(n);
+            let max_action = match policy {
+                Policy::Latent(c) => c.max_action,
+                _ => 0.0,
+            };
+            let mut moves = BlockedMoves::new(n, max_action);
             let max_steps = cfg.max_steps;
             for t in 0..max_steps {
                 let mut actions = vec![[0.0f32; 2]; n];
@@ -908,6 +917,15 @@ pub fn run_recorded(
                                 mpc.set_warm_start(i, &[]);
                             }
                         }
+                        if c.blocked > 0.0 {
+                            // What the last plan's actions did, against what it imagined.
+                            for &i in &due {
+                                let m = progress_of.member[i];
+                                let d = goals_each[m].len() / n;
+                                let z = views[m].get_or_insert_with(|| view(m, &obs, &mut maps[m]));
+                                moves.observe(i, m, &z[i * d..(i + 1) * d]);
+                            }
+                        }
                         for &i in &due {
                             let m = progress_of.member[i];
                             maps[m].get_or_insert_with(|| encode_maps(members[m], &obs, &device));
@@ -925,7 +943,33 @@ pub fn run_recorded(
                                 Some(x) => split_rows(x, dynamics.rollout.map_len()),
                                 None => vec![Vec::new(); n],
                             };
-                            let (a, p) = mpc.act(dynamics, &starts, &goals_each[m], &mine, !drawn.is_empty());
+                            let trace = !drawn.is_empty();
+                            let (a, p) = if c.blocked > 0.0 {
+                                let avoid = AvoidBlocked {
+                                    inner: dynamics,
+                                    weight: c.blocked,
+                                    executed: c.replan_every,
+                                    max_action: c.max_action,
+                                };
+                                let starts: Vec<WithBlocked<Vec<f32>>> = starts
+                                    .into_iter()
+                                    .enumerate()
+                                    .map(|(i, start)| WithBlocked {
+                                        start,
+                                        blocked: moves.blocked(i).to_vec(),
+                                    })
+                                    .collect();
+                                let (a, p) = mpc.act(&avoid, &starts, &goals_each[m], &mine, trace);
+                                let d = goals_each[m].len() / n;
+                                for &i in mine.iter().filter(|&&i| mpc.planned_at_last_act(i)) {
+                                    if let (Some(z), Some(plan)) = (&views[m], &mpc.last[i]) {
+                                        moves.planned(i, m, &z[i * d..(i + 1) * d], plan, c.replan_every, d);
+                                    }
+                                }
+                                (a, p)
+                            } else {
+                                mpc.act(dynamics, &starts, &goals_each[m], &mine, trace)
+                            };
                             acts.extend(a);
                             planned |= p;
                         }
@@ -1136,6 +1180,7 @@ pub fn run_recorded(
                             decisions: agent.map_or(Vec::new(), |a| a.decisions().to_vec()),
                             loops: agent.map_or(0, |a| a.episodic.loops),
                             switches: progress_of.switches[i],
+                            stalls: moves.stalls(i),
                         });
                     }
                     !over

@@ -14,6 +14,8 @@
 //! 256·(64·4 + 8·12) B ≈ 90 KB, whatever the episode's length. Both serialise with the agent's
 //! state ([`crate::agent::AgentState`]).
 
+pub mod blocked;
+
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 

@@ -438,3 +438,101 @@ fn hand_written_spatial_rollout_matches_the_predictor_and_read_out() {
         assert!(worst < 1e-4, "anchor {anchor}: start states differ by {worst}");
     }
 }
+
+/// The toy plane without its wall: a model that does not know the wall is there.
+struct Free;
+
+impl Dynamics for Free {
+    type Start = [f32; 2];
+    fn dim(&self) -> usize {
+        2
+    }
+    fn rollout(&self, starts: &[[f32; 2]], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(actions.len());
+        for (i, seq) in actions.chunks_exact(len * 2).enumerate() {
+            let mut p = starts[i / n];
+            for a in seq.chunks_exact(2) {
+                p = [p[0] + a[0], p[1] + a[1]];
+                out.extend(p);
+            }
+        }
+        out
+    }
+}
+
+/// A model that pictures no wall plans straight into it, and the world stops the agent: the
+/// blocked-move memory notices the stall from the views alone (not across models, and it
+/// forgets once a move goes through), and the planner then pays for pushing that way again.
+#[test]
+fn a_blocked_move_is_noticed_and_the_next_plan_avoids_it() {
+    use amisim::memory::blocked::{AvoidBlocked, BlockedMoves, WithBlocked};
+    let mut cfg = PlannerConfig::default_for(PlannerKind::Cem);
+    (cfg.horizon, cfg.repeat, cfg.max_action, cfg.init_std) = (6, 2, 1.0, 0.7);
+    (cfg.samples, cfg.iterations, cfg.replan_every) = (200, 6, 2);
+    let (start, goal) = ([-0.5f32, 4.0], [3.0f32, 4.0]);
+    let plan_with = |blocked: Vec<[f32; 2]>, weight: f32| {
+        let avoid = AvoidBlocked {
+            inner: &Free,
+            weight,
+            executed: cfg.replan_every,
+            max_action: cfg.max_action,
+        };
+        let mut rngs = vec![ChaCha8Rng::seed_from_u64(5)];
+        let starts = [WithBlocked { start, blocked }];
+        plan(
+            &cfg,
+            &avoid,
+            &starts,
+            &goal,
+            &[vec![0.0; cfg.len() * 2]],
+            &mut rngs,
+            false,
+        )
+        .remove(0)
+    };
+    let first_push = |p: &amisim::actor::planner::Plan| {
+        let k = cfg.replan_every;
+        let x: f32 = p.actions[..2 * k].chunks_exact(2).map(|a| a[0]).sum::<f32>() / k as f32;
+        let y: f32 = p.actions[..2 * k].chunks_exact(2).map(|a| a[1]).sum::<f32>() / k as f32;
+        [x, y]
+    };
+
+    // The first plan heads for the goal, through the wall.
+    let p = plan_with(Vec::new(), 5.0);
+    let push = first_push(&p);
+    assert!(push[0] > 0.5, "the plan should push towards the goal: {push:?}");
+    // The world stops the agent at the wall; the view barely moves.
+    let mut moves = BlockedMoves::new(1, cfg.max_action);
+    moves.planned(0, 0, &start, &p, cfg.replan_every, 2);
+    let stopped = [-0.01f32, 4.0];
+    assert!(moves.observe(0, 0, &stopped), "a stall where the plan imagined a move");
+    let blocked = moves.blocked(0).to_vec();
+    assert_eq!(blocked.len(), 1);
+    let d = blocked[0];
+    assert!(
+        (d[0] * d[0] + d[1] * d[1] - 1.0).abs() < 1e-4 && d[0] > 0.5,
+        "a unit direction along the push: {d:?}"
+    );
+    assert_eq!(moves.stalls(0), 1);
+
+    // The next plan from there, with the memory, no longer pushes that way; without it, it does.
+    let again = first_push(&plan_with(blocked.clone(), 5.0));
+    let along = again[0] * d[0] + again[1] * d[1];
+    assert!(
+        along < 0.2 * cfg.max_action,
+        "pushed along the blocked direction again: {again:?}"
+    );
+    let unaware = first_push(&plan_with(Vec::new(), 5.0));
+    assert!(unaware[0] * d[0] + unaware[1] * d[1] > 0.5, "{unaware:?}");
+
+    // A move that goes through clears the memory; another model's view never counts as a stall.
+    moves.planned(0, 0, &stopped, &p, cfg.replan_every, 2);
+    assert!(!moves.observe(0, 0, &[-0.01, 2.5]));
+    assert!(moves.blocked(0).is_empty());
+    moves.planned(0, 0, &stopped, &p, cfg.replan_every, 2);
+    assert!(
+        !moves.observe(0, 1, &stopped),
+        "views of different models are not compared"
+    );
+    assert!(moves.blocked(0).is_empty());
+}
