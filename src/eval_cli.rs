@@ -157,8 +157,8 @@ pub struct EvalArgs {
     pub switch_after: Option<usize>,
     /// `+switch` rows: weight of the blocked-move cost. At each replan, when the view moved
     /// less than half of what the last plan imagined for the actions executed since, the
-    /// direction pushed is remembered until the agent moves again, and candidates whose first
-    /// actions push along it pay W · (their mean action along it) / the largest action.
+    /// direction pushed is remembered there for the episode; near there, candidates whose
+    /// first actions push along it pay W · (their mean action along it) / the largest action.
     #[arg(long, value_name = "W")]
     pub blocked: Option<f32>,
     /// `+spatial` rows: weigh the spatial state's keypoints (soft-argmax coordinates, in

@@ -72,7 +72,7 @@ pub struct PlannerConfig {
     pub switch_after: usize,
     /// Weight of the blocked-move cost (`+switch` rows; see [`crate::memory::blocked`]): a
     /// replan that finds the agent stuck where the last plan imagined it moving makes the
-    /// direction it pushed costly while it stays stuck. 0: off.
+    /// direction it pushed costly there for the rest of the episode. 0: off.
     #[serde(default, skip_serializing_if = "crate::is_zero")]
     pub blocked: f32,
 }

@@ -386,6 +386,17 @@ impl Report {
                     r.switched_succeeded
                 );
             }
+            if matches!(&r.policy, Policy::Latent(c) if c.blocked > 0.0) {
+                let stalled = || r.episodes.iter().filter(|e| e.stalls > 0);
+                s += &format!(
+                    "{}: stalls noticed in {} of {} episodes ({} in all); {} of those reached the goal\n",
+                    r.name,
+                    stalled().count(),
+                    r.episodes.len(),
+                    r.episodes.iter().map(|e| e.stalls as u64).sum::<u64>(),
+                    stalled().filter(|e| e.success).count()
+                );
+            }
             if matches!(r.policy, Policy::Agent(_)) {
                 let counts: Vec<String> = r.decisions.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 s += &format!(
@@ -951,16 +962,19 @@ pub fn run_recorded(
                                     executed: c.replan_every,
                                     max_action: c.max_action,
                                 };
+                                let d = goals_each[m].len() / n;
                                 let starts: Vec<WithBlocked<Vec<f32>>> = starts
                                     .into_iter()
                                     .enumerate()
-                                    .map(|(i, start)| WithBlocked {
-                                        start,
-                                        blocked: moves.blocked(i).to_vec(),
+                                    .map(|(i, start)| {
+                                        let blocked = match &views[m] {
+                                            Some(z) => moves.blocked_at(i, m, &z[i * d..(i + 1) * d]),
+                                            None => Vec::new(),
+                                        };
+                                        WithBlocked { start, blocked }
                                     })
                                     .collect();
                                 let (a, p) = mpc.act(&avoid, &starts, &goals_each[m], &mine, trace);
-                                let d = goals_each[m].len() / n;
                                 for &i in mine.iter().filter(|&&i| mpc.planned_at_last_act(i)) {
                                     if let (Some(z), Some(plan)) = (&views[m], &mpc.last[i]) {
                                         moves.planned(i, m, &z[i * d..(i + 1) * d], plan, c.replan_every, d);

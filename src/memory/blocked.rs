@@ -4,11 +4,12 @@
 //! plans the same move into the wall at every replan: the plan is executed, the agent does not
 //! move, the next plan is the same. [`BlockedMoves`] notices it from observations alone — at a
 //! replan, the view moved less than [`STALL_FRACTION`] of what the last plan imagined for the
-//! actions executed since — and remembers the direction pushed, for as long as the agent stays
-//! stuck (the first move that goes through clears it). [`AvoidBlocked`] makes those directions
-//! costly to the planner: a candidate whose first executed actions push along a remembered
-//! direction pays `weight · Σ max(0, mean action · direction) / max_action`, so the next plan
-//! tries another way round the corner instead of the same one.
+//! actions executed since — and remembers where (the view) and which way (the mean action
+//! pushed), for the rest of the episode. A remembered stall applies wherever the view is as
+//! close to where it happened as a stall would call "not moved". [`AvoidBlocked`] makes those
+//! directions costly to the planner: a candidate whose first executed actions push along one
+//! pays `weight · Σ max(0, mean action · direction) / max_action`, so the next plan tries
+//! another way round the corner instead of the same one, also when the agent comes back.
 
 use super::dist;
 use crate::actor::model::Dynamics;
@@ -19,8 +20,8 @@ use crate::cost::CostConfig;
 /// imagined for the same actions.
 pub const STALL_FRACTION: f32 = 0.5;
 
-/// Directions remembered at one place (the oldest is forgotten first).
-const MAX_REMEMBERED: usize = 8;
+/// Stalls remembered per episode (the oldest is forgotten first).
+const MAX_REMEMBERED: usize = 32;
 
 /// Below this share of the largest action the executed actions did not push anywhere.
 const MIN_PUSH: f32 = 0.3;
@@ -37,11 +38,20 @@ struct Expected {
     push: [f32; 2],
 }
 
-/// Per problem: the last plan's expectation and the directions that stalled where the agent is.
+/// One stall: where (the model's view there), how near counts as there, which way.
+#[derive(Debug, Clone)]
+struct Stall {
+    model: usize,
+    view: Vec<f32>,
+    reach: f32,
+    direction: [f32; 2],
+}
+
+/// Per problem: the last plan's expectation and the stalls seen so far.
 #[derive(Debug, Clone)]
 pub struct BlockedMoves {
     expected: Vec<Option<Expected>>,
-    blocked: Vec<Vec<[f32; 2]>>,
+    stalled: Vec<Vec<Stall>>,
     /// Stalls seen per problem.
     stalls: Vec<u32>,
     max_action: f32,
@@ -51,29 +61,32 @@ impl BlockedMoves {
     pub fn new(problems: usize, max_action: f32) -> BlockedMoves {
         BlockedMoves {
             expected: vec![None; problems],
-            blocked: vec![Vec::new(); problems],
+            stalled: vec![Vec::new(); problems],
             stalls: vec![0; problems],
             max_action,
         }
     }
 
     /// At a replan of problem `i` by `model`, whose view of the observation is `view`: whether
-    /// the last plan's executed actions moved the view as it imagined. A stall adds their
-    /// direction; a move (or another model) clears the list. Returns whether it stalled.
+    /// the last plan's executed actions moved the view as it imagined. A stall is remembered
+    /// here, with the direction pushed. Views of another model are not compared.
     pub fn observe(&mut self, i: usize, model: usize, view: &[f32]) -> bool {
         let Some(e) = self.expected[i].take() else { return false };
         let norm = e.push[0].hypot(e.push[1]);
-        let stalled = e.model == model
-            && norm > MIN_PUSH * self.max_action
-            && dist(view, &e.view) < STALL_FRACTION * dist(&e.imagined, &e.view);
+        let imagined = dist(&e.imagined, &e.view);
+        let stalled =
+            e.model == model && norm > MIN_PUSH * self.max_action && dist(view, &e.view) < STALL_FRACTION * imagined;
         if stalled {
             self.stalls[i] += 1;
-            if self.blocked[i].len() == MAX_REMEMBERED {
-                self.blocked[i].remove(0);
+            if self.stalled[i].len() == MAX_REMEMBERED {
+                self.stalled[i].remove(0);
             }
-            self.blocked[i].push([e.push[0] / norm, e.push[1] / norm]);
-        } else {
-            self.blocked[i].clear();
+            self.stalled[i].push(Stall {
+                model,
+                view: view.to_vec(),
+                reach: STALL_FRACTION * imagined,
+                direction: [e.push[0] / norm, e.push[1] / norm],
+            });
         }
         stalled
     }
@@ -100,9 +113,14 @@ impl BlockedMoves {
         });
     }
 
-    /// The directions remembered as blocked where problem `i` is now (unit vectors).
-    pub fn blocked(&self, i: usize) -> &[[f32; 2]] {
-        &self.blocked[i]
+    /// The directions (unit vectors) of problem `i`'s stalls that happened where `model`'s
+    /// view is now `view`.
+    pub fn blocked_at(&self, i: usize, model: usize, view: &[f32]) -> Vec<[f32; 2]> {
+        self.stalled[i]
+            .iter()
+            .filter(|s| s.model == model && dist(view, &s.view) < s.reach)
+            .map(|s| s.direction)
+            .collect()
     }
 
     /// Stalls problem `i` has seen.

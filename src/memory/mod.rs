@@ -8,6 +8,9 @@
 //!   steps between neighbouring ones, at most `capacity` landmarks of at most `max_neighbours`
 //!   neighbours each. It recognises loops (back at a landmark left long ago) and proposes
 //!   waypoints toward a goal seen before (the next landmark on the shortest known way there).
+//! - [`blocked::BlockedMoves`]: the moves the world did not let happen where the agent is now
+//!   (a replan finds the view still where the last plan imagined it moving), which
+//!   [`blocked::AvoidBlocked`] makes costly to the planner.
 //!
 //! Bounds: the default short-term memory holds 64 steps, the episodic memory 256 landmarks of
 //! ≤ 8 neighbours: for 64-d latents and 96-step plans about 64·(64 + 2·96 + 4)·4 B ≈ 67 KB plus

@@ -165,6 +165,9 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
                     let src = &plane[iy * g.w..(iy + 1) * g.w];
                     out[..lo].fill(0.0);
                     out[hi..].fill(0.0);
+                    if lo == hi {
+                        continue;
+                    }
                     let first = lo * g.stride + kx - g.padding;
                     if g.stride == 1 {
                         out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
@@ -191,7 +194,9 @@ fn col2im(g: &Geometry, cols: &[f32], x: &mut [f32]) {
                 let (lo, hi) = g.columns(kx);
                 let src = &cols[row * l..(row + 1) * l];
                 for oy in 0..g.ho {
-                    let Some(iy) = g.row(oy, ky) else { continue };
+                    let Some(iy) = g.row(oy, ky).filter(|_| lo < hi) else {
+                        continue;
+                    };
                     let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
                     let first = lo * g.stride + kx - g.padding;
                     for (i, v) in src[oy * g.wo + lo..oy * g.wo + hi].iter().enumerate() {

@@ -32,6 +32,7 @@ fn gemm_convolution_matches_burn_forward_and_backward() {
         (2, 2, 10, 4, 3, 3, 0),
         (2, 1, 6, 2, 5, 1, 2),
         (2, 5, 6, 3, 1, 1, usize::MAX), // `Valid` padding, as the encoder's 1×1 squeeze has
+        (1, 2, 1, 2, 5, 1, 2),          // a 1-pixel image: some taps see no pixel at all
     ];
     for (n, c_in, side, c_out, k, s, p) in cases {
         let what = format!("n {n}, c_in {c_in}, side {side}, c_out {c_out}, k {k}, stride {s}, padding {p}");

@@ -461,8 +461,8 @@ impl Dynamics for Free {
 }
 
 /// A model that pictures no wall plans straight into it, and the world stops the agent: the
-/// blocked-move memory notices the stall from the views alone (not across models, and it
-/// forgets once a move goes through), and the planner then pays for pushing that way again.
+/// blocked-move memory notices the stall from the views alone (not across models), remembers
+/// it where it happened (not elsewhere), and the planner then pays for pushing that way there.
 #[test]
 fn a_blocked_move_is_noticed_and_the_next_plan_avoids_it() {
     use amisim::memory::blocked::{AvoidBlocked, BlockedMoves, WithBlocked};
@@ -506,7 +506,7 @@ fn a_blocked_move_is_noticed_and_the_next_plan_avoids_it() {
     moves.planned(0, 0, &start, &p, cfg.replan_every, 2);
     let stopped = [-0.01f32, 4.0];
     assert!(moves.observe(0, 0, &stopped), "a stall where the plan imagined a move");
-    let blocked = moves.blocked(0).to_vec();
+    let blocked = moves.blocked_at(0, 0, &stopped);
     assert_eq!(blocked.len(), 1);
     let d = blocked[0];
     assert!(
@@ -525,14 +525,24 @@ fn a_blocked_move_is_noticed_and_the_next_plan_avoids_it() {
     let unaware = first_push(&plan_with(Vec::new(), 5.0));
     assert!(unaware[0] * d[0] + unaware[1] * d[1] > 0.5, "{unaware:?}");
 
-    // A move that goes through clears the memory; another model's view never counts as a stall.
+    // The stall belongs to where it happened: not elsewhere, nor in another model's view; and a
+    // move that goes through is not a stall.
+    assert!(
+        moves.blocked_at(0, 0, &[-0.01, 1.0]).is_empty(),
+        "3 units away is not there"
+    );
+    assert!(moves.blocked_at(0, 1, &stopped).is_empty());
     moves.planned(0, 0, &stopped, &p, cfg.replan_every, 2);
     assert!(!moves.observe(0, 0, &[-0.01, 2.5]));
-    assert!(moves.blocked(0).is_empty());
     moves.planned(0, 0, &stopped, &p, cfg.replan_every, 2);
     assert!(
         !moves.observe(0, 1, &stopped),
         "views of different models are not compared"
     );
-    assert!(moves.blocked(0).is_empty());
+    assert_eq!(moves.stalls(0), 1);
+    assert_eq!(
+        moves.blocked_at(0, 0, &[0.0, 4.1]).len(),
+        1,
+        "back near the stall, it applies again"
+    );
 }
