@@ -15,6 +15,7 @@ pub mod cost;
 pub mod eval;
 pub mod goal_net;
 pub mod image;
+mod matmul;
 pub mod memory;
 pub mod perception;
 pub mod ssl;

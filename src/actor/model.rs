@@ -3,6 +3,7 @@
 //! baseline, the true simulator.
 
 use crate::cost::CostConfig;
+use crate::matmul::Operand;
 use crate::world::scene::Scene;
 use crate::world::sim::{self, EnvState};
 use crate::world_model::Predictor;
@@ -60,37 +61,8 @@ pub(crate) fn matmul_acc_serial(x: &[f32], w: &[f32], out: &mut [f32], m: usize,
 }
 
 fn gemm_acc(x: &[f32], w: &[f32], out: &mut [f32], m: usize, k: usize, n: usize, parallel: bool) {
-    assert!(x.len() >= m * k && w.len() >= k * n && out.len() >= m * n);
-    let par = if parallel {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserts above bound every index gemm reads or writes for these shapes and
-    // unit column strides.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            x.as_ptr(),
-            1,
-            k as isize,
-            w.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    let (x, w) = (Operand::row_major(x, k), Operand::row_major(w, n));
+    crate::matmul::gemm(out, true, x, w, m, k, n, parallel);
 }
 
 use crate::values as to_vec;

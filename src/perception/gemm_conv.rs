@@ -18,6 +18,7 @@
 //! autodiff) with a bias, square kernel and stride, symmetric padding, no dilation or groups;
 //! anything else goes through `Conv2d::forward`.
 
+use crate::matmul::Operand;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -209,48 +210,9 @@ fn col2im(g: &Geometry, cols: &[f32], x: &mut [f32]) {
     }
 }
 
-/// One single-threaded gemm `dst[m×n] (+)= lhs[m×k] · rhs[k×n]`, every operand given by its
-/// row and column strides (in elements).
-struct Operand<'a> {
-    data: &'a [f32],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl Operand<'_> {
-    /// The largest index read for a `rows × cols` view.
-    fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0 || cols == 0 || (rows - 1) * self.row_stride + (cols - 1) * self.col_stride < self.data.len()
-    }
-}
-
+/// One gemm on this thread alone (the callers run one per image, in parallel).
 fn gemm(dst: &mut [f32], accumulate: bool, lhs: Operand, rhs: Operand, m: usize, k: usize, n: usize) {
-    assert!(dst.len() >= m * n && lhs.fits(m, k) && rhs.fits(k, n));
-    // SAFETY: the assert bounds every index gemm touches: `dst` is row-major `m × n`, `lhs`
-    // and `rhs` are read only at `row·row_stride + col·col_stride` inside the views checked.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    crate::matmul::gemm(dst, accumulate, lhs, rhs, m, k, n, false);
 }
 
 /// Forward on plain slices: `out` `[n, c_out, h', w']`.
@@ -266,16 +228,7 @@ fn forward(g: &Geometry, x: &[f32], weight: &[f32], bias: &[f32]) -> Vec<f32> {
                 for (row, b) in o.chunks_mut(l).zip(bias) {
                     row.fill(*b);
                 }
-                let w = Operand {
-                    data: weight,
-                    row_stride: taps,
-                    col_stride: 1,
-                };
-                let c = Operand {
-                    data: cols,
-                    row_stride: l,
-                    col_stride: 1,
-                };
+                let (w, c) = (Operand::row_major(weight, taps), Operand::row_major(cols, l));
                 gemm(o, true, w, c, g.c_out, taps, l);
             },
         );
@@ -305,17 +258,8 @@ fn backward(
             for i in chunk * per_chunk..((chunk + 1) * per_chunk).min(g.n) {
                 let gi = &grad[i * g_len..(i + 1) * g_len];
                 im2col(g, &x[i * x_len..(i + 1) * x_len], &mut cols);
-                // gW += g[i] · colsᵀ: colsᵀ[p][t] = cols[t·l + p].
-                let lhs = Operand {
-                    data: gi,
-                    row_stride: l,
-                    col_stride: 1,
-                };
-                let rhs = Operand {
-                    data: &cols,
-                    row_stride: 1,
-                    col_stride: l,
-                };
+                // gW += g[i] · colsᵀ.
+                let (lhs, rhs) = (Operand::row_major(gi, l), Operand::transposed(&cols, l));
                 gemm(&mut gw, true, lhs, rhs, g.c_out, l, taps);
                 for (b, row) in gb.iter_mut().zip(gi.chunks(l)) {
                     *b += row.iter().sum::<f32>();
@@ -335,17 +279,8 @@ fn backward(
         gx.par_chunks_mut(x_len).zip(grad.par_chunks(g_len)).for_each_init(
             || vec![0.0f32; taps * l],
             |cols, (gxi, gi)| {
-                // cols = Wᵀ · g[i]: Wᵀ[t][o] = W[o·taps + t].
-                let lhs = Operand {
-                    data: weight,
-                    row_stride: 1,
-                    col_stride: taps,
-                };
-                let rhs = Operand {
-                    data: gi,
-                    row_stride: l,
-                    col_stride: 1,
-                };
+                // cols = Wᵀ · g[i].
+                let (lhs, rhs) = (Operand::transposed(weight, taps), Operand::row_major(gi, l));
                 gemm(cols, false, lhs, rhs, taps, g.c_out, l);
                 col2im(g, cols, gxi);
             },

@@ -216,6 +216,25 @@ fn hand_written_inverse_dynamics_matches_the_head() {
     assert!(worst < 1e-5, "largest difference {worst}");
 }
 
+/// Rolls out points in a plane: each start `n` times, `step(p, a)` the next position.
+fn walk(
+    starts: &[[f32; 2]],
+    n: usize,
+    actions: &[f32],
+    len: usize,
+    step: impl Fn([f32; 2], &[f32]) -> [f32; 2],
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(actions.len());
+    for (i, seq) in actions.chunks_exact(len * 2).enumerate() {
+        let mut p = starts[i / n];
+        for a in seq.chunks_exact(2) {
+            p = step(p, a);
+            out.extend(p);
+        }
+    }
+    out
+}
+
 /// A point that moves by its actions in a plane split by a wall on `x = 0` with a door at
 /// `|y| < 1`: a move that would cross the wall elsewhere stops just short of it.
 struct Door;
@@ -227,27 +246,19 @@ impl Dynamics for Door {
         2
     }
     fn rollout(&self, starts: &[[f32; 2]], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
-        let mut out = Vec::with_capacity(actions.len());
-        for (i, seq) in actions.chunks_exact(len * 2).enumerate() {
-            let mut p = starts[i / n];
-            for a in seq.chunks_exact(2) {
-                let q = [p[0] + a[0], p[1] + a[1]];
-                if p[0].signum() != q[0].signum() && q[0] != 0.0 {
-                    let t = p[0] / (p[0] - q[0]);
-                    let y = p[1] + t * (q[1] - p[1]);
-                    if y.abs() >= 1.0 {
-                        // Blocked: stop 0.01 short of the wall.
-                        let s = (t - 0.01 / (p[0] - q[0]).abs()).max(0.0);
-                        p = [p[0] + s * a[0], p[1] + s * a[1]];
-                        out.extend(p);
-                        continue;
-                    }
+        walk(starts, n, actions, len, |p, a| {
+            let q = [p[0] + a[0], p[1] + a[1]];
+            if p[0].signum() != q[0].signum() && q[0] != 0.0 {
+                let t = p[0] / (p[0] - q[0]);
+                let y = p[1] + t * (q[1] - p[1]);
+                if y.abs() >= 1.0 {
+                    // Blocked: stop 0.01 short of the wall.
+                    let s = (t - 0.01 / (p[0] - q[0]).abs()).max(0.0);
+                    return [p[0] + s * a[0], p[1] + s * a[1]];
                 }
-                p = q;
-                out.extend(p);
             }
-        }
-        out
+            q
+        })
     }
 }
 
@@ -448,15 +459,7 @@ impl Dynamics for Free {
         2
     }
     fn rollout(&self, starts: &[[f32; 2]], n: usize, actions: &[f32], len: usize) -> Vec<f32> {
-        let mut out = Vec::with_capacity(actions.len());
-        for (i, seq) in actions.chunks_exact(len * 2).enumerate() {
-            let mut p = starts[i / n];
-            for a in seq.chunks_exact(2) {
-                p = [p[0] + a[0], p[1] + a[1]];
-                out.extend(p);
-            }
-        }
-        out
+        walk(starts, n, actions, len, |p, a| [p[0] + a[0], p[1] + a[1]])
     }
 }
 
