@@ -56,9 +56,12 @@ pub struct EvalArgs {
     pub iterations: Option<usize>,
     #[arg(long)]
     pub elites: Option<usize>,
-    /// Candidates per iteration drawn as two straight full-speed legs (CEM, MPPI).
+    /// Candidates per iteration drawn as straight full-speed legs (CEM, MPPI).
     #[arg(long)]
     pub legs: Option<usize>,
+    /// Straight legs in each of those candidates (default 2: a heading and one turn).
+    #[arg(long)]
+    pub leg_count: Option<usize>,
     /// Environment steps executed between plans.
     #[arg(long)]
     pub replan_every: Option<usize>,
@@ -313,6 +316,7 @@ impl EvalArgs {
             iterations,
             elites,
             legs,
+            leg_count,
             replan_every,
             init_std,
             temperature,

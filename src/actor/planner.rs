@@ -35,11 +35,16 @@ pub struct PlannerConfig {
     pub iterations: usize,
     /// Elite candidates CEM refits to.
     pub elites: usize,
-    /// Candidates per iteration drawn as two straight legs at full speed (a random heading for
-    /// a random number of decisions, then another, then standing still) instead of around the
-    /// mean: they reach a door that Gaussian noise around a warm start rarely finds (CEM, MPPI).
+    /// Candidates per iteration drawn as straight legs at full speed (a random heading for
+    /// a random number of decisions, then another, …, then standing still) instead of around
+    /// the mean: they reach a door that Gaussian noise around a warm start rarely finds (CEM,
+    /// MPPI).
     #[serde(default)]
     pub legs: usize,
+    /// Straight legs in each such candidate (2: a heading and one turn). Three reach a goal
+    /// just behind a wall through a door far along it: along the wall, through, back.
+    #[serde(default = "two")]
+    pub leg_count: usize,
     /// Sampling std at the start of each plan, and its floor.
     pub init_std: f32,
     pub min_std: f32,
@@ -77,6 +82,10 @@ pub struct PlannerConfig {
     pub blocked: f32,
 }
 
+fn two() -> usize {
+    2
+}
+
 impl PlannerConfig {
     /// The first of the settings that belong to imagining with learned spatial models
     /// (`+spatial`, `+ensemble`, `+switch`, keypoints in the cost), where one is set.
@@ -101,6 +110,7 @@ impl PlannerConfig {
             iterations: 5,
             elites: 20,
             legs: 0,
+            leg_count: 2,
             init_std: 1.2,
             min_std: 0.1,
             temperature: 0.5,
@@ -145,6 +155,7 @@ impl PlannerConfig {
                 ("samples", self.samples),
                 ("iterations", self.iterations),
                 ("replan_every", self.replan_every),
+                ("leg_count", self.leg_count),
             ],
         )?;
         if self.legs >= self.samples {
@@ -226,14 +237,14 @@ pub fn project(a: &mut [f32], max: f32) {
 
 /// Draws `n` candidates around `mean` with `std` (both `[len, 2]`), noise held for `repeat`
 /// steps; candidate 0 is the mean itself (the warm start is never lost), and the last
-/// `cfg.legs` are two-leg straight paths that ignore the mean.
+/// `cfg.legs` are paths of straight legs that ignore the mean.
 fn sample(cfg: &PlannerConfig, mean: &[f32], std: &[f32], n: usize, rng: &mut ChaCha8Rng, out: &mut [f32]) {
     let l = cfg.len();
     let legs = cfg.legs.min(n.saturating_sub(1));
     for i in 0..n {
         let c = &mut out[i * l * 2..(i + 1) * l * 2];
         if i >= n - legs {
-            two_legs(cfg, rng, c);
+            straight_legs(cfg, rng, c);
             continue;
         }
         c.copy_from_slice(mean);
@@ -250,25 +261,30 @@ fn sample(cfg: &PlannerConfig, mean: &[f32], std: &[f32], n: usize, rng: &mut Ch
     }
 }
 
-/// A straight leg at full speed in a random direction for a random number of decisions, a
-/// second leg likewise, then standing still for the rest of the plan.
-fn two_legs(cfg: &PlannerConfig, rng: &mut ChaCha8Rng, c: &mut [f32]) {
-    let h = cfg.horizon;
-    let first = rng.random_range(0..=h);
-    let second = rng.random_range(0..=h - first);
-    let mut heading = || {
-        let theta = rng.random_range(0.0..std::f32::consts::TAU);
-        [cfg.max_action * theta.cos(), cfg.max_action * theta.sin()]
-    };
-    let (a, b) = (heading(), heading());
-    for k in 0..h {
-        let v = if k < first {
-            a
-        } else if k < first + second {
-            b
-        } else {
-            [0.0, 0.0]
-        };
+/// `cfg.leg_count` straight legs at full speed, each in a random direction for a random number
+/// of decisions (of those the legs before it left), then standing still for the rest of the
+/// plan.
+fn straight_legs(cfg: &PlannerConfig, rng: &mut ChaCha8Rng, c: &mut [f32]) {
+    let mut left = cfg.horizon;
+    let lengths: Vec<usize> = (0..cfg.leg_count)
+        .map(|_| {
+            let n = rng.random_range(0..=left);
+            left -= n;
+            n
+        })
+        .collect();
+    let headings: Vec<[f32; 2]> = (0..cfg.leg_count)
+        .map(|_| {
+            let theta = rng.random_range(0.0..std::f32::consts::TAU);
+            [cfg.max_action * theta.cos(), cfg.max_action * theta.sin()]
+        })
+        .collect();
+    let decisions = lengths
+        .iter()
+        .zip(&headings)
+        .flat_map(|(&n, &v)| std::iter::repeat_n(v, n));
+    let still = std::iter::repeat([0.0, 0.0]);
+    for (k, v) in decisions.chain(still).take(cfg.horizon).enumerate() {
         for t in k * cfg.repeat..(k + 1) * cfg.repeat {
             c[2 * t] = v[0];
             c[2 * t + 1] = v[1];

@@ -326,36 +326,49 @@ fn closest_approach_cost_goes_through_the_door() {
 }
 
 #[test]
-fn two_leg_candidates_are_straight_full_speed_legs() {
+fn leg_candidates_are_straight_full_speed_legs() {
     let mut cfg = echo_config(PlannerKind::Cem);
     (cfg.horizon, cfg.repeat, cfg.samples, cfg.legs, cfg.iterations) = (6, 3, 40, 10, 1);
-    let mut rngs = vec![ChaCha8Rng::seed_from_u64(1)];
-    let init = vec![vec![0.1; cfg.len() * 2]];
-    let plans = plan(&cfg, &Echo, &[()], &[0.5, 0.5], &init, &mut rngs, true);
-    let trace = plans[0].trace.as_ref().unwrap();
-    let l = cfg.len();
-    for (i, c) in trace
-        .candidates
-        .chunks_exact(l * 2)
-        .enumerate()
-        .skip(cfg.samples - cfg.legs)
-    {
-        // At most three runs of equal actions (two legs, then standing still), each run of
-        // full-speed or zero actions.
-        let actions: Vec<[f32; 2]> = c.chunks_exact(2).map(|a| [a[0], a[1]]).collect();
-        let runs = 1 + actions.windows(2).filter(|w| w[0] != w[1]).count();
-        assert!(runs <= 3, "candidate {i}: {runs} runs");
-        for a in &actions {
-            let n = a[0].hypot(a[1]);
-            assert!(n == 0.0 || (n - cfg.max_action).abs() < 1e-4, "candidate {i}: {a:?}");
+    for leg_count in [2, 3] {
+        cfg.leg_count = leg_count;
+        let mut rngs = vec![ChaCha8Rng::seed_from_u64(1)];
+        let init = vec![vec![0.1; cfg.len() * 2]];
+        let plans = plan(&cfg, &Echo, &[()], &[0.5, 0.5], &init, &mut rngs, true);
+        let trace = plans[0].trace.as_ref().unwrap();
+        let l = cfg.len();
+        let mut most_runs = 0;
+        for (i, c) in trace
+            .candidates
+            .chunks_exact(l * 2)
+            .enumerate()
+            .skip(cfg.samples - cfg.legs)
+        {
+            // At most `leg_count` + 1 runs of equal actions (the legs, then standing still),
+            // each run of full-speed or zero actions, each held for whole decisions.
+            let actions: Vec<[f32; 2]> = c.chunks_exact(2).map(|a| [a[0], a[1]]).collect();
+            let runs = 1 + actions.windows(2).filter(|w| w[0] != w[1]).count();
+            assert!(runs <= leg_count + 1, "{leg_count} legs, candidate {i}: {runs} runs");
+            most_runs = most_runs.max(runs);
+            for d in actions.chunks_exact(cfg.repeat) {
+                assert!(d.iter().all(|a| *a == d[0]), "candidate {i}: {d:?} within a decision");
+            }
+            for a in &actions {
+                let n = a[0].hypot(a[1]);
+                assert!(n == 0.0 || (n - cfg.max_action).abs() < 1e-4, "candidate {i}: {a:?}");
+            }
+            assert!(actions
+                .iter()
+                .skip_while(|a| a[0].hypot(a[1]) > 0.0)
+                .all(|a| *a == [0.0, 0.0]));
         }
-        assert!(actions
-            .iter()
-            .skip_while(|a| a[0].hypot(a[1]) > 0.0)
-            .all(|a| *a == [0.0, 0.0]));
+        // Some candidate uses every leg it may.
+        assert!(most_runs >= leg_count, "{leg_count} legs: at most {most_runs} runs");
     }
     cfg.legs = cfg.samples;
     assert!(cfg.validate().unwrap_err().contains("planner.legs = 40"));
+    cfg.legs = 10;
+    cfg.leg_count = 0;
+    assert!(cfg.validate().unwrap_err().contains("leg_count"));
 }
 
 #[test]
