@@ -104,7 +104,8 @@ pub fn jepa_forward_flops(cfg: &crate::world_model::jepa::JepaConfig, window: us
                 c_in = c;
             }
             let keypoints = if e.spatial_softmax { 2 * c_in } else { 0 };
-            enc + 2.0 * ((c_in * side * side + keypoints) * e.latent) as f64
+            let flat = if e.keypoint_head { 0 } else { c_in * side * side };
+            enc + 2.0 * ((flat + keypoints) * e.latent) as f64
         }
         crate::perception::EncoderKind::Vit => {
             // Patch embedding, then per block: QKV + output projections (4 w²), the MLP

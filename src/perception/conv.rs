@@ -56,6 +56,8 @@ pub struct ConvEncoder {
     /// Coordinates of the last feature map's cells for the spatial soft-argmax, `[1, 1, h·w]`.
     grid_x: Option<Tensor<3>>,
     grid_y: Option<Tensor<3>>,
+    /// The head reads the keypoints alone (no flattened map).
+    keypoint_head: bool,
 }
 
 impl ConvEncoder {
@@ -93,7 +95,8 @@ impl ConvEncoder {
         if cfg.spatial_state > 0 {
             c_in = cfg.spatial_state;
         }
-        let head_in = c_in * side * side + if cfg.spatial_softmax { 2 * c_in } else { 0 };
+        let flat = if cfg.keypoint_head { 0 } else { c_in * side * side };
+        let head_in = flat + if cfg.spatial_softmax { 2 * c_in } else { 0 };
         ConvEncoder {
             stages,
             blocks,
@@ -105,6 +108,7 @@ impl ConvEncoder {
             scale,
             grid_x,
             grid_y,
+            keypoint_head: cfg.keypoint_head,
         }
     }
 
@@ -148,7 +152,11 @@ impl ConvEncoder {
                 let attn = softmax(x.reshape([b, c, h * w]), 2); // [batch, c, h·w]
                 let kx = (attn.clone() * gx.clone()).sum_dim(2).reshape([b, c]);
                 let ky = (attn * gy.clone()).sum_dim(2).reshape([b, c]);
-                Tensor::cat(vec![flat, kx, ky], 1) // [batch, c·h·w + 2c]
+                if self.keypoint_head {
+                    Tensor::cat(vec![kx, ky], 1) // [batch, 2c]
+                } else {
+                    Tensor::cat(vec![flat, kx, ky], 1) // [batch, c·h·w + 2c]
+                }
             }
             _ => flat,
         };

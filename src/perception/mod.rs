@@ -64,6 +64,11 @@ pub struct EncoderConfig {
     /// move linearly with what they track, so positions are a linear read-out of the latent.
     #[config(default = true)]
     pub spatial_softmax: bool,
+    /// Conv: the head reads the keypoints alone, not the whole map beside them (needs
+    /// `spatial_softmax`): the latent is then an affine function of where each channel's
+    /// keypoint is, so what the keypoints track is a linear read-out of it, however it moves.
+    #[config(default = false)]
+    pub keypoint_head: bool,
     /// Conv: squeeze the last feature map to this many channels with a 1×1 convolution
     /// before the head (0 = none). The squeezed map is the spatial state a
     /// [`SpatialPredictor`](crate::world_model::spatial::SpatialPredictor) rolls forward.
@@ -96,12 +101,14 @@ impl PartialEq for EncoderConfig {
                         &self.strides,
                         self.res_blocks,
                         self.spatial_softmax,
+                        self.keypoint_head,
                         self.spatial_state,
                     ) == (
                         &o.channels,
                         &o.strides,
                         o.res_blocks,
                         o.spatial_softmax,
+                        o.keypoint_head,
                         o.spatial_state,
                     )
                 }
@@ -146,6 +153,16 @@ impl EncoderConfig {
                 }
                 if self.strides.contains(&0) {
                     return Err(format!("model.encoder.strides ({:?}) must be ≥ 1", self.strides));
+                }
+                if self.keypoint_head && !self.spatial_softmax {
+                    return Err("model.encoder.keypoint_head needs model.encoder.spatial_softmax = true".into());
+                }
+                if self.keypoint_head && self.spatial_state > 0 {
+                    return Err(format!(
+                        "model.encoder.keypoint_head cannot be combined with model.encoder.spatial_state = {} \
+                         (the spatial predictor's read-out takes the whole map)",
+                        self.spatial_state
+                    ));
                 }
             }
             EncoderKind::Vit => {

@@ -102,6 +102,40 @@ fn shapes() {
 }
 
 #[test]
+fn keypoint_head_reads_only_where_the_keypoints_are() {
+    let device = cpu_device();
+    let cfg = EncoderConfig::new().with_keypoint_head(true);
+    let Encoder::Conv(kp) = cfg.init(&device) else {
+        panic!("kind Conv builds a conv encoder")
+    };
+    assert_eq!(kp.forward(Tensor::zeros([2, 3, 65, 65], &device)).dims(), [2, 64]);
+    // A softmax does not see a constant added to a channel's map, so the keypoints, and a head
+    // that reads them alone, do not either; the head that also reads the map does.
+    let map = Tensor::<4>::random([2, 32, 9, 9], burn::tensor::Distribution::Default, &device);
+    let shifted = map.clone() + 3.0;
+    let gap = |e: &amisim::perception::ConvEncoder| {
+        let d = e.readout(map.clone()) - e.readout(shifted.clone());
+        d.abs().max().into_scalar::<f32>()
+    };
+    assert!(gap(&kp) < 1e-5, "keypoint head moved by {}", gap(&kp));
+    let Encoder::Conv(full) = EncoderConfig::new().init(&device) else {
+        panic!("kind Conv builds a conv encoder")
+    };
+    assert!(gap(&full) > 1e-3, "the whole-map head did not see the map");
+    // It needs the keypoints, and the spatial predictor's read-out takes the whole map.
+    let err = cfg.clone().with_spatial_softmax(false).validate().unwrap_err();
+    assert!(
+        err.contains("keypoint_head") && err.contains("spatial_softmax"),
+        "{err}"
+    );
+    let err = cfg.with_spatial_state(8).validate().unwrap_err();
+    assert!(
+        err.contains("keypoint_head") && err.contains("spatial_state = 8"),
+        "{err}"
+    );
+}
+
+#[test]
 fn vit_world_model_learns_and_bad_encoder_config_is_named() {
     let data = toy_episodes(16, 6);
     let mut cfg = tiny_config();
