@@ -150,7 +150,8 @@ pub struct EvalArgs {
     pub record_steps: usize,
     /// More spatial world models (checkpoints) that `+ensemble` and `+switch` rows plan with,
     /// beside --checkpoint's: in `+ensemble` rows each rolls out every candidate, which is
-    /// scored on all their latents; `+switch` rows plan with one at a time.
+    /// scored on all their latents; `+switch` rows plan with one at a time (a model without a
+    /// spatial predictor with its latent one).
     #[arg(long, value_delimiter = ',')]
     pub ensemble: Vec<PathBuf>,
     /// `+switch` rows: pass to the next model when the goal distance (in the planning model's
@@ -468,8 +469,13 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
     let mut ensemble = Vec::new();
     for p in &a.ensemble {
         let m = load_checkpoint(p, None, &device)?;
-        if m.model.spatial.is_none() {
-            bail!("--ensemble {}: this model has no spatial predictor", p.display());
+        // A +switch row's other models may plan with their latent predictor instead.
+        let only_switch = !a
+            .planner
+            .iter()
+            .any(|r| matches!(r, PlannerRow::Flat { ensemble: true, .. }));
+        if m.model.spatial.is_none() && !only_switch {
+            bail!("--ensemble {}: this model has no spatial predictor (a +ensemble row rolls every candidate out through each model's)", p.display());
         }
         let (want, got) = (&ck.config.model.encoder.resolution, &m.config.model.encoder.resolution);
         if want != got {

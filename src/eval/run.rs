@@ -537,6 +537,52 @@ fn timed(obs: &Obs, total: &mut f64, active: usize, f: impl FnOnce() -> Vec<f32>
     x
 }
 
+/// A `+switch` row's member `m` plans for the environments it has (`mine`) from `starts`,
+/// through the blocked-move cost where the row weighs one (`view`: the member's view of this
+/// observation, `[problems, dim]`, where it was needed).
+#[allow(clippy::too_many_arguments)]
+fn member_act<D: Dynamics<Start = Vec<f32>>>(
+    mpc: &mut Mpc,
+    dynamics: &D,
+    starts: Vec<Vec<f32>>,
+    goals: &[f32],
+    mine: &[usize],
+    trace: bool,
+    c: &PlannerConfig,
+    moves: &mut BlockedMoves,
+    view: Option<&[f32]>,
+    m: usize,
+) -> (Vec<(usize, [f32; 2])>, bool) {
+    if c.blocked <= 0.0 {
+        return mpc.act(dynamics, &starts, goals, mine, trace);
+    }
+    let avoid = AvoidBlocked {
+        inner: dynamics,
+        weight: c.blocked,
+        executed: c.replan_every,
+        max_action: c.max_action,
+    };
+    let d = goals.len() / starts.len();
+    let starts: Vec<WithBlocked<Vec<f32>>> = starts
+        .into_iter()
+        .enumerate()
+        .map(|(i, start)| {
+            let blocked = match view {
+                Some(z) => moves.blocked_at(i, m, &z[i * d..(i + 1) * d]),
+                None => Vec::new(),
+            };
+            WithBlocked { start, blocked }
+        })
+        .collect();
+    let (a, p) = mpc.act(&avoid, &starts, goals, mine, trace);
+    for &i in mine.iter().filter(|&&i| mpc.planned_at_last_act(i)) {
+        if let (Some(z), Some(plan)) = (view, &mpc.last[i]) {
+            moves.planned(i, m, &z[i * d..(i + 1) * d], plan, c.replan_every, d);
+        }
+    }
+    (a, p)
+}
+
 /// Rows of `d` values, one vector each.
 fn split_rows(x: &[f32], d: usize) -> Vec<Vec<f32>> {
     x.chunks_exact(d).map(<[f32]>::to_vec).collect()
@@ -744,22 +790,31 @@ pub fn run_recorded(
     let ensembled = |p: &Policy| matches!(p, Policy::Latent(c) if c.ensemble);
     let switched = |p: &Policy| matches!(p, Policy::Latent(c) if c.switch_after > 0);
     // Each model's own spatial predictor, where a row plans with several: a `+switch` row with
-    // one at a time, an ensemble with all of them.
-    let singles: Vec<SpatialDynamics> = if cfg.policies.iter().any(|p| ensembled(p) || switched(p)) {
-        members
-            .iter()
-            .map(|m| spatial_dynamics(m, None))
-            .collect::<Option<_>>()
-            .context("+ensemble, +switch: every model (the checkpoint's too) needs a spatial predictor")?
+    // one at a time, an ensemble with all of them. A `+switch` row's other models without one
+    // plan with their latent predictor.
+    let singles: Vec<Option<SpatialDynamics>> = if cfg.policies.iter().any(|p| ensembled(p) || switched(p)) {
+        members.iter().map(|m| spatial_dynamics(m, None)).collect()
     } else {
         Vec::new()
     };
+    if cfg.policies.iter().any(ensembled) && singles.iter().any(Option::is_none) {
+        bail!("+ensemble: every model (the checkpoint's too) needs a spatial predictor");
+    }
+    let latents: Vec<Option<LatentDynamics>> = singles
+        .iter()
+        .zip(&members)
+        .map(|(d, m)| d.is_none().then(|| LatentDynamics::new(&m.predictor, None)))
+        .collect();
     if let Some(p) = cfg
         .policies
         .iter()
         .find(|p| matches!(p, Policy::Latent(c) if c.cost.keypoints != 0.0))
     {
-        if !spatial.iter().chain(&singles).all(|d| d.rollout.has_keypoints()) {
+        if !(spatial.iter().all(|d| d.rollout.has_keypoints())
+            && singles
+                .iter()
+                .all(|d| d.as_ref().is_some_and(|d| d.rollout.has_keypoints())))
+        {
             bail!(
                 "{}: --keypoints needs encoders with spatial soft-argmax (model.encoder.spatial_softmax = true), every model's",
                 p.name()
@@ -786,15 +841,22 @@ pub fn run_recorded(
             _ => 0.0,
         };
         let spatial = spatial.as_ref().map(|d| d.with_keypoints(kp));
-        let singles: Vec<SpatialDynamics> = singles.iter().map(|d| d.with_keypoints(kp)).collect();
+        let singles: Vec<Option<SpatialDynamics>> = singles
+            .iter()
+            .map(|d| d.as_ref().map(|d| d.with_keypoints(kp)))
+            .collect();
         let ensemble = ensembled(policy).then(|| EnsembleDynamics {
-            members: singles.iter().map(|d| d.rollout.clone()).collect(),
+            members: singles.iter().flatten().map(|d| d.rollout.clone()).collect(),
         });
         // Model `m`'s view of observations, to compare imagined states with: its latents, or,
         // with keypoints joined, the states its spatial rollout starts at. A spatial model's
         // maps come from the same encoder pass and are kept in `maps`.
         let view = |m: usize, obs: &Obs, maps: &mut Option<Vec<f32>>| -> Vec<f32> {
-            let Some(d) = singles.get(m).or(spatial.as_ref().filter(|_| m == 0)) else {
+            let Some(d) = singles
+                .get(m)
+                .and_then(Option::as_ref)
+                .or(spatial.as_ref().filter(|_| m == 0))
+            else {
                 return encode(members[m], obs, &device);
             };
             let (z, x) = encode_with_maps(members[m], obs, &device);
@@ -939,50 +1001,42 @@ pub fn run_recorded(
                         }
                         for &i in &due {
                             let m = progress_of.member[i];
-                            maps[m].get_or_insert_with(|| encode_maps(members[m], &obs, &device));
+                            if singles[m].is_some() {
+                                maps[m].get_or_insert_with(|| encode_maps(members[m], &obs, &device));
+                            } else {
+                                views[m].get_or_insert_with(|| view(m, &obs, &mut maps[m]));
+                            }
                         }
                         encode_total += t0.elapsed().as_secs_f64() * 1e3 * active.len() as f64 / n as f64;
                         let t1 = Instant::now();
                         let (mut acts, mut planned) = (Vec::new(), false);
-                        for (m, dynamics) in singles.iter().enumerate() {
+                        for m in 0..members.len() {
                             let mine: Vec<usize> =
                                 active.iter().copied().filter(|&i| progress_of.member[i] == m).collect();
                             if mine.is_empty() {
                                 continue;
                             }
-                            let starts = match &maps[m] {
-                                Some(x) => split_rows(x, dynamics.rollout.map_len()),
-                                None => vec![Vec::new(); n],
-                            };
                             let trace = !drawn.is_empty();
-                            let (a, p) = if c.blocked > 0.0 {
-                                let avoid = AvoidBlocked {
-                                    inner: dynamics,
-                                    weight: c.blocked,
-                                    executed: c.replan_every,
-                                    max_action: c.max_action,
-                                };
-                                let d = goals_each[m].len() / n;
-                                let starts: Vec<WithBlocked<Vec<f32>>> = starts
-                                    .into_iter()
-                                    .enumerate()
-                                    .map(|(i, start)| {
-                                        let blocked = match &views[m] {
-                                            Some(z) => moves.blocked_at(i, m, &z[i * d..(i + 1) * d]),
-                                            None => Vec::new(),
-                                        };
-                                        WithBlocked { start, blocked }
-                                    })
-                                    .collect();
-                                let (a, p) = mpc.act(&avoid, &starts, &goals_each[m], &mine, trace);
-                                for &i in mine.iter().filter(|&&i| mpc.planned_at_last_act(i)) {
-                                    if let (Some(z), Some(plan)) = (&views[m], &mpc.last[i]) {
-                                        moves.planned(i, m, &z[i * d..(i + 1) * d], plan, c.replan_every, d);
-                                    }
+                            let goals = &goals_each[m];
+                            let view_m = views[m].as_deref();
+                            // A spatial member starts from its maps, a latent one from its view
+                            // (the latents), computed above for the environments that plan.
+                            let (a, p) = match (&singles[m], &latents[m]) {
+                                (Some(dynamics), _) => {
+                                    let starts = match &maps[m] {
+                                        Some(x) => split_rows(x, dynamics.rollout.map_len()),
+                                        None => vec![Vec::new(); n],
+                                    };
+                                    member_act(mpc, dynamics, starts, goals, &mine, trace, c, &mut moves, view_m, m)
                                 }
-                                (a, p)
-                            } else {
-                                mpc.act(dynamics, &starts, &goals_each[m], &mine, trace)
+                                (None, Some(dynamics)) => {
+                                    let starts = match view_m {
+                                        Some(z) => split_rows(z, goals.len() / n),
+                                        None => vec![Vec::new(); n],
+                                    };
+                                    member_act(mpc, dynamics, starts, goals, &mine, trace, c, &mut moves, view_m, m)
+                                }
+                                (None, None) => unreachable!("every member has a spatial or a latent predictor"),
                             };
                             acts.extend(a);
                             planned |= p;

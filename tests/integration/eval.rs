@@ -357,6 +357,34 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert!(a.rows[0].switches > 0);
     assert_ne!(outcomes(&a)[0].1, without);
+    // Another model without a spatial predictor plans with its latent one once passed to:
+    // switches happen, the episodes differ from those with the spatial twin, the same report
+    // twice. Keypoints, which come from spatial states, are refused for it; the checkpoint's
+    // own model must be spatial (the row is +spatial).
+    let flat = amisim::train::jepa::seeded(&device, 9, || spatial_cfg(0).init(&device));
+    cfg.policies = vec![Policy::Latent(sw.clone())];
+    let (a, _) = run(&cfg, &with(&model, vec![&flat]), 0, |_, _| {}).unwrap();
+    let (b, _) = run(&cfg, &with(&model, vec![&flat]), 0, |_, _| {}).unwrap();
+    assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    assert!(a.rows[0].switches > 0);
+    assert_ne!(outcomes(&a)[0].1, without);
+    let mut flat_kp = sw.clone();
+    flat_kp.cost.keypoints = 5.0;
+    cfg.policies = vec![Policy::Latent(flat_kp)];
+    let err = run(&cfg, &with(&model, vec![&flat]), 0, |_, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--keypoints needs"), "{err}");
+    cfg.policies = vec![Policy::Latent(sw.clone())];
+    let err = run(&cfg, &with(&flat, vec![&model]), 0, |_, _| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("cem@3+spatial+switch: this world model has no spatial predictor"),
+        "{err}"
+    );
     cfg.policies = vec![Policy::Latent(sw.clone()), Policy::Latent(spatial.clone())];
     // Without other models, or with +ensemble too, it is refused by name.
     let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
