@@ -466,15 +466,15 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             "--ensemble: no row plans with more models (add one such as cem+spatial+ensemble or cem+spatial+switch to --planner)"
         });
     }
+    // A +switch row's other models may plan with their latent predictor instead.
+    let ensemble_rows = a
+        .planner
+        .iter()
+        .any(|r| matches!(r, PlannerRow::Flat { ensemble: true, .. }));
     let mut ensemble = Vec::new();
     for p in &a.ensemble {
         let m = load_checkpoint(p, None, &device)?;
-        // A +switch row's other models may plan with their latent predictor instead.
-        let only_switch = !a
-            .planner
-            .iter()
-            .any(|r| matches!(r, PlannerRow::Flat { ensemble: true, .. }));
-        if m.model.spatial.is_none() && !only_switch {
+        if m.model.spatial.is_none() && ensemble_rows {
             bail!("--ensemble {}: this model has no spatial predictor (a +ensemble row rolls every candidate out through each model's)", p.display());
         }
         let (want, got) = (&ck.config.model.encoder.resolution, &m.config.model.encoder.resolution);
