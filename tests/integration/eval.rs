@@ -80,6 +80,11 @@ fn tiny_hierarchy() -> HierarchyConfig {
 }
 
 /// Everything but the timings, which are the only thing allowed to differ between runs.
+/// The error `run` refuses `cfg` with (it must refuse).
+fn refusal(cfg: &EvalConfig, loaded: &Loaded) -> String {
+    run(cfg, loaded, 0, |_, _| {}).err().unwrap().to_string()
+}
+
 fn outcomes(r: &Report) -> Vec<(String, String, f64, [f64; 2])> {
     r.rows
         .iter()
@@ -233,7 +238,7 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
     // A model without a spatial predictor, or the gradient planner, is refused by name.
     let flat = amisim::train::jepa::seeded(&device, 5, || spatial_cfg(0).init(&device));
-    let err = run(&cfg, &loaded(&flat), 0, |_, _| {}).err().unwrap().to_string();
+    let err = refusal(&cfg, &loaded(&flat));
     assert!(
         err.contains("cem@3+spatial") && err.contains("no spatial predictor"),
         "{err}"
@@ -241,7 +246,7 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     let mut grad = tiny_planner(PlannerKind::Gradient);
     grad.spatial = true;
     cfg.policies = vec![Policy::Latent(grad)];
-    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    let err = refusal(&cfg, &loaded(&model));
     assert!(err.contains("not differentiable"), "{err}");
 
     // The keypoints beside the latent in the goal distance: the same report twice, and other
@@ -265,7 +270,7 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
         let mut bad = kp.clone();
         change(&mut bad);
         cfg.policies = vec![Policy::Latent(bad)];
-        let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+        let err = refusal(&cfg, &loaded(&model));
         assert!(err.contains(want), "{err}");
     }
     // And refused for a model whose encoder reads no keypoints off its map.
@@ -273,7 +278,7 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     no_kp.encoder.spatial_softmax = false;
     let no_kp = amisim::train::jepa::seeded(&device, 5, || no_kp.init(&device));
     cfg.policies = vec![Policy::Latent(kp.clone())];
-    let err = run(&cfg, &loaded(&no_kp), 0, |_, _| {}).err().unwrap().to_string();
+    let err = refusal(&cfg, &loaded(&no_kp));
     assert!(
         err.contains("--keypoints needs encoders with spatial soft-argmax"),
         "{err}"
@@ -295,17 +300,14 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
     // An ensemble row without other models, or without +spatial, is refused by name.
-    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    let err = refusal(&cfg, &loaded(&model));
     assert!(
         err.contains("cem@3+spatial+ensemble") && err.contains("--ensemble"),
         "{err}"
     );
     ens.spatial = false;
     cfg.policies = vec![Policy::Latent(ens)];
-    let err = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(&cfg, &with(&model, vec![&other]));
     assert!(err.contains("cem@3+ensemble") && err.contains("+spatial"), "{err}");
 
     // A +switch row that never stalls long enough plans with the checkpoint's model alone:
@@ -371,45 +373,36 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     let mut flat_kp = sw.clone();
     flat_kp.cost.keypoints = 5.0;
     cfg.policies = vec![Policy::Latent(flat_kp)];
-    let err = run(&cfg, &with(&model, vec![&flat]), 0, |_, _| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(&cfg, &with(&model, vec![&flat]));
     assert!(err.contains("--keypoints needs"), "{err}");
     cfg.policies = vec![Policy::Latent(sw.clone())];
-    let err = run(&cfg, &with(&flat, vec![&model]), 0, |_, _| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(&cfg, &with(&flat, vec![&model]));
     assert!(
         err.contains("cem@3+spatial+switch: this world model has no spatial predictor"),
         "{err}"
     );
     cfg.policies = vec![Policy::Latent(sw.clone()), Policy::Latent(spatial.clone())];
     // Without other models, or with +ensemble too, it is refused by name.
-    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    let err = refusal(&cfg, &loaded(&model));
     assert!(
         err.contains("cem@3+spatial+switch") && err.contains("--ensemble"),
         "{err}"
     );
     sw.ensemble = true;
     cfg.policies = vec![Policy::Latent(sw)];
-    let err = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {})
-        .err()
-        .unwrap()
-        .to_string();
+    let err = refusal(&cfg, &with(&model, vec![&other]));
     assert!(err.contains("one spatial predictor at a time"), "{err}");
     // The oracle imagines with the simulator: a learned-model modifier on it is refused.
     let mut oracle = tiny_planner(PlannerKind::Cem);
     oracle.spatial = true;
     cfg.policies = vec![Policy::Oracle(oracle)];
-    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    let err = refusal(&cfg, &loaded(&model));
     assert!(err.contains("+spatial is for the cem and mppi rows"), "{err}");
     // So does the hierarchical planner, whose levels imagine with the latent predictors.
     let mut h = HierarchyConfig::default_for(4, 3.0);
     h.low.spatial = true;
     cfg.policies = vec![Policy::Hierarchical(h)];
-    let err = run(&cfg, &loaded(&model), 0, |_, _| {}).err().unwrap().to_string();
+    let err = refusal(&cfg, &loaded(&model));
     assert!(err.contains("hierarchy.low: +spatial"), "{err}");
 }
 
