@@ -150,8 +150,8 @@ pub struct EvalArgs {
     pub record_steps: usize,
     /// More spatial world models (checkpoints) that `+ensemble` and `+switch` rows plan with,
     /// beside --checkpoint's: in `+ensemble` rows each rolls out every candidate, which is
-    /// scored on all their latents; `+switch` rows plan with one at a time (a model without a
-    /// spatial predictor with its latent one).
+    /// scored on all their latents; `+switch` rows plan with one at a time, --checkpoint's
+    /// first (a model without a spatial predictor, --checkpoint's too, with its latent one).
     #[arg(long, value_delimiter = ',')]
     pub ensemble: Vec<PathBuf>,
     /// `+switch` rows: pass to the next model when the goal distance (in the planning model's

@@ -725,7 +725,11 @@ pub fn run_recorded(
                 );
             }
             if c.spatial {
-                if loaded.model.spatial.is_none() {
+                // A `+switch` row's members each plan with their spatial predictor where they
+                // have one (the checkpoint's model too), and with their latent one otherwise.
+                let spatial_somewhere = loaded.model.spatial.is_some()
+                    || (c.switch_after > 0 && loaded.ensemble.iter().any(|m| m.spatial.is_some()));
+                if !spatial_somewhere {
                     bail!(
                         "{}: this world model has no spatial predictor (train one with `--set model.encoder.spatial_state=8`)",
                         p.name()

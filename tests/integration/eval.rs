@@ -361,8 +361,7 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     assert_ne!(outcomes(&a)[0].1, without);
     // Another model without a spatial predictor plans with its latent one once passed to:
     // switches happen, the episodes differ from those with the spatial twin, the same report
-    // twice. Keypoints, which come from spatial states, are refused for it; the checkpoint's
-    // own model must be spatial (the row is +spatial).
+    // twice. Keypoints, which come from spatial states, are refused for it.
     let flat = amisim::train::jepa::seeded(&device, 9, || spatial_cfg(0).init(&device));
     cfg.policies = vec![Policy::Latent(sw.clone())];
     let (a, _) = run(&cfg, &with(&model, vec![&flat]), 0, |_, _| {}).unwrap();
@@ -375,8 +374,16 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     cfg.policies = vec![Policy::Latent(flat_kp)];
     let err = refusal(&cfg, &with(&model, vec![&flat]));
     assert!(err.contains("--keypoints needs"), "{err}");
+    // The checkpoint's model may be the latent one, planning first: then the spatial model
+    // plans once passed to. Some model of the row must have a spatial predictor (+spatial).
     cfg.policies = vec![Policy::Latent(sw.clone())];
-    let err = refusal(&cfg, &with(&flat, vec![&model]));
+    let (a, _) = run(&cfg, &with(&flat, vec![&model]), 0, |_, _| {}).unwrap();
+    let (b, _) = run(&cfg, &with(&flat, vec![&model]), 0, |_, _| {}).unwrap();
+    assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    assert!(a.rows[0].switches > 0);
+    let (c, _) = run(&cfg, &with(&model, vec![&flat]), 0, |_, _| {}).unwrap();
+    assert_ne!(outcomes(&a)[0].1, outcomes(&c)[0].1, "who plans first matters");
+    let err = refusal(&cfg, &with(&flat, vec![&flat]));
     assert!(
         err.contains("cem@3+spatial+switch: this world model has no spatial predictor"),
         "{err}"
