@@ -345,8 +345,10 @@ impl Report {
 
     /// A table for the terminal.
     pub fn table(&self) -> String {
+        // The policy column is as wide as its longest name (`cem@16+spatial+switch`).
+        let w = self.rows.iter().map(|r| r.name.chars().count()).fold(14, usize::max);
         let mut s = format!(
-            "{:<14} {:>8} {:>9} {:>15} {:>10} {:>8} {:>10} {:>10} {:>10} {:>17}\n",
+            "{:<w$} {:>8} {:>9} {:>15} {:>10} {:>8} {:>10} {:>10} {:>10} {:>17}\n",
             "policy",
             "episodes",
             "success",
@@ -360,7 +362,7 @@ impl Report {
         );
         for r in &self.rows {
             s += &format!(
-                "{:<14} {:>8} {:>8.1}% {:>6.1}–{:>5.1}% {:>10.2} {:>8.1} {:>10.2} {:>10.2} {:>10.2} {:>8.0}%/{:>3.0}%\n",
+                "{:<w$} {:>8} {:>8.1}% {:>6.1}–{:>5.1}% {:>10.2} {:>8.1} {:>10.2} {:>10.2} {:>10.2} {:>8.0}%/{:>3.0}%\n",
                 r.name,
                 r.episodes.len(),
                 100.0 * r.success_rate,

@@ -346,6 +346,16 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     );
     let table = a.table();
     assert!(table.contains(&line), "{table}");
+    // The policy column fits the longest name: each row's episode count ends under the header's.
+    let lines: Vec<Vec<char>> = table
+        .lines()
+        .take(1 + a.rows.len())
+        .map(|l| l.chars().collect())
+        .collect();
+    let end = table.lines().next().unwrap().find("episodes").unwrap() + "episodes".len();
+    for l in &lines[1..] {
+        assert!(l[end - 1].is_ascii_digit() && l[end] == ' ', "{table}");
+    }
     assert!(!table.contains("cem@3+spatial: "), "{table}");
     assert_eq!((a.rows[1].switches, a.rows[1].switched_episodes), (0, 0));
     // With keypoints (in the plans and in the progress measure): other episodes, still the
