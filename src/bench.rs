@@ -316,7 +316,7 @@ pub fn bench_plan(candidates: usize, horizon: usize, iterations: usize, reps: us
     scfg.spatial_hidden = 16;
     scfg.spatial_depth = 2;
     let model = crate::train::jepa::seeded(&device, 0, || scfg.init(&device));
-    if let Some(sp) = crate::eval::run::spatial_dynamics(&model, None) {
+    if let Some(sp) = crate::actor::spatial::spatial_dynamics(&model, None) {
         let r = &sp.rollout;
         let maps = vec![0.1f32; candidates * r.map_len()];
         let secs = time_rollout(&|a| r.rollout_rows(&maps, a, candidates, horizon));

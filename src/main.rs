@@ -5,9 +5,10 @@ mod eval_cli;
 mod train_cli;
 
 use amisim::bench::{bench_env_all, bench_train, EnvBenchRow};
-use amisim::eval::probe::probe;
-use amisim::train::collect::{collect, CollectConfig};
-use amisim::train::data::Episodes;
+use amisim::config::with_sets;
+use amisim::data::collect::{collect, CollectConfig};
+use amisim::data::Episodes;
+use amisim::probe::probe;
 use amisim::train::jepa::{cpu_device, load_checkpoint, TrainConfig};
 use amisim::world::policy::{PolicyKind, RandomWalkConfig};
 use amisim::world::scene::shipped_scene_names;
@@ -67,24 +68,14 @@ struct RunArgs {
     /// Scene to show (top-down).
     #[arg(long, default_value = "two_rooms")]
     scene: String,
-    /// World model to plan with (default: the shipped model for the scene,
-    /// assets/<scene>.safetensors).
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
-    /// Plan with the true simulator instead of a world model (the oracle of `eval`).
-    #[arg(long, conflicts_with = "checkpoint")]
-    oracle: bool,
-    /// Plan hierarchically from the start: level 2 (the model's level-2 model, beside the
-    /// checkpoint) sets level 1's subgoals (also a choice of the planner menu).
-    #[arg(long, conflicts_with = "oracle")]
-    hierarchical: bool,
-    /// Act as the whole agent from the start: the configurator, both memories, the critic,
-    /// mode 1 checked and mode 2 behind it (with whichever of critic, level 2 and mode 1 lie
-    /// beside the checkpoint).
-    #[arg(long, conflicts_with = "oracle")]
-    agent: bool,
-    #[arg(long, value_enum, default_value = "cem")]
-    planner: amisim::actor::planner::PlannerKind,
+    /// The agent: `default` (the scene's shipped agent, assets/<scene>/agent.ron), a preset
+    /// beside it (cem, hierarchical, configured, …), a spec file, a folder with an agent.ron,
+    /// or `oracle` (the true simulator); the window's menu switches between them.
+    #[arg(long, default_value = "default")]
+    agent: String,
+    /// Override an entry of the agent's spec: `--set planner.samples=200`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Environment steps per second (the agent's pace; the window draws at its own rate).
@@ -188,10 +179,10 @@ struct TrainArgs {
     /// for --scene).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// With --level mode1: the critic the distilled planner uses (default: beside --out's or
-    /// the level-1 checkpoint, if there).
+    /// With --level mode1: the agent distilled (as `eval --agent` names it; default: the run
+    /// folder's agent with --all, else the scene's shipped agent).
     #[arg(long)]
-    critic: Option<PathBuf>,
+    teacher: Option<String>,
     /// Run folder (checkpoint.safetensors, metrics.csv, config.json).
     #[arg(long, default_value = "runs/default")]
     out: PathBuf,
@@ -517,31 +508,6 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// Sets `key` (dotted path) in a JSON tree to `value` (parsed as JSON, else as a string);
-/// the key must exist.
-fn set_json(tree: &mut serde_json::Value, key: &str, value: &str) -> Result<()> {
-    let mut node = tree;
-    for part in key.split('.') {
-        node = node.get_mut(part).ok_or_else(|| {
-            anyhow::anyhow!("--set {key}={value}: no config entry `{part}` (see config.json of a run)")
-        })?;
-    }
-    *node = serde_json::from_str(value).unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
-    Ok(())
-}
-
-/// `base` with every `KEY=VALUE` of `sets` applied.
-fn with_sets<C: serde::Serialize + serde::de::DeserializeOwned>(base: C, sets: &[String]) -> Result<C> {
-    let mut tree: serde_json::Value = serde_json::to_value(&base)?;
-    for kv in sets {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("--set {kv}: expected KEY=VALUE"))?;
-        set_json(&mut tree, k, v)?;
-    }
-    serde_json::from_value(tree).map_err(|e| anyhow::anyhow!("config: {e}"))
-}
-
 /// A training run's config (either level's): `--config FILE` or `default`, then every
 /// `--set KEY=VALUE`, then `--steps` and `--seed`.
 fn train_config<C: serde::Serialize + serde::de::DeserializeOwned>(
@@ -638,9 +604,9 @@ fn train_level2_command(a: &TrainArgs) -> Result<String> {
     let path = a
         .checkpoint
         .clone()
-        .unwrap_or_else(|| eval_cli::default_checkpoint(&scene_name));
+        .unwrap_or_else(|| amisim::agents::default_checkpoint(&scene_name));
     if !path.exists() {
-        return Err(eval_cli::missing_checkpoint(&path, &scene_name));
+        return Err(amisim::agents::missing_checkpoint(&path, &scene_name));
     }
     let device = cpu_device();
     let ck = load_checkpoint(&path, None, &device)?;
@@ -680,7 +646,7 @@ fn train_level2_command(a: &TrainArgs) -> Result<String> {
         100,
         2_000_004,
     ))?;
-    let report = amisim::eval::jump_probe::jump_probe(
+    let report = amisim::probe::jump_probe::jump_probe(
         &ck.model,
         &summary.model,
         &cfg.model,
@@ -713,9 +679,9 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
     let path = a
         .checkpoint
         .clone()
-        .unwrap_or_else(|| eval_cli::default_checkpoint(&a.scene));
+        .unwrap_or_else(|| amisim::agents::default_checkpoint(&a.scene));
     if !path.exists() {
-        return Err(eval_cli::missing_checkpoint(&path, &a.scene));
+        return Err(amisim::agents::missing_checkpoint(&path, &a.scene));
     }
     let ck = load_checkpoint(&path, None, &cpu_device())?;
     let collect = |episodes, steps, seed, wall_rate| {
@@ -731,7 +697,7 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
         let l2 = amisim::train::level2::load_level2(&l2_path, Some(&ck.model), &cpu_device())?;
         let k = l2.config.model.k;
         let test_data = collect(a.test_episodes, 8 * k, a.seed + 1, a.wall_rate)?;
-        let report = amisim::eval::jump_probe::jump_probe(
+        let report = amisim::probe::jump_probe::jump_probe(
             &ck.model,
             &l2.model,
             &l2.config.model,
@@ -807,45 +773,21 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
 }
 
 fn run_command(a: RunArgs) -> Result<()> {
-    use amisim::ui::agent::{AgentOptions, ModelSource};
     amisim::ui::agent::load_top_down(&a.scene)?;
-    let model = if a.oracle {
-        ModelSource::Oracle
-    } else {
-        let path = a
-            .checkpoint
-            .clone()
-            .unwrap_or_else(|| eval_cli::default_checkpoint(&a.scene));
-        if !path.exists() {
-            anyhow::bail!(
-                "{} (or plan with the true simulator: --oracle)",
-                eval_cli::missing_checkpoint(&path, &a.scene)
-            );
-        }
-        ModelSource::Checkpoint(path)
-    };
     if !(a.steps_per_second.is_finite() && a.steps_per_second > 0.0) {
         anyhow::bail!("--steps-per-second {} must be a positive number", a.steps_per_second);
     }
-    let planner = amisim::actor::planner::PlannerConfig::default_for(a.planner);
-    if a.oracle && a.planner == amisim::actor::planner::PlannerKind::Gradient {
-        anyhow::bail!("--oracle plans with the simulator, which has no gradient: use --planner cem or mppi");
-    }
+    // Check the agent before opening a window: a bad name or spec is an error here.
+    amisim::agents::resolve(&a.agent, &a.scene)?;
     let scenes = shipped_scene_names()
         .into_iter()
         .filter(|n| Scene::load(n).is_ok_and(|s| s.top_down().is_some()))
         .collect();
     amisim::ui::run(amisim::ui::RunOptions {
-        agent: AgentOptions {
+        agent: amisim::ui::agent::AgentOptions {
             scene: a.scene,
-            model,
-            assets: eval_cli::default_checkpoint("x")
-                .parent()
-                .map(|p| p.to_path_buf())
-                .unwrap_or_default(),
-            planner,
-            hierarchical: a.hierarchical,
-            whole: a.agent,
+            agent: a.agent,
+            sets: a.sets,
             seed: a.seed,
             steps_per_second: a.steps_per_second,
         },

@@ -1,35 +1,34 @@
 //! `amisim train --level critic | mode1` and `amisim train --all`.
 
-use crate::{eval_cli, train_config, TrainArgs};
+use crate::{train_config, TrainArgs};
 use amisim::actor::hierarchy::HierarchyConfig;
-use amisim::actor::model::Abstracted;
-use amisim::actor::model::LatentDynamics;
-use amisim::actor::planner::{PlannerConfig, PlannerKind};
-use amisim::cost::critic::Critic;
-use amisim::goal_net::{companion_path, load_goal_net, save_goal_net, GoalNetMeta, GoalNetShape};
-use amisim::train::collect::CollectConfig;
+use amisim::agent::{load_models, Agent, AgentSpec, Mode, SPEC_FILE};
+use amisim::agents;
+use amisim::checkpoint::{
+    cpu_device, default_level2_path, load_checkpoint, load_level2, Checkpoint, LEVEL2_CHECKPOINT,
+};
+use amisim::data::collect::CollectConfig;
+use amisim::data::Episodes;
+use amisim::goal_net::{companion_path, save_goal_net, GoalNetMeta, GoalNetShape};
 use amisim::train::critic::{critic_probe, train_critic, CriticTrainConfig};
-use amisim::train::data::Episodes;
-use amisim::train::jepa::{cpu_device, load_checkpoint, Checkpoint};
 use amisim::train::level2::LatentEpisodes;
-use amisim::train::level2::{default_level2_path, load_level2, LEVEL2_CHECKPOINT};
-use amisim::train::mode1::{collect_demos, train_mode1, Mode1TrainConfig, Teacher, TeacherModels};
+use amisim::train::mode1::{collect_demos, train_mode1, Mode1TrainConfig};
 use amisim::world::Scene;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The level-1 checkpoint a later stage reads: `--checkpoint`, else the run folder's own
 /// (`--all`), else the shipped model for the scene.
 fn level1(a: &TrainArgs, scene: &str) -> Result<(PathBuf, Checkpoint)> {
-    let own = a.out.join(amisim::train::jepa::CHECKPOINT);
+    let own = a.out.join(amisim::checkpoint::CHECKPOINT);
     let path = match &a.checkpoint {
         Some(p) => p.clone(),
         None if a.all && own.exists() => own,
-        None => eval_cli::default_checkpoint(scene),
+        None => agents::default_checkpoint(scene),
     };
     if !path.exists() {
-        return Err(eval_cli::missing_checkpoint(&path, scene));
+        return Err(agents::missing_checkpoint(&path, scene));
     }
     let ck = load_checkpoint(&path, None, &cpu_device())?;
     Ok((path, ck))
@@ -105,121 +104,100 @@ pub fn critic_command(a: &TrainArgs) -> Result<String> {
     Ok(line)
 }
 
-/// The critic to plan with while distilling: `--critic`, else beside the run folder's or the
-/// level-1 checkpoint, if there is one.
-fn critic_for(a: &TrainArgs, level1_path: &Path, ck: &Checkpoint) -> Result<Option<(PathBuf, Critic)>> {
-    let candidates = match &a.critic {
-        Some(p) => vec![p.clone()],
-        None => vec![a.out.join("critic.safetensors"), companion_path(level1_path, "critic")],
-    };
-    for p in candidates {
-        if p.exists() {
-            let (net, meta) = load_goal_net(&p, "critic", Some(&ck.model), &cpu_device())?;
-            return Ok(Some((p, Critic::new(&net, meta.scale, meta.distance_per_step))));
-        }
+/// The teacher a mode-1 policy is distilled from: `--teacher NAME` (an agent as `eval --agent`
+/// names it), else the run folder's own agent (`--all`), else the scene's shipped agent, else
+/// one built from the level-1 checkpoint's folder: the hierarchical planner where there is a
+/// level-2 model, CEM at a short horizon with the critic as terminal cost where there is a
+/// critic, CEM otherwise.
+fn teacher_spec(a: &TrainArgs, scene: &str, level1: &Path) -> Result<(String, AgentSpec)> {
+    if let Some(name) = &a.teacher {
+        let source = agents::resolve(name, scene)?;
+        let agents::Source::File(path) = source else {
+            bail!("--teacher {name}: the teacher acts with world models (not random, not the oracle)");
+        };
+        return Ok((path.display().to_string(), agents::read_spec(&path, &[])?));
     }
-    if let Some(p) = &a.critic {
-        bail!("--critic {}: no such file", p.display());
+    let own = a.out.join(SPEC_FILE);
+    if a.all && own.exists() {
+        return Ok((own.display().to_string(), agents::read_spec(&own, &[])?));
     }
-    Ok(None)
+    let shipped = agents::scene_agents(scene).join(SPEC_FILE);
+    if a.checkpoint.is_none() && !a.all && shipped.exists() {
+        return Ok((shipped.display().to_string(), agents::read_spec(&shipped, &[])?));
+    }
+    let spec = folder_agent(level1, &a.out)?;
+    Ok((format!("an agent of {}", level1.display()), spec))
 }
 
-/// `amisim train --level mode1`: runs the planner (mode 2) on goal-reaching episodes and
-/// regresses the mode-1 policy onto its actions. Returns its held-out scores as one line.
+/// The agent a folder's models make (a `train --all` run folder, or the folder of a level-1
+/// checkpoint): the hierarchical planner where there is a level-2 model (the best and cheapest
+/// planner of the measurements), else flat CEM, at a short horizon with the critic as terminal
+/// cost where there is a critic. `extra` is searched for level 2 and the critic too.
+pub fn folder_agent(level1: &Path, extra: &Path) -> Result<AgentSpec> {
+    let find = |what: &str| {
+        [extra.join(format!("{what}.safetensors")), companion_path(level1, what)]
+            .into_iter()
+            .find(|p| p.exists())
+    };
+    let level2 = [extra.join(LEVEL2_CHECKPOINT), default_level2_path(level1)]
+        .into_iter()
+        .find(|p| p.exists());
+    let critic = find("critic");
+    let mut spec = AgentSpec::new(if level2.is_some() {
+        Mode::Hierarchical
+    } else {
+        Mode::Plan
+    });
+    spec.models = vec![level1.to_path_buf()];
+    if let (Some(p), Mode::Hierarchical) = (&level2, spec.mode) {
+        let l2 = load_level2(p, None, &cpu_device())?;
+        let m = &l2.config.model;
+        spec.hierarchy = Some(HierarchyConfig::default_for(m.k, m.macro_radius));
+        spec.level2 = Some(p.clone());
+    } else if let Some(c) = critic {
+        spec.planner.horizon = 4;
+        spec.planner.cost.critic = 1.0;
+        spec.critic = Some(c);
+    }
+    Ok(spec)
+}
+
+/// `amisim train --level mode1`: an agent (the teacher) acts in goal-reaching episodes and the
+/// mode-1 policy is regressed onto its actions, read from the level-1 model's latents. Returns
+/// its held-out scores as one line.
 pub fn mode1_command(a: &TrainArgs) -> Result<String> {
     if !a.data.is_empty() {
-        bail!("--level mode1 learns from the planner acting in the world: give --scene, not --data");
+        bail!("--level mode1 learns from an agent acting in the world: give --scene, not --data");
     }
     let scene_name = scene_of(a)?;
     let (path, ck) = level1(a, &scene_name)?;
     let device = cpu_device();
-    let critic = critic_for(a, &path, &ck)?;
-    // The level-2 model beside the run folder's or the level-1 checkpoint, if there.
-    let level2 = [a.out.join(LEVEL2_CHECKPOINT), default_level2_path(&path)]
-        .into_iter()
-        .find(|p| p.exists())
-        .map(|p| load_level2(&p, Some(&ck.model), &device).map(|l| (p, l)))
-        .transpose()?;
-    let default = || {
-        // The planner distilled: the hierarchical planner where there is a level-2 model
-        // (the best and cheapest planner in the measurements), else CEM, at a short horizon
-        // with the critic as terminal cost when there is a critic.
-        let mut p = PlannerConfig::default_for(PlannerKind::Cem);
-        if critic.is_some() {
-            p.horizon = 4;
-            p.cost.critic = 1.0;
-        }
-        let mut c = Mode1TrainConfig::default_for(p);
-        if let Some((_, l2)) = &level2 {
-            c.teacher = Teacher::Hierarchical;
-            c.hierarchy = Some(HierarchyConfig::default_for(
-                l2.config.model.k,
-                l2.config.model.macro_radius,
-            ));
-        }
-        c
-    };
-    let cfg: Mode1TrainConfig = train_config(a, default)?;
+    let (teacher_name, teacher) = teacher_spec(a, &scene_name, &path)?;
+    let cfg: Mode1TrainConfig = train_config(a, || Mode1TrainConfig::default_for(teacher))?;
     cfg.validate().map_err(|e| anyhow::anyhow!("config: {e}"))?;
-    if cfg.planner.cost.critic != 0.0 && critic.is_none() {
-        bail!(
-            "mode1.planner.cost.critic = {} but there is no critic (train one first, or pass --critic)",
-            cfg.planner.cost.critic
-        );
-    }
     let scene = Scene::load(&scene_name)?;
-    let dynamics = LatentDynamics::new(&ck.model.predictor, None)
-        .with_idm(&ck.model.idm)
-        .with_critic(critic.as_ref().map(|(_, c)| c.clone()));
-    let teacher_name = match cfg.teacher {
-        Teacher::Hierarchical => format!(
-            "the hierarchical planner (level 2 {})",
-            level2.as_ref().map_or("?".into(), |(p, _)| p.display().to_string())
-        ),
-        Teacher::Flat => format!(
-            "{} (horizon {} × {}, critic weight {}{})",
-            serde_json::to_value(cfg.planner.kind)?.as_str().unwrap_or("?"),
-            cfg.planner.horizon,
-            cfg.planner.repeat,
-            cfg.planner.cost.critic,
-            critic
-                .as_ref()
-                .map(|(p, _)| format!(", critic {}", p.display()))
-                .unwrap_or_default()
-        ),
-    };
+    let (models, _) = load_models(&cfg.teacher, &device).context("the teacher")?;
+    let mut agent = Agent::new(
+        cfg.teacher.clone(),
+        models,
+        cfg.envs.min(cfg.demo_episodes).max(1),
+        agents::world(&scene)?,
+    )
+    .context("the teacher")?;
     eprintln!(
-        "distilling mode 1 from {teacher_name} on {} episodes of {scene_name}; run folder {}",
+        "distilling mode 1 from {teacher_name} on {} episodes of {scene_name}; the student reads {}; run folder {}",
         cfg.demo_episodes,
+        path.display(),
         a.out.display()
     );
-    if cfg.teacher == Teacher::Hierarchical && level2.is_none() {
-        bail!(
-            "mode1.teacher = hierarchical: no level-2 model beside {} or in {}",
-            path.display(),
-            a.out.display()
-        );
-    }
-    let l2_dyn = level2.as_ref().map(|(_, l2)| {
-        let (w, b) = l2.model.abstraction_weights();
-        (LatentDynamics::new(&l2.model.predictor, None), w, b)
-    });
-    let abstracted = l2_dyn
-        .as_ref()
-        .map(|(_, w, b)| Abstracted::new(&dynamics, w.clone(), b.clone()));
-    let teacher = TeacherModels {
-        latent: &dynamics,
-        level2: l2_dyn.as_ref().zip(abstracted.as_ref()).map(|((h, _, _), l)| (h, l)),
-    };
     std::fs::create_dir_all(&a.out)?;
     std::fs::write(a.out.join("mode1_config.json"), serde_json::to_string_pretty(&cfg)?)?;
     let t0 = Instant::now();
-    let bar = amisim::train::store::steps_bar("planner episodes", cfg.demo_episodes, true);
+    let bar = amisim::train::store::steps_bar("teacher episodes", cfg.demo_episodes, true);
     let mut demos = collect_demos(
-        &cfg,
         &scene,
         &ck.model,
-        &teacher,
+        &mut agent,
         None,
         cfg.demo_seed,
         cfg.demo_episodes,
@@ -229,7 +207,7 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
     bar.finish();
     let teacher_success = demos.successes as f64 / demos.episodes.max(1) as f64;
     println!(
-        "{} planner steps from {} episodes ({} reached the goal, {:.1} %) in {:.0} s",
+        "{} teacher steps from {} episodes ({} reached the goal, {:.1} %) in {:.0} s",
         demos.len(),
         demos.episodes,
         demos.successes,
@@ -241,10 +219,9 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
         let t = Instant::now();
         let bar = amisim::train::store::steps_bar(&format!("DAgger round {round}"), cfg.dagger_episodes, true);
         let more = collect_demos(
-            &cfg,
             &scene,
             &ck.model,
-            &teacher,
+            &mut agent,
             Some(&summary.policy),
             cfg.demo_seed.wrapping_add(7919 * round as u64),
             cfg.dagger_episodes,
@@ -253,7 +230,7 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
         )?;
         bar.finish();
         println!(
-            "DAgger round {round}: mode 1 drove {} episodes ({} reached the goal, {:.1} %), {} states labelled by the planner in {:.0} s; held-out cosine before it {:.3}",
+            "DAgger round {round}: mode 1 drove {} episodes ({} reached the goal, {:.1} %), {} states labelled by the teacher in {:.0} s; held-out cosine before it {:.3}",
             more.episodes,
             more.successes,
             100.0 * more.successes as f64 / more.episodes.max(1) as f64,
@@ -271,7 +248,7 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
             hidden: cfg.hidden,
             out: 2,
         },
-        scale: cfg.planner.max_action,
+        scale: cfg.max_action,
         distance_per_step: 0.0,
         config: serde_json::to_value(&cfg)?,
         step: cfg.steps,
@@ -280,9 +257,9 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
     save_goal_net(&out, &summary.net, &meta, &ck.model)?;
     println!("mode-1 policy: {}", out.display());
     let line = format!(
-        "held-out action RMSE {:.3} (actions of norm ≤ {}), mean cosine to the planner's action {:.3} ({} train / {} held-out samples; planner success {:.1} %)",
+        "held-out action RMSE {:.3} (actions of norm ≤ {}), mean cosine to the teacher's action {:.3} ({} train / {} held-out samples; teacher success {:.1} %)",
         summary.held_out_rmse,
-        cfg.planner.max_action,
+        cfg.max_action,
         summary.held_out_cosine,
         summary.samples,
         summary.held_out_samples,
@@ -327,13 +304,13 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         }
     }
     let mut rows: Vec<(String, String, f64, String)> = Vec::new();
-    let ck_path = a.out.join(amisim::train::jepa::CHECKPOINT);
+    let ck_path = a.out.join(amisim::checkpoint::CHECKPOINT);
     // 1. Encoder and level 1.
     let t0 = Instant::now();
     let mut s1 = stage_args(&a, "level1");
     let done1 = ck_path.exists() && {
         let ck = load_checkpoint(&ck_path, None, &cpu_device())?;
-        let want: amisim::train::jepa::TrainConfig = train_config(&s1, || ck.config.clone())?;
+        let want: amisim::checkpoint::TrainConfig = train_config(&s1, || ck.config.clone())?;
         ck.step >= want.steps
     };
     let status = if done1 {
@@ -350,7 +327,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     let ck = load_checkpoint(&ck_path, None, &cpu_device())?;
     let probe_train = Episodes::collect(&CollectConfig::random_walk(&scene, 300, 16, 128, 2_000_003))?;
     let probe_test = Episodes::collect(&CollectConfig::random_walk(&scene, 100, 16, 100, 2_000_004))?;
-    let p = amisim::eval::probe::probe(&ck.model, &probe_train, &probe_test, 300);
+    let p = amisim::probe::probe(&ck.model, &probe_train, &probe_test, 300);
     let m1 = format!(
         "position probe linear {:.2} px, MLP {:.2} px, rollout at 16 steps {:.2} px, effective rank {:.1}",
         p.linear_rmse_px,
@@ -368,6 +345,10 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         ("mode 1", "mode1", "mode1.safetensors", mode1_command),
     ];
     for (name, key, file, run) in stages {
+        if key == "mode1" {
+            // The run folder's agents, the teacher among them (`agent.ron`).
+            write_presets(&a.out)?;
+        }
         let t = Instant::now();
         let mut s = stage_args(&a, key);
         s.checkpoint = Some(ck_path.clone());
@@ -386,10 +367,79 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         };
         rows.push((name.into(), status, t.elapsed().as_secs_f64(), metric));
     }
+    let written = write_presets(&a.out)?;
+    println!(
+        "agents: {} in {} (`amisim eval --scene {scene} --agent {}` plays agent.ron)",
+        written.join(", "),
+        a.out.display(),
+        a.out.display()
+    );
     println!("\nsummary of {} ({scene})", a.out.display());
     println!("{:<18} {:<13} {:>8}  metric", "stage", "status", "seconds");
     for (name, status, secs, metric) in &rows {
         println!("{name:<18} {status:<13} {secs:>8.0}  {metric}");
     }
     Ok(())
+}
+
+/// Writes a run folder's agent specs, for the models it holds: `agent.ron` (hierarchical where
+/// there is a level-2 model, else flat CEM with the critic's terminal cost where there is one,
+/// else flat CEM), and the presets `cem`, `hierarchical`, `critic`, `mode1` and `configured`
+/// where their models are there — the layout of the shipped `assets/<scene>/`. Returns the
+/// names written.
+pub fn write_presets(dir: &Path) -> Result<Vec<String>> {
+    let has = |f: &str| dir.join(f).exists();
+    let (l2, critic, mode1) = (
+        has(LEVEL2_CHECKPOINT),
+        has("critic.safetensors"),
+        has("mode1.safetensors"),
+    );
+    let mut written = Vec::new();
+    let mut write = |name: &str, text: String| -> Result<()> {
+        amisim::write_file_atomic(&dir.join(format!("{name}.ron")), text)?;
+        written.push(format!("{name}.ron"));
+        Ok(())
+    };
+    let cem = "(\n    mode: Plan,\n    models: [\"checkpoint.safetensors\"],\n)\n";
+    let hierarchical = "(\n    mode: Hierarchical,\n    models: [\"checkpoint.safetensors\"],\n    level2: \"level2.safetensors\",\n)\n";
+    let with_critic = "(\n    mode: Plan,\n    models: [\"checkpoint.safetensors\"],\n    critic: \"critic.safetensors\",\n    planner: (horizon: 4, cost: (distance: L2, horizon: Closest, effort: 0.0, critic: 1.0)),\n)\n";
+    let default = if l2 {
+        hierarchical
+    } else if critic {
+        with_critic
+    } else {
+        cem
+    };
+    write(
+        "agent",
+        format!("// This run's agent (written by `amisim train --all`).\n{default}"),
+    )?;
+    write("cem", format!("// Flat CEM with this run's world model.\n{cem}"))?;
+    if l2 {
+        write(
+            "hierarchical",
+            format!("// Hierarchical planning with this run's level-2 model.\n{hierarchical}"),
+        )?;
+    }
+    if critic {
+        write(
+            "critic",
+            format!("// Flat CEM, 16 steps ahead, the critic as terminal cost.\n{with_critic}"),
+        )?;
+    }
+    if mode1 {
+        write(
+            "mode1",
+            "// Mode 1 alone.\n(\n    mode: Mode1,\n    models: [\"checkpoint.safetensors\"],\n    mode1: \"mode1.safetensors\",\n)\n".into(),
+        )?;
+    }
+    let mut configured = String::from("// The configured agent: configurator, memories, critic, mode 1 and mode 2.\n(\n    mode: Configured,\n    models: [\"checkpoint.safetensors\"],\n");
+    for (on, entry) in [(l2, "level2"), (critic, "critic"), (mode1, "mode1")] {
+        if on {
+            configured += &format!("    {entry}: \"{entry}.safetensors\",\n");
+        }
+    }
+    configured += ")\n";
+    write("configured", configured)?;
+    Ok(written)
 }

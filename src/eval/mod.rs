@@ -1,5 +1,3 @@
-//! Headless evaluation: probes of what the world model's latents hold.
+//! Headless evaluation: agents in goal-reaching episodes, and the report.
 
-pub mod jump_probe;
-pub mod probe;
 pub mod run;

@@ -15,11 +15,12 @@
 use super::model::{Objective, SslConfig};
 use super::train::{family, pretrain, Budget, Pretrained};
 use crate::actor::planner::{PlannerConfig, PlannerKind};
-use crate::eval::probe::{encode_all, probe, ProbeReport};
-use crate::eval::run::{run, EvalConfig, Loaded, Policy};
+use crate::agent::{Agent, AgentSpec, Mode, Models};
+use crate::data::collect::CollectConfig;
+use crate::data::Episodes;
+use crate::eval::run::{run, EvalConfig, Player, Row as EvalRow};
 use crate::perception::{Encoder, VitEncoder};
-use crate::train::collect::CollectConfig;
-use crate::train::data::Episodes;
+use crate::probe::{encode_all, probe, ProbeReport};
 use crate::train::jepa::{save_checkpoint, seeded, stable_param_ids, TrainConfig};
 use crate::train::store::adamw;
 use crate::world_model::jepa::{Jepa, JepaConfig, LossWeights};
@@ -375,13 +376,13 @@ pub const GRID_CELLS: usize = 4;
 pub fn grid_probe(encoder: &VitEncoder, train: &Episodes, test: &Episodes) -> Result<(f32, Option<f32>)> {
     let device = crate::train::jepa::cpu_device();
     let features =
-        |data: &Episodes| crate::eval::probe::map_frames(data, &device, 256, |x| encoder.grid_features(x, GRID_CELLS));
+        |data: &Episodes| crate::probe::map_frames(data, &device, 256, |x| encoder.grid_features(x, GRID_CELLS));
     let (x_train, d) = features(train);
     let (x_test, _) = features(test);
-    let (y_train, k, names) = crate::eval::probe::targets(train);
-    let (y_test, _, _) = crate::eval::probe::targets(test);
-    let pred = crate::eval::probe::LinearProbe::fit(&x_train, &y_train, d, k, 1e-3).predict(&x_test);
-    let err = |i: usize| crate::eval::probe::position_rmse(&pred, &y_test, k, i);
+    let (y_train, k, names) = crate::probe::targets(train);
+    let (y_test, _, _) = crate::probe::targets(test);
+    let pred = crate::probe::LinearProbe::fit(&x_train, &y_train, d, k, 1e-3).predict(&x_test);
+    let err = |i: usize| crate::probe::position_rmse(&pred, &y_test, k, i);
     Ok((err(0), (names.len() > 1).then(|| err(1))))
 }
 
@@ -421,34 +422,34 @@ fn judge(
     let tcfg = TrainConfig::new(jcfg).with_seed(cfg.seed);
     save_checkpoint(&ckpt, &tcfg, pre.steps, &jepa, None)?;
     let (plan_success, plan_ci95) = if cfg.plan_episodes > 0 {
+        // The agent: flat CEM with this row's world model, as `eval` plays it.
         let scene = crate::world::scene::Scene::load(&cfg.scene)?;
+        let mut spec = AgentSpec::new(Mode::Plan);
+        spec.planner = cfg.planner();
+        let envs = cfg.plan_episodes.min(20);
+        let models = Models {
+            members: vec![jepa.clone()],
+            ..Models::none()
+        };
+        let agent = Agent::new(spec, models, envs, crate::agents::world(&scene)?)?;
         let eval = EvalConfig {
             scene: cfg.scene.clone(),
             episodes: cfg.plan_episodes,
-            envs: cfg.plan_episodes.min(20),
+            envs,
             seed: cfg.seed,
             max_steps: scene.episode().max_steps,
-            policies: vec![Policy::Latent(cfg.planner())],
             shard: (0, 1),
-            checkpoint: ckpt.display().to_string(),
-            checkpoint_step: pre.steps,
-            model: serde_json::from_str(&tcfg.to_string())?,
-            critic: None,
-            mode1: None,
-            level2: None,
-            ensemble: Vec::new(),
+            rows: vec![EvalRow {
+                name: objective.name().to_string(),
+                spec: agent.spec().clone(),
+                models: Vec::new(),
+            }],
         };
-        let loaded = Loaded {
-            model: &jepa,
-            differentiable: None,
-            probe: None,
-            level2: None,
-            critic: None,
-            mode1: None,
-            ensemble: Vec::new(),
-            ensemble_probes: Vec::new(),
-        };
-        let (report, _) = run(&eval, &loaded, 0, |_, _| {})?;
+        let mut players = [Player {
+            agent,
+            probes: Default::default(),
+        }];
+        let (report, _) = run(&eval, &mut players, 0, |_, _| {}, None)?;
         let r = &report.rows[0];
         (Some(r.success_rate), Some(r.success_ci95))
     } else {
@@ -456,7 +457,7 @@ fn judge(
     };
     let target = |name: &str| report.by_target.iter().find(|t| t.target == name);
     let agent = target("agent").context("the probe reports the agent")?;
-    let layout_rel = |f: fn(&crate::eval::probe::LayoutErrors) -> f32| -> Option<f32> {
+    let layout_rel = |f: fn(&crate::probe::LayoutErrors) -> f32| -> Option<f32> {
         let v: Vec<f32> = report.layout.iter().map(|l| f(l) / l.std_px.max(1e-6)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32)
     };

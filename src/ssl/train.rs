@@ -4,7 +4,7 @@
 //! and `s`, so a run is reproducible.
 
 use super::model::{Objective, SslConfig, SslModel, Terms};
-use crate::train::data::Episodes;
+use crate::data::Episodes;
 use crate::train::jepa::{seeded, stable_param_ids};
 use crate::train::store::{adamw, steps_bar, warmup_cosine};
 use anyhow::{bail, Result};

@@ -337,7 +337,7 @@ pub struct CriticProbe {
 }
 
 /// Scores `critic` on `latents` (of `data`, the same episodes).
-pub fn critic_probe(critic: &Critic, latents: &LatentEpisodes, data: &super::data::Episodes, seed: u64) -> CriticProbe {
+pub fn critic_probe(critic: &Critic, latents: &LatentEpisodes, data: &crate::data::Episodes, seed: u64) -> CriticProbe {
     let (d, t_len) = (latents.latent, latents.steps);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut z, mut g, mut delta, mut px) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -7,172 +7,24 @@
 //! config and a fingerprint of the level-1 model it was trained on, and is written to a
 //! temporary file and renamed.
 
-use super::data::Episodes;
 use super::jepa::{seeded, stable_param_ids};
-use super::store::{load_weights, read_with_metadata, save_module, steps_bar, warmup_cosine};
-use crate::eval::probe::encode_all;
+use super::store::steps_bar;
+pub use crate::checkpoint::{
+    check_level1, default_level2_path, level1_fingerprint, load_level2, save_level2, Level2Checkpoint,
+    Level2TrainConfig, LEVEL2_CHECKPOINT,
+};
+use crate::data::Episodes;
+use crate::probe::encode_all;
 use crate::world_model::jepa::Jepa;
-use crate::world_model::level2::{Level2, Level2Config, Level2Terms, Level2Weights};
+use crate::world_model::level2::{Level2, Level2Terms};
 use anyhow::{bail, Context, Result};
-use burn::module::{ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Name of the level-2 checkpoint in a run folder.
-pub const LEVEL2_CHECKPOINT: &str = "level2.safetensors";
-
-/// Where the level-2 model of a level-1 checkpoint lives by default: `level2.safetensors`
-/// beside a run folder's `checkpoint.safetensors`, `<name>.level2.safetensors` beside any other
-/// (the shipped `assets/<scene>.safetensors`).
-pub fn default_level2_path(checkpoint: &Path) -> PathBuf {
-    let dir = checkpoint.parent().unwrap_or(Path::new(""));
-    match checkpoint.file_name().and_then(|n| n.to_str()) {
-        Some(super::jepa::CHECKPOINT) | None => dir.join(LEVEL2_CHECKPOINT),
-        Some(name) => dir.join(format!("{}.level2.safetensors", name.trim_end_matches(".safetensors"))),
-    }
-}
-
-/// Everything a level-2 training run is defined by; saved in its checkpoint.
-#[derive(Config, Debug)]
-pub struct Level2TrainConfig {
-    pub model: Level2Config,
-    #[config(default = 3000)]
-    pub steps: usize,
-    #[config(default = 256)]
-    pub batch: usize,
-    /// Level-2 steps the predictor is unrolled per sample.
-    #[config(default = 4)]
-    pub jumps: usize,
-    #[config(default = 1e-3)]
-    pub lr: f64,
-    #[config(default = 1e-5)]
-    pub min_lr: f64,
-    #[config(default = 100)]
-    pub warmup: usize,
-    #[config(default = 1e-4)]
-    pub weight_decay: f32,
-    #[config(default = 1.0)]
-    pub clip: f32,
-    #[config(default = 0)]
-    pub seed: u64,
-    #[config(default = 100)]
-    pub log_every: usize,
-}
-
-impl Level2TrainConfig {
-    /// The default recipe on level-1 latents of `latent` dimensions.
-    pub fn default_for(latent: usize) -> Level2TrainConfig {
-        Level2TrainConfig::new(Level2Config::new(latent, Level2Weights::new()))
-    }
-
-    /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`.
-    pub fn lr_at(&self, step: usize) -> f64 {
-        warmup_cosine(step, self.steps, self.warmup, self.lr, self.min_lr)
-    }
-}
-
-/// A fingerprint of a level-1 model's weights (FNV-1a over every parameter, in the module's
-/// order): a level-2 model only fits the level-1 model it was trained on.
-pub fn level1_fingerprint(model: &Jepa) -> String {
-    struct Fnv(u64);
-    impl ModuleVisitor for Fnv {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            for x in crate::values(param.val()) {
-                for b in x.to_bits().to_le_bytes() {
-                    self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
-                }
-            }
-        }
-    }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    model.visit(&mut h);
-    format!("{:016x}", h.0)
-}
-
-/// Checks that the `what` stored at `path`, which reads `latent`-d level-1 latents and was
-/// trained on the level-1 model with fingerprint `trained_on`, fits `level1`; the error says
-/// how to train it again (`amisim train --level LEVEL`).
-pub fn check_level1(
-    path: &Path,
-    what: &str,
-    latent: usize,
-    trained_on: &str,
-    level1: &Jepa,
-    level: &str,
-) -> Result<()> {
-    if level1.latent() != latent {
-        bail!(
-            "{}: the {what} reads {latent}-d level-1 latents, the level-1 model has {}",
-            path.display(),
-            level1.latent()
-        );
-    }
-    let have = level1_fingerprint(level1);
-    if have != trained_on {
-        bail!(
-            "{}: trained on the level-1 model with fingerprint {trained_on}, not on this one ({have}); train it again with `amisim train --level {level} --checkpoint …`",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// A loaded level-2 checkpoint.
-pub struct Level2Checkpoint {
-    pub config: Level2TrainConfig,
-    pub step: usize,
-    pub model: Level2,
-    /// The level-1 model it was trained on ([`level1_fingerprint`]).
-    pub level1: String,
-}
-
-/// Writes the level-2 model at `step` to `path` atomically.
-pub fn save_level2(path: &Path, cfg: &Level2TrainConfig, step: usize, model: &Level2, level1: &str) -> Result<()> {
-    let meta = HashMap::from([
-        ("amisim.config".to_string(), cfg.to_string()),
-        ("amisim.step".to_string(), step.to_string()),
-        ("amisim.format".to_string(), "amisim-level2-v1".to_string()),
-        ("amisim.level1".to_string(), level1.to_string()),
-    ]);
-    save_module(path, model, meta)
-}
-
-/// Reads a level-2 checkpoint; with `level1`, it must have been trained on that level-1 model
-/// (a clear error says otherwise).
-pub fn load_level2(path: &Path, level1: Option<&Jepa>, device: &Device) -> Result<Level2Checkpoint> {
-    let (bytes, meta) = read_with_metadata(path, "level-2 checkpoint")?;
-    if meta.get("amisim.format").map(String::as_str) != Some("amisim-level2-v1") {
-        bail!(
-            "{}: not a level-2 checkpoint (amisim.format is {:?}, expected amisim-level2-v1)",
-            path.display(),
-            meta.get("amisim.format")
-        );
-    }
-    let config: Level2TrainConfig = serde_json::from_str(meta.get("amisim.config").map_or("", |s| s.as_str()))
-        .with_context(|| format!("{}: the saved config does not parse", path.display()))?;
-    config
-        .model
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let trained_on = meta.get("amisim.level1").cloned().unwrap_or_default();
-    if let Some(m) = level1 {
-        check_level1(path, "level-2 model", config.model.latent, &trained_on, m, "2")?;
-    }
-    let step: usize = meta.get("amisim.step").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let model = load_weights(stable_param_ids(config.model.init(device)), bytes, path)?;
-    Ok(Level2Checkpoint {
-        config,
-        step,
-        model,
-        level1: trained_on,
-    })
-}
 
 /// The level-1 latents of a dataset and the actions, for drawing level-2 batches.
 pub struct LatentEpisodes {

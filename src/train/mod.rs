@@ -1,10 +1,8 @@
-//! Self-supervised pretraining: data collection by exploration, the episode data, and the
-//! training loops of the JEPA world model (level 1) and of the level-2 model.
+//! Self-supervised pretraining of every trained part, in order: the JEPA world model (level 1),
+//! the level-2 model, the critic and the mode-1 policy. The files they write are read by
+//! `amisim_core::checkpoint`; the data they learn from comes from [`crate::data`].
 
-pub mod collect;
 pub mod critic;
-pub mod data;
-pub mod dataset;
 pub mod jepa;
 pub mod level2;
 pub mod mode1;

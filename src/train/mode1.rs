@@ -1,19 +1,16 @@
-//! Distilling the mode-1 policy `π(z, z_goal)` from the planner (mode 2): the planner drives
-//! goal-reaching episodes in the world with the learned model; every executed step gives a
-//! sample (the encoder's latent of the frame, the goal's latent, the action the planner took),
-//! and `π` is regressed onto those actions (mean squared error).
+//! Distilling the mode-1 policy `π(z, z_goal)` from an agent (its teacher, mode 2): the teacher
+//! drives goal-reaching episodes in the world; every executed step gives a sample (the
+//! student's latent of the frame, the goal's latent, the action the teacher took), and `π` is
+//! regressed onto those actions (mean squared error). The teacher is any agent — the shipped
+//! one with its several world models included — and the student reads the latents of the
+//! level-1 model it is tied to.
 
 use super::store::{steps_bar, warmup_cosine};
-use crate::actor::hierarchy::{HierMpc, HierarchyConfig};
 use crate::actor::mode1::Mode1;
-use crate::actor::model::{Abstracted, LatentDynamics};
-use crate::actor::planner::PlannerConfig;
-use crate::actor::Mpc;
-use crate::eval::run::encode;
+use crate::agent::{encode, Agent, AgentSpec};
+use crate::episode::EpisodeBatch;
 use crate::goal_net::{GoalNet, GoalNetShape};
-use crate::world::env::{env_rng, VecEnv};
 use crate::world::scene::Scene;
-use crate::world::sim::{self, EnvState};
 use crate::world_model::jepa::Jepa;
 use anyhow::{bail, Result};
 use burn::optim::GradientsParams;
@@ -25,16 +22,14 @@ use serde::{Deserialize, Serialize};
 /// Settings of a mode-1 distillation run (saved in its checkpoint).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mode1TrainConfig {
-    /// Goal-reaching episodes the planner drives to make the samples.
+    /// Goal-reaching episodes the teacher drives to make the samples.
     pub demo_episodes: usize,
     /// Environments side by side while collecting.
     pub envs: usize,
-    /// The planner that is distilled: `flat` (`planner`; its critic weight applies when a
-    /// critic is given) or `hierarchical` (`hierarchy`, with the level-2 model).
-    pub teacher: Teacher,
-    pub planner: PlannerConfig,
-    #[serde(default)]
-    pub hierarchy: Option<HierarchyConfig>,
+    /// The agent that is distilled (its spec, model paths as resolved).
+    pub teacher: AgentSpec,
+    /// The policy's actions are `max_action · tanh(output)` (the teacher planner's action ball).
+    pub max_action: f32,
     /// Seed of the demonstration episodes (apart from eval's episodes).
     pub demo_seed: u64,
     /// DAgger rounds after the first: the policy drives `dagger_episodes` more episodes, the
@@ -57,14 +52,13 @@ pub struct Mode1TrainConfig {
 }
 
 impl Mode1TrainConfig {
-    /// The defaults, distilling `planner`.
-    pub fn default_for(planner: PlannerConfig) -> Mode1TrainConfig {
+    /// The defaults, distilling `teacher`.
+    pub fn default_for(teacher: AgentSpec) -> Mode1TrainConfig {
         Mode1TrainConfig {
             demo_episodes: 200,
             envs: 20,
-            teacher: Teacher::Flat,
-            planner,
-            hierarchy: None,
+            max_action: teacher.planner.max_action,
+            teacher,
             demo_seed: 1_000_003,
             dagger_rounds: 2,
             dagger_episodes: 100,
@@ -96,33 +90,18 @@ impl Mode1TrainConfig {
         if !(0.0..0.9).contains(&self.held_out) {
             return Err(format!("mode1.held_out = {} must be in [0, 0.9)", self.held_out));
         }
-        self.planner.validate().map_err(|e| format!("mode1.{e}"))?;
-        if let Some(m) = self.planner.model_modifier() {
+        crate::require_positive("mode1", &[("max_action", self.max_action)])?;
+        self.teacher
+            .validate()
+            .map_err(|(field, m)| format!("mode1.teacher.{field}: {m}"))?;
+        if !self.teacher.learned() {
             return Err(format!(
-                "mode1.planner: {m} is for eval's flat rows (the teacher plans with the latent predictor)"
+                "mode1.teacher.mode = {:?}: the teacher acts with world models (the student learns from what they see)",
+                self.teacher.mode
             ));
         }
-        match (&self.teacher, &self.hierarchy) {
-            (Teacher::Hierarchical, None) => Err("mode1.teacher = hierarchical needs mode1.hierarchy".into()),
-            (Teacher::Hierarchical, Some(h)) => h.validate().map_err(|e| format!("mode1.hierarchy: {e}")),
-            _ => Ok(()),
-        }
+        Ok(())
     }
-}
-
-/// Which planner mode 1 imitates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Teacher {
-    Flat,
-    Hierarchical,
-}
-
-/// The models the teacher plans with: level 1 (carrying the critic), and for the hierarchical
-/// teacher level 2 and level 1 seen through the abstraction.
-pub struct TeacherModels<'a> {
-    pub latent: &'a LatentDynamics,
-    pub level2: Option<(&'a LatentDynamics, &'a Abstracted<'a, LatentDynamics>)>,
 }
 
 /// The planner's decisions: per executed step the latent, the goal latent and the action.
@@ -159,26 +138,25 @@ impl Demos {
     }
 }
 
-/// Runs `episodes` goal-reaching episodes of `scene` (drawn from `seed`) planned by the
-/// teacher, recording at every step the latent, the goal and the teacher's action. With a
-/// `student`, the student's actions are executed instead (DAgger: the teacher labels the
-/// states the student gets itself into). `progress` is told each finished episode.
+/// Runs `episodes` goal-reaching episodes of `scene` (drawn from `seed`) acted by the
+/// teacher, recording at every step the student's latent (`student_model`'s), the goal's and
+/// the teacher's action. With a `student`, the student's actions are executed instead
+/// (DAgger: the teacher labels, with a fresh plan, the states the student gets itself into).
+/// `progress` is told each finished episode.
 #[allow(clippy::too_many_arguments)]
 pub fn collect_demos(
-    cfg: &Mode1TrainConfig,
     scene: &Scene,
-    model: &Jepa,
-    teacher: &TeacherModels,
+    student_model: &Jepa,
+    teacher: &mut Agent,
     student: Option<&Mode1>,
     seed: u64,
     episodes: usize,
     device: &Device,
     mut progress: impl FnMut(usize),
 ) -> Result<Demos> {
-    let envs = cfg.envs.min(episodes);
-    let mut env = VecEnv::new(scene.clone(), envs)?;
-    let d = model.latent();
-    let max_steps = scene.episode().max_steps;
+    let envs = teacher.envs();
+    let mut batch = EpisodeBatch::new(scene, envs, scene.episode().max_steps)?;
+    let d = student_model.latent();
     let mut demos = Demos {
         latent: d,
         episodes,
@@ -186,73 +164,47 @@ pub fn collect_demos(
     };
     for b in 0..episodes.div_ceil(envs) {
         let ids: Vec<usize> = (b * envs..(b + 1) * envs).collect();
-        let starts: Vec<EnvState> = ids
-            .iter()
-            .map(|&ep| sim::sample_episode(scene, &mut env_rng(seed, ep)))
-            .collect::<Result<_, _>>()?;
-        env.set_states(starts.iter().map(|s| sim::goal_state(scene, s)).collect());
-        let goals = encode(model, &env.render()?, device);
-        env.set_states(starts);
-        let mut obs = env.render()?;
-        let seeds: Vec<u64> = ids.iter().map(|&ep| seed ^ (ep as u64 + 1) << 20).collect();
-        let mut mpc = Mpc::new(cfg.planner.clone(), &seeds);
-        let mut hier = match (cfg.teacher, &cfg.hierarchy, &teacher.level2) {
-            (Teacher::Hierarchical, Some(h), Some(_)) => Some(HierMpc::new(h.clone(), &seeds)),
-            (Teacher::Hierarchical, _, _) => bail!("the hierarchical teacher needs a level-2 model and its settings"),
-            _ => None,
-        };
-        let goals_high = teacher.level2.map(|(_, low)| low.map(&goals)).unwrap_or_default();
-        let mut active: Vec<usize> = (0..envs).filter(|&i| ids[i] < episodes).collect();
-        for _ in 0..max_steps {
-            let z = encode(model, &obs, device);
-            let zs: Vec<Vec<f32>> = z.chunks_exact(d).map(<[f32]>::to_vec).collect();
+        batch.begin(seed, &ids)?;
+        for (i, &ep) in ids.iter().enumerate() {
+            teacher.reset(i, seed ^ ((ep as u64 + 1) << 20));
+        }
+        let goals = encode(student_model, &batch.goals(), device);
+        batch.active.retain(|&i| ids[i] < episodes);
+        while !batch.active.is_empty() {
+            let active = batch.active.clone();
+            let z = encode(student_model, &batch.observations(), device);
             if student.is_some() {
                 // The student drives: the teacher's label at each state is a fresh plan.
                 for &i in &active {
-                    mpc.interrupt(i);
-                    if let Some(h) = hier.as_mut() {
-                        h.low.interrupt(i);
-                    }
+                    teacher.interrupt(i);
                 }
             }
-            let (acts, _) = match (hier.as_mut(), &teacher.level2) {
-                (Some(h), Some((high, low))) => {
-                    let z2: Vec<Vec<f32>> = zs.iter().map(|z| low.map(z)).collect();
-                    h.act(*high, *low, &z2, &zs, &goals_high, &active, false)
-                }
-                _ => mpc.act(teacher.latent, &zs, &goals, &active, false),
-            };
-            let mut actions = vec![[0.0f32; 2]; envs];
+            let (taught, _) = teacher.act(&batch.observations(), &batch.goals(), &active)?;
             let driven: Vec<f32> = match student {
-                Some(pi) => {
-                    let zr: Vec<f32> = active.iter().flat_map(|&i| zs[i].clone()).collect();
-                    pi.act(&zr, &crate::gather_rows(&goals, d, &active), active.len())
-                }
+                Some(pi) => pi.act(
+                    &crate::gather_rows(&z, d, &active),
+                    &crate::gather_rows(&goals, d, &active),
+                    active.len(),
+                ),
                 None => Vec::new(),
             };
-            for (k, (i, a)) in acts.into_iter().enumerate() {
+            let mut actions = vec![[0.0f32; 2]; envs];
+            for (k, &i) in active.iter().enumerate() {
+                let a = taught[i];
                 actions[i] = if driven.is_empty() {
                     a
                 } else {
                     [driven[2 * k], driven[2 * k + 1]]
                 };
-                demos.z.extend_from_slice(&zs[i]);
+                demos.z.extend_from_slice(&z[i * d..(i + 1) * d]);
                 demos.goal.extend_from_slice(&goals[i * d..(i + 1) * d]);
                 demos.action.extend_from_slice(&a);
                 demos.episode.push(ids[i]);
             }
-            let (next, infos) = env.step(&actions)?;
-            obs = next;
-            active.retain(|&i| {
-                let over = infos[i].success || infos[i].steps >= max_steps;
-                if over {
-                    demos.successes += infos[i].success as usize;
-                    progress(ids[i]);
-                }
-                !over
-            });
-            if active.is_empty() {
-                break;
+            let (infos, ended) = batch.step(&actions)?;
+            for i in ended {
+                demos.successes += infos[i].success as usize;
+                progress(ids[i]);
             }
         }
     }
@@ -301,7 +253,7 @@ pub fn train_mode1(
     let ad = device.clone().autodiff();
     let mut net = super::jepa::stable_param_ids(super::jepa::seeded(&ad, cfg.seed, || shape.init(&ad)));
     let mut optim = super::store::adamw(cfg.weight_decay, cfg.clip).init();
-    let max_action = cfg.planner.max_action;
+    let max_action = cfg.max_action;
     let bar = steps_bar("mode-1", cfg.steps, show_progress);
     for step in 0..cfg.steps {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);

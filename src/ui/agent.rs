@@ -1,26 +1,22 @@
-//! The agent thread of `amisim run`: it owns an environment, the world model and the planner,
-//! acts at its own pace and sends a snapshot of what it saw, imagined and paid after every
-//! step. The window only draws the latest snapshot, so a plan never holds up a frame. A second
-//! thread computes the energy landscape of each new goal.
+//! The agent thread of `amisim run`: it owns an environment and the agent — the same
+//! [`Agent`](crate::agent::Agent) `eval` plays, built from a spec — acts at its own pace and
+//! sends a snapshot of what it saw, imagined and paid after every step. The window only draws
+//! the latest snapshot, so a plan never holds up a frame. A second thread computes the energy
+//! landscape of each new goal.
 
-use crate::actor::hierarchy::{HierMpc, HierarchyConfig};
-use crate::actor::mode1::Mode1;
-use crate::actor::model::{Abstracted, Dynamics, LatentDynamics, SimDynamics};
-use crate::actor::planner::{PlannerConfig, PlannerKind, Trace};
-use crate::actor::Mpc;
-use crate::agent::{AgentBatch, AgentConfig, AgentModels};
-use crate::configurator::{Available, Decision, GoalKind, Settings, Task};
-use crate::cost::critic::Critic;
-use crate::eval::probe::{position_probes, LinearProbe, POSITION_PROBE_EPISODES};
-use crate::eval::run::encode;
-use crate::goal_net::{companion_path, load_goal_net};
-use crate::train::jepa::{cpu_device, load_checkpoint};
-use crate::train::level2::{default_level2_path, load_level2};
+use crate::actor::model::Dynamics;
+use crate::actor::planner::{PlannerConfig, Trace};
+use crate::agent::{encode, Agent, AgentSpec, Mode, Space};
+use crate::agents::{self, Opened};
+use crate::checkpoint::{cpu_device, load_checkpoint};
+use crate::configurator::{Decision, Settings};
+use crate::episode::EpisodeBatch;
+use crate::probe::{position_probes, Probes, POSITION_PROBE_EPISODES};
 use crate::world::env::env_rng;
+use crate::world::oracle::SimDynamics;
 use crate::world::sim::{self, EnvState};
 use crate::world::{Obs, Scene, VecEnv};
 use anyhow::{bail, Context, Result};
-use burn::prelude::*;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use glam::Vec2;
 use std::path::PathBuf;
@@ -37,43 +33,28 @@ pub enum Command {
     Reset,
     /// A new goal position (arena coordinates) in the current episode.
     Goal(Vec2),
-    Planner(PlannerKind),
-    /// Plan hierarchically (level 2 sets level 1's subgoals) or flat.
-    Hierarchical(bool),
-    /// Act as the whole agent (configurator, memories, critic, mode 1 and mode 2) or with the
-    /// chosen planner alone.
-    Whole(bool),
+    /// Act as another agent: a preset of the scene's folder, `default`, `oracle`, or the
+    /// agent `amisim run` was started with.
+    Agent(String),
+    /// Planner settings of the agent's flat planner (level 1's when it plans hierarchically).
     Horizon(usize),
     Samples(usize),
     Iterations(usize),
     StepsPerSecond(f32),
-    /// The action of the next step, from the keyboard, instead of the planner's.
+    /// The action of the next step, from the keyboard, instead of the agent's.
     Drive([f32; 2]),
     /// Switch to another (top-down) scene.
     Scene(String),
-}
-
-/// What the agent plans with.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModelSource {
-    /// A trained world model.
-    Checkpoint(PathBuf),
-    /// The true simulator (the oracle of `amisim eval`).
-    Oracle,
 }
 
 /// Settings of the agent thread.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
     pub scene: String,
-    pub model: ModelSource,
-    /// Where the shipped models live (`<scene>.safetensors`), for switching scenes.
-    pub assets: PathBuf,
-    pub planner: PlannerConfig,
-    /// Start planning hierarchically (where the model has a level-2 model).
-    pub hierarchical: bool,
-    /// Start as the whole agent.
-    pub whole: bool,
+    /// The agent, as `--agent` names it (default: the scene's shipped agent).
+    pub agent: String,
+    /// `KEY=VALUE` overrides of its spec.
+    pub sets: Vec<String>,
     pub seed: u64,
     pub steps_per_second: f32,
 }
@@ -84,6 +65,24 @@ pub struct Candidate {
     pub path: Vec<[f32; 2]>,
     pub cost: f32,
     pub elite: bool,
+}
+
+/// What the window shows of the world models an agent plans with.
+#[derive(Debug, Clone, Default)]
+pub struct ModelsView {
+    /// Each model's file name.
+    pub names: Vec<String>,
+    /// The one planning now.
+    pub acting: usize,
+    /// How the models plan together, in words (empty for one model).
+    pub together: String,
+    /// Passes to the next model, and stalls noticed, in this episode.
+    pub switches: u32,
+    pub stalls: u32,
+    /// Directions remembered as blocked where the agent is (unit vectors).
+    pub blocked: Vec<[f32; 2]>,
+    /// The blocked-move memory is on.
+    pub remembers_blocked: bool,
 }
 
 /// Everything the window shows of the agent, after one step.
@@ -98,6 +97,10 @@ pub struct Snapshot {
     pub side: usize,
     pub obs: Vec<u8>,
     pub goal_obs: Vec<u8>,
+    /// The agent: its name, how it acts, and the other agents the menu offers.
+    pub agent: String,
+    pub mode: Mode,
+    pub agents: Vec<String>,
     /// The chosen plan's imagined agent positions (the position probe reads the latents).
     pub plan: Vec<[f32; 2]>,
     pub candidates: Vec<Candidate>,
@@ -106,9 +109,7 @@ pub struct Snapshot {
     pub energy: Vec<[f64; 2]>,
     /// Lowest cost of each iteration of the last plan (level 1's when hierarchical).
     pub iteration_costs: Vec<f32>,
-    /// The level-2 model planned with, in words, when the world model has one.
-    pub level2: Option<String>,
-    /// Whether the agent plans hierarchically; then `planner` is level 1's settings.
+    /// Whether the agent plans hierarchically now; then `planner` is level 1's settings.
     pub hierarchical: bool,
     /// The last level-2 plan's imagined agent positions, one per jump of `k` steps.
     pub high_plan: Vec<[f32; 2]>,
@@ -119,20 +120,22 @@ pub struct Snapshot {
     /// (step, planning ms per environment step) of each plan.
     pub plan_ms: Vec<[f64; 2]>,
     pub planner: PlannerConfig,
+    /// The world models and what they do.
+    pub models: ModelsView,
     /// What the agent plans with, in words.
     pub model: String,
     pub status: String,
     pub paused: bool,
     pub steps_per_second: f32,
     pub plans_made: usize,
-    /// The whole agent's state, when it acts.
+    /// The configured agent's state, when it acts.
     pub whole: Option<WholeView>,
-    /// Whether the world model has a critic and a mode-1 policy (the whole agent uses them).
+    /// Whether the agent has a critic and a mode-1 policy.
     pub has_critic: bool,
     pub has_mode1: bool,
 }
 
-/// What the window shows of the whole agent.
+/// What the window shows of the configured agent.
 #[derive(Debug, Clone)]
 pub struct WholeView {
     pub settings: Settings,
@@ -198,104 +201,54 @@ const SHOWN_CANDIDATES: usize = 32;
 /// How long a finished episode stays on screen before the next one starts.
 const PAUSE_AFTER_EPISODE: Duration = Duration::from_millis(1500);
 
-/// The world model with what goes with it.
-struct Model {
-    path: PathBuf,
-    step: usize,
-    jepa: crate::world_model::jepa::Jepa,
-    latent: LatentDynamics,
-    probe: LinearProbe,
-    level2: Option<Level2Brain>,
-    critic: Option<Critic>,
-    mode1: Option<Mode1>,
+/// The agent with what the window needs to draw it: its name and spec's source, the probes
+/// that read its plans, its first model's file (for the landscape).
+struct Acting {
+    name: String,
+    agent: Agent,
+    probes: Probes,
+    /// Its model files, entry by entry (empty for the oracle).
+    files: Vec<crate::agent::ModelFile>,
 }
 
-/// The level-2 model: its predictor as planning dynamics, the abstraction's weights, and a
-/// probe from level-2 states to positions.
-struct Level2Brain {
-    path: PathBuf,
-    k: usize,
-    macro_radius: f32,
-    high: LatentDynamics,
-    w: Vec<f32>,
-    b: Vec<f32>,
-    probe: LinearProbe,
-}
-
-impl Level2Brain {
-    /// Level 1 seen through the abstraction.
-    fn low<'a>(&self, latent: &'a LatentDynamics) -> Abstracted<'a, LatentDynamics> {
-        Abstracted::new(latent, self.w.clone(), self.b.clone())
+impl Acting {
+    /// The first model's file, where the agent has models.
+    fn first_model(&self) -> Option<PathBuf> {
+        self.files
+            .iter()
+            .find(|f| f.entry == "models[0]")
+            .map(|f| f.file.clone())
     }
 
-    fn positions(&self, states: &[f32]) -> Vec<[f32; 2]> {
-        let k = self.probe.k;
-        self.probe
-            .predict(states)
-            .chunks_exact(k)
-            .map(|p| [p[0], p[1]])
-            .collect()
-    }
-}
-
-enum Brain {
-    Model(Box<Model>),
-    Oracle(SimDynamics),
-}
-
-impl Brain {
     fn describe(&self) -> String {
-        match self {
-            Brain::Model(m) => format!("world model {} (step {})", m.path.display(), m.step),
-            Brain::Oracle(_) => "the true simulator (oracle)".into(),
-        }
-    }
-
-    /// The state as the planner sees it: the encoder's latent of the frame, or the simulator's
-    /// state vector.
-    fn perceive(&self, obs: &Obs, state: &EnvState, device: &Device) -> Vec<f32> {
-        match self {
-            Brain::Model(m) => encode(&m.jepa, obs, device),
-            Brain::Oracle(sim) => sim.observe(state),
-        }
-    }
-
-    /// Agent positions of imagined states `[rows, dim]`.
-    fn positions(&self, states: &[f32]) -> Vec<[f32; 2]> {
-        match self {
-            Brain::Model(m) => {
-                let k = m.probe.k;
-                m.probe.predict(states).chunks_exact(k).map(|p| [p[0], p[1]]).collect()
+        match self.first_model() {
+            Some(p) if self.files.iter().filter(|f| f.entry.starts_with("models")).count() > 1 => {
+                format!("{} world models, {} first", self.agent.models().len(), p.display())
             }
-            Brain::Oracle(sim) => states.chunks_exact(sim.dim()).map(|s| [s[0], s[1]]).collect(),
+            Some(p) => format!("world model {}", p.display()),
+            None if self.agent.spec().mode == Mode::Oracle => "the true simulator (oracle)".into(),
+            None => "no world model (random actions)".into(),
         }
     }
 }
 
-/// The agent's world: the scene, its environment, the model and the current episode.
-struct Agent {
+/// The agent's world: the scene, its environment, the agent and the current episode.
+struct Runner {
     opts: AgentOptions,
     scene: Arc<Scene>,
-    env: VecEnv,
-    brain: Brain,
-    device: Device,
-    mpc: Mpc,
-    /// The hierarchical planner, while the agent plans hierarchically.
-    hier: Option<HierMpc>,
-    /// The whole agent, while it acts.
-    whole: Option<AgentBatch>,
+    batch: EpisodeBatch,
+    acting: Acting,
+    device: burn::prelude::Device,
     cost_to_go: Vec<[f64; 2]>,
     high_plan: Vec<[f32; 2]>,
     subgoal: Option<[f32; 2]>,
     high_iteration_costs: Vec<f32>,
     episode: u64,
     goal_id: u64,
-    obs: Obs,
     goal_obs: Vec<u8>,
-    /// The goal as the planner sees it: a latent, or the simulator's state vector.
+    /// The goal as the energy plot reads it: the first model's latent, or the simulator's
+    /// state vector.
     goal: Vec<f32>,
-    /// The current state as the planner sees it.
-    z: Vec<f32>,
     executed: Vec<[f32; 2]>,
     energy: Vec<[f64; 2]>,
     plan_ms: Vec<[f64; 2]>,
@@ -303,6 +256,8 @@ struct Agent {
     candidates: Vec<Candidate>,
     iteration_costs: Vec<f32>,
     plans_made: usize,
+    /// The last step's action came from mode 1.
+    last_mode1: bool,
     status: String,
     paused: bool,
     finished_at: Option<Instant>,
@@ -323,14 +278,14 @@ fn agent_main(opts: AgentOptions, commands: Receiver<Command>, events: Sender<Ev
             })
             .context("spawning the landscape thread")?;
     }
-    let mut agent = Agent::load(opts, ltx, events)?;
-    agent.new_episode()?;
+    let mut runner = Runner::load(opts, ltx, events)?;
+    runner.new_episode()?;
     let mut next_due = Instant::now();
     let mut step_now = false;
     let mut drive: Option<[f32; 2]> = None;
     loop {
         // Wait for a command until the next step is due (forever while paused).
-        let due = !agent.paused && agent.finished_at.is_none();
+        let due = !runner.paused && runner.finished_at.is_none();
         let received = if step_now || drive.is_some() {
             commands.try_recv().map_err(|e| match e {
                 crossbeam_channel::TryRecvError::Empty => RecvTimeoutError::Timeout,
@@ -338,7 +293,7 @@ fn agent_main(opts: AgentOptions, commands: Receiver<Command>, events: Sender<Ev
             })
         } else if due {
             commands.recv_deadline(next_due)
-        } else if let Some(t) = agent.finished_at.filter(|_| !agent.paused) {
+        } else if let Some(t) = runner.finished_at.filter(|_| !runner.paused) {
             commands.recv_deadline(t + PAUSE_AFTER_EPISODE)
         } else {
             commands.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -348,23 +303,23 @@ fn agent_main(opts: AgentOptions, commands: Receiver<Command>, events: Sender<Ev
                 match cmd {
                     Command::Step => step_now = true,
                     Command::Drive(a) => drive = Some(a),
-                    other => agent.command(other)?,
+                    other => runner.command(other)?,
                 }
-                agent.publish();
+                runner.publish();
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Err(RecvTimeoutError::Timeout) => {}
         }
-        if let Some(t) = agent.finished_at {
+        if let Some(t) = runner.finished_at {
             // The episode is over: keys wait for the next one.
             drive = None;
-            if agent.paused && !step_now {
+            if runner.paused && !step_now {
                 continue;
             }
             if t.elapsed() >= PAUSE_AFTER_EPISODE || step_now {
-                agent.episode += 1;
-                agent.new_episode()?;
+                runner.episode += 1;
+                runner.new_episode()?;
                 step_now = false;
                 next_due = Instant::now();
             }
@@ -373,14 +328,14 @@ fn agent_main(opts: AgentOptions, commands: Receiver<Command>, events: Sender<Ev
         if !(step_now || drive.is_some()) && Instant::now() < next_due {
             continue;
         }
-        // Keyboard steps come at the same pace as the planner's.
+        // Keyboard steps come at the same pace as the agent's.
         if drive.is_some() && !step_now && Instant::now() < next_due {
             std::thread::sleep(next_due - Instant::now());
         }
-        agent.step(drive.take())?;
+        runner.step(drive.take())?;
         step_now = false;
-        next_due = Instant::now() + Duration::from_secs_f32(1.0 / agent.opts.steps_per_second.max(0.1));
-        agent.publish();
+        next_due = Instant::now() + Duration::from_secs_f32(1.0 / runner.opts.steps_per_second.max(0.1));
+        runner.publish();
     }
 }
 
@@ -396,34 +351,66 @@ fn rgba(obs: &Obs, i: usize) -> Vec<u8> {
     out
 }
 
-impl Agent {
-    fn load(opts: AgentOptions, landscape: Sender<LandscapeJob>, events: Sender<Event>) -> Result<Agent> {
-        let scene = Arc::new(load_top_down(&opts.scene)?);
+/// Opens agent `name` for `scene` (with `sets` applied where it is the agent the window was
+/// started with), fits the probes of its models and builds it for one environment.
+fn open(name: &str, sets: &[String], scene: &Scene, status: &dyn Fn(String)) -> Result<Acting> {
+    status(format!("loading agent {name}"));
+    let Opened {
+        name,
+        spec,
+        models,
+        files,
+    } = agents::open(&[name.to_string()], scene.name(), sets)?
+        .pop()
+        .context("an agent")?;
+    let world = agents::world(scene)?;
+    let agent = Agent::new(spec, models, 1, world).with_context(|| format!("agent {name}"))?;
+    let mut probes = Probes::default();
+    if agent.spec().learned() {
+        status(format!(
+            "fitting the position probes ({POSITION_PROBE_EPISODES} random-walk episodes per model)"
+        ));
         let device = cpu_device();
+        for (i, m) in agent.models().iter().enumerate() {
+            let level2 = if i == 0 { agent.level2_model() } else { None };
+            let (p, p2) = position_probes(m, level2, scene.name(), &device)?;
+            probes.models.push(Some(p));
+            if i == 0 {
+                probes.level2 = p2;
+            }
+        }
+    }
+    let mut agent = agent;
+    agent.keep_candidates = true;
+    Ok(Acting {
+        name,
+        agent,
+        probes,
+        files,
+    })
+}
+
+impl Runner {
+    fn load(opts: AgentOptions, landscape: Sender<LandscapeJob>, events: Sender<Event>) -> Result<Runner> {
+        let scene = Arc::new(load_top_down(&opts.scene)?);
         let status = |s: String| {
             let _ = events.send(Event::Status(s));
         };
         status(format!("starting the {} world", scene.name()));
-        let env = VecEnv::new((*scene).clone(), 1)?;
-        let brain = load_brain(&opts.model, &scene, &device, &status)?;
-        let obs = Obs {
-            frames: Vec::new(),
-            shape: [0, 3, 0, 0],
-        };
-        let mut agent = Agent {
-            mpc: Mpc::new(opts.planner.clone(), &[opts.seed]),
-            hier: None,
-            whole: None,
+        let batch = EpisodeBatch::new(&scene, 1, scene.episode().max_steps)?;
+        let acting = open(&opts.agent, &opts.sets, &scene, &status)?;
+        Ok(Runner {
+            acting,
+            batch,
+            device: cpu_device(),
             cost_to_go: Vec::new(),
             high_plan: Vec::new(),
             subgoal: None,
             high_iteration_costs: Vec::new(),
             episode: 0,
             goal_id: 0,
-            obs,
             goal_obs: Vec::new(),
             goal: Vec::new(),
-            z: Vec::new(),
             executed: Vec::new(),
             energy: Vec::new(),
             plan_ms: Vec::new(),
@@ -431,194 +418,77 @@ impl Agent {
             candidates: Vec::new(),
             iteration_costs: Vec::new(),
             plans_made: 0,
+            last_mode1: false,
             status: String::new(),
             paused: false,
             finished_at: None,
             opts,
             scene,
-            env,
-            brain,
-            device,
             landscape,
             events,
-        };
-        if agent.opts.hierarchical {
-            agent.set_hierarchical(true);
-        }
-        Ok(agent)
+        })
     }
 
-    /// Starts (or stops) the whole agent for the current episode: its configurator reads the
-    /// task and what the world model has; its memories start empty.
-    fn set_whole(&mut self, on: bool) {
-        self.opts.whole = on;
-        self.whole = None;
-        self.cost_to_go.clear();
-        if !on {
-            return;
-        }
-        let Brain::Model(m) = &self.brain else {
-            self.status = "the whole agent needs a world model (not the oracle)".into();
-            return;
-        };
-        let state = &self.env.states()[0];
-        let task = Task {
-            scene: self.scene.name().to_string(),
-            goal: if state.pushable.is_some() {
-                GoalKind::Object
-            } else {
-                GoalKind::Place
-            },
-            rooms: state.layout.as_ref().map_or(1, |l| l.room_count),
-            cost: self.scene.episode().task_cost,
-        };
-        let available = Available {
-            critic: m.critic.is_some(),
-            level2: m.level2.is_some(),
-            mode1: m.mode1.is_some(),
-        };
-        let mut flat = PlannerConfig::default_for(PlannerKind::Cem);
-        flat.cost = self.mpc.cfg.cost.clone();
-        let hierarchy = m
-            .level2
-            .as_ref()
-            .map(|l| HierarchyConfig::default_for(l.k, l.macro_radius));
-        let cfg = AgentConfig::new(flat, hierarchy);
-        let mut batch = AgentBatch::new(cfg, &task, available, &[self.plan_seed()]);
-        batch.trace = true;
-        self.whole = Some(batch);
-    }
-
-    /// The whole agent's next action, and what it shows: its plans and its state.
-    fn act_whole(&mut self, z: &[f32]) -> Option<[f32; 2]> {
-        let (Brain::Model(m), Some(w)) = (&self.brain, self.whole.as_mut()) else {
-            return None;
-        };
-        let low = m.level2.as_ref().map(|l| l.low(&m.latent));
-        let models = AgentModels {
-            latent: &m.latent,
-            critic: m.critic.as_ref(),
-            mode1: m.mode1.as_ref(),
-            level2: m.level2.as_ref().zip(low.as_ref()).map(|(l, low)| (&l.high, low)),
-        };
-        let t0 = Instant::now();
-        let acts = w.act(&models, &[z.to_vec()], &self.goal);
-        let ms = t0.elapsed().as_secs_f64() * 1e3;
-        let t = self.env.states()[0].steps as f64;
-        self.plan_ms.push([t, ms]);
-        if let Some(c) = &m.critic {
-            self.cost_to_go.push([t, c.steps(z, &self.goal, 1)[0] as f64]);
-        }
-        if !w.last_mode1[0] {
-            self.plans_made += 1;
-        }
-        let view = w.plans(0);
-        let hier = m.level2.as_ref().filter(|_| view.high.is_some());
-        // Level 2's plan and the subgoal, and the (level-1 or flat) plan with its candidates.
-        if let (Some(l2), Some(high)) = (hier, view.high) {
-            self.high_plan = l2.positions(&high.imagined);
-            self.subgoal = view.subgoal.and_then(|g| l2.positions(g).first().copied());
-            self.high_iteration_costs = high.trace.as_ref().map_or(Vec::new(), |t| t.best_per_iteration.clone());
-        } else {
-            self.high_plan.clear();
-            self.subgoal = None;
-            self.high_iteration_costs.clear();
-        }
-        if let Some(p) = view.low {
-            let len = p.actions.len() / 2;
-            match hier {
-                Some(l2) => {
-                    self.plan = l2.positions(&p.imagined);
-                    if let Some(t) = &p.trace {
-                        self.iteration_costs = t.best_per_iteration.clone();
-                        self.candidates = drawn_candidates(
-                            t,
-                            len,
-                            |n, a| l2.low(&m.latent).rollout(&[z.to_vec()], n, a, len),
-                            |s| l2.positions(s),
-                        );
-                    }
-                }
-                None => {
-                    self.plan = m
-                        .probe
-                        .predict(&p.imagined)
-                        .chunks_exact(m.probe.k)
-                        .map(|q| [q[0], q[1]])
-                        .collect();
-                    if let Some(t) = &p.trace {
-                        self.iteration_costs = t.best_per_iteration.clone();
-                        let k = m.probe.k;
-                        self.candidates = drawn_candidates(
-                            t,
-                            len,
-                            |n, a| m.latent.rollout(&[z.to_vec()], n, a, len),
-                            |s| m.probe.predict(s).chunks_exact(k).map(|q| [q[0], q[1]]).collect(),
-                        );
-                    }
-                }
+    /// The agents the menu offers: the one the window started with, the scene's presets, the
+    /// oracle.
+    fn menu(&self) -> Vec<String> {
+        let mut names = vec![self.opts.agent.clone()];
+        for n in agents::presets(self.scene.name()) {
+            if !names.contains(&n) {
+                names.push(n);
             }
         }
-        acts.first().map(|(_, a)| *a)
+        names.push("oracle".into());
+        names
     }
 
-    fn level2(&self) -> Option<&Level2Brain> {
-        match &self.brain {
-            Brain::Model(m) => m.level2.as_ref(),
-            Brain::Oracle(_) => None,
+    /// The planner settings the sliders edit: level 1's when the agent plans hierarchically.
+    fn low_cfg(&self) -> PlannerConfig {
+        let spec = self.acting.agent.spec();
+        match (spec.mode, &spec.hierarchy) {
+            (Mode::Hierarchical, Some(h)) => h.low.clone(),
+            _ => spec.planner.clone(),
         }
     }
 
-    /// Switches hierarchical planning on (where the model has a level-2 model) or off.
-    fn set_hierarchical(&mut self, on: bool) {
-        self.opts.hierarchical = on;
-        // Level 1's settings as edited, kept while the level-2 model's k stays.
-        let kept = self.hier.take().map(|h| h.cfg);
-        self.mpc.interrupt(0);
-        self.high_plan.clear();
-        self.subgoal = None;
-        self.high_iteration_costs.clear();
-        if !on {
-            return;
+    /// Rebuilds the agent from `spec` (the same models), for the current episode.
+    fn rebuild(&mut self, spec: AgentSpec) -> Result<()> {
+        if let Err((field, m)) = spec.validate() {
+            self.status = format!("{field}: {m}");
+            return Ok(());
         }
-        let Some(l2) = self.level2() else {
-            self.status = match &self.brain {
-                Brain::Oracle(_) => {
-                    "hierarchical planning needs a world model with a level-2 model (not the oracle)".into()
-                }
-                Brain::Model(m) => format!(
-                    "no level-2 model for {} (expected {}): planning flat",
-                    m.path.display(),
-                    default_level2_path(&m.path).display()
-                ),
-            };
-            return;
-        };
-        let mut cfg = HierarchyConfig::default_for(l2.k, l2.macro_radius);
-        if let Some(old) = kept.filter(|c| c.k == l2.k) {
-            cfg.low = old.low;
+        let (models, _) = crate::agent::load_models(&spec, &self.device)?;
+        let world = agents::world(&self.scene)?;
+        match Agent::new(spec, models, 1, world) {
+            Ok(mut a) => {
+                a.keep_candidates = true;
+                self.acting.agent = a;
+                self.acting.agent.reset(0, self.plan_seed());
+            }
+            Err(e) => self.status = format!("{e:#}"),
         }
-        self.hier = Some(HierMpc::new(cfg, &[self.plan_seed()]));
-    }
-
-    /// The level-1 planner's settings: the flat planner's, or the hierarchy's lower level.
-    fn low_cfg(&self) -> &PlannerConfig {
-        match &self.hier {
-            Some(h) => &h.cfg.low,
-            None => &self.mpc.cfg,
-        }
+        Ok(())
     }
 
     fn command(&mut self, cmd: Command) -> Result<()> {
-        let mut cfg = self.low_cfg().clone();
+        let mut cfg = self.low_cfg();
         match cmd {
-            Command::Hierarchical(on) => {
-                self.set_whole(false);
-                self.set_hierarchical(on);
-                return Ok(());
-            }
-            Command::Whole(on) => {
-                self.set_whole(on);
+            Command::Agent(name) => {
+                let send = |s: String| {
+                    let _ = self.events.send(Event::Status(s));
+                };
+                let sets = if name == self.opts.agent {
+                    self.opts.sets.clone()
+                } else {
+                    Vec::new()
+                };
+                match open(&name, &sets, &self.scene, &send) {
+                    Ok(a) => {
+                        self.acting = a;
+                        self.start_from(self.batch.states()[0].clone())?;
+                    }
+                    Err(e) => self.status = format!("{e:#}"),
+                }
                 return Ok(());
             }
             Command::Pause(p) => self.paused = p,
@@ -627,20 +497,6 @@ impl Agent {
                 self.new_episode()?;
             }
             Command::Goal(p) => self.set_goal(p)?,
-            Command::Planner(kind) => {
-                self.set_whole(false);
-                if kind == PlannerKind::Gradient && matches!(self.brain, Brain::Oracle(_)) {
-                    self.status = "the simulator has no gradient: plan with CEM or MPPI".into();
-                    return Ok(());
-                }
-                if self.hier.is_some() {
-                    // A flat planner is asked for: leave the hierarchy.
-                    self.set_hierarchical(false);
-                    cfg = self.mpc.cfg.clone();
-                }
-                let d = PlannerConfig::default_for(kind);
-                (cfg.kind, cfg.samples, cfg.iterations) = (kind, d.samples, d.iterations);
-            }
             Command::Horizon(h) => cfg.horizon = h.max(1),
             Command::Samples(n) => cfg.samples = n.max(cfg.elites.max(cfg.legs + 1)),
             Command::Iterations(n) => cfg.iterations = n.max(1),
@@ -653,22 +509,14 @@ impl Agent {
             }
             Command::Step | Command::Drive(_) => {}
         }
-        if cfg != *self.low_cfg() {
+        if cfg != self.low_cfg() {
             cfg.replan_every = cfg.replan_every.min(cfg.len());
-            if let Err(e) = cfg.validate() {
-                self.status = e;
-            } else if let Some(h) = &self.hier {
-                let mut hc = h.cfg.clone();
-                hc.low = cfg;
-                if hc.low.kind == PlannerKind::Gradient {
-                    self.status = "the hierarchical planner samples: its level 1 plans with CEM or MPPI".into();
-                } else {
-                    self.hier = Some(HierMpc::new(hc, &[self.plan_seed()]));
-                }
-            } else {
-                self.opts.planner = cfg.clone();
-                self.mpc = Mpc::new(cfg, &[self.plan_seed()]);
+            let mut spec = self.acting.agent.spec().clone();
+            match (spec.mode, spec.hierarchy.as_mut()) {
+                (Mode::Hierarchical, Some(h)) => h.low = cfg,
+                _ => spec.planner = cfg,
             }
+            self.rebuild(spec)?;
         }
         Ok(())
     }
@@ -689,28 +537,24 @@ impl Agent {
             let _ = self.events.send(Event::Status(s));
         };
         send(format!("switching to {name}"));
-        let model = match &self.opts.model {
-            ModelSource::Oracle => ModelSource::Oracle,
-            ModelSource::Checkpoint(_) => {
-                let p = self.opts.assets.join(format!("{name}.safetensors"));
-                if p.exists() {
-                    ModelSource::Checkpoint(p)
-                } else {
-                    ModelSource::Oracle
-                }
-            }
+        // The same preset there where it has one, else its default agent, else the oracle.
+        let offered = agents::presets(name);
+        let wanted = if offered.contains(&self.acting.name) {
+            self.acting.name.clone()
+        } else if offered.iter().any(|n| n == "default") {
+            "default".to_string()
+        } else {
+            "oracle".to_string()
         };
-        let brain = load_brain(&model, &scene, &self.device, &send)?;
-        self.env = VecEnv::new((*scene).clone(), 1)?;
-        self.brain = brain;
+        let acting = open(&wanted, &[], &scene, &send)?;
+        self.batch = EpisodeBatch::new(&scene, 1, scene.episode().max_steps)?;
+        self.acting = acting;
         self.scene = scene;
         self.opts.scene = name.to_string();
         self.episode = 0;
-        // The hierarchy follows the new model's level 2 (its k may differ).
-        self.set_hierarchical(self.opts.hierarchical);
         self.new_episode()?;
-        if model == ModelSource::Oracle && self.opts.model != ModelSource::Oracle {
-            self.status = format!("no shipped model for {name}: planning with the true simulator (oracle)");
+        if wanted == "oracle" {
+            self.status = format!("no shipped agent for {name}: planning with the true simulator (oracle)");
         }
         Ok(())
     }
@@ -723,7 +567,7 @@ impl Agent {
 
     /// Sets a new goal position for the current episode (ignored inside walls).
     fn set_goal(&mut self, p: Vec2) -> Result<()> {
-        let mut state = self.env.states()[0].clone();
+        let mut state = self.batch.states()[0].clone();
         let mut probe = state.clone();
         probe.agent = p;
         if let Some(b) = probe.pushable.as_mut() {
@@ -741,22 +585,14 @@ impl Agent {
     }
 
     fn start_from(&mut self, state: EnvState) -> Result<()> {
-        let goal_state = sim::goal_state(&self.scene, &state);
-        self.env.set_states(vec![goal_state.clone()]);
-        let goal_obs = self.env.render()?;
-        self.goal_obs = rgba(&goal_obs, 0);
-        self.goal = self.brain.perceive(&goal_obs, &goal_state, &self.device);
-        self.env.set_states(vec![state.clone()]);
-        self.obs = self.env.render()?;
-        self.mpc = Mpc::new(self.mpc.cfg.clone(), &[self.plan_seed()]);
-        let seed = self.plan_seed();
-        if let Some(h) = self.hier.as_mut() {
-            *h = HierMpc::new(h.cfg.clone(), &[seed]);
-        }
+        self.batch.begin_from(vec![state.clone()])?;
+        self.goal_obs = rgba(&self.batch.goal_obs, 0);
+        self.goal = self.perceive(true);
+        self.acting.agent.reset(0, self.plan_seed());
         self.high_plan.clear();
         self.subgoal = None;
         self.high_iteration_costs.clear();
-        self.set_whole(self.opts.whole);
+        self.cost_to_go.clear();
         self.goal_id += 1;
         self.executed = vec![[state.agent.x, state.agent.y]];
         self.energy.clear();
@@ -766,92 +602,80 @@ impl Agent {
         self.iteration_costs.clear();
         self.finished_at = None;
         self.status = format!(
-            "episode {}: go to ({:.0}, {:.0}){}",
-            self.episode,
-            state.goal.x,
-            state.goal.y,
-            if self.opts.hierarchical && self.hier.is_none() {
-                " (planning flat: no level-2 model here)"
-            } else {
-                ""
-            }
+            "episode {}: go to ({:.0}, {:.0}) — {}",
+            self.episode, state.goal.x, state.goal.y, self.acting.name
         );
-        self.record_energy()?;
+        self.record_energy();
         let _ = self.landscape.send(LandscapeJob {
             goal_id: self.goal_id,
             scene: self.scene.clone(),
             template: state,
             goal: self.goal.clone(),
-            model: match &self.brain {
-                Brain::Model(m) => Some(m.path.clone()),
-                Brain::Oracle(_) => None,
-            },
-            cost: self.mpc.cfg.cost.clone(),
+            model: self.acting.first_model(),
+            cost: self.acting.agent.spec().planner.cost.clone(),
         });
         self.publish();
         Ok(())
     }
 
-    /// Reads the current latent (or simulator state) and records its distance to the goal.
-    fn record_energy(&mut self) -> Result<()> {
-        self.z = self.brain.perceive(&self.obs, &self.env.states()[0], &self.device);
-        let t = self.env.states()[0].steps as f64;
-        self.energy
-            .push([t, self.mpc.cfg.cost.dist(&self.z, &self.goal) as f64]);
-        Ok(())
+    /// The current observation (or, with `goal`, the goal) as the energy plot reads it: the
+    /// first model's latent, or the simulator's state vector.
+    fn perceive(&self, goal: bool) -> Vec<f32> {
+        let (obs, truth) = if goal {
+            (self.batch.goals(), &self.batch.goal_states[0])
+        } else {
+            (self.batch.observations(), &self.batch.states()[0])
+        };
+        match self.acting.agent.models().first() {
+            Some(m) => encode(m, &obs, &self.device),
+            None => SimDynamics {
+                scene: (*self.scene).clone(),
+            }
+            .observe(truth),
+        }
+    }
+
+    /// Records the current distance to the goal (and the critic's cost-to-go).
+    fn record_energy(&mut self) {
+        let z = self.perceive(false);
+        let t = self.batch.states()[0].steps as f64;
+        let cost = &self.acting.agent.spec().planner.cost;
+        self.energy.push([t, cost.dist(&z, &self.goal) as f64]);
+        if let Some(c) = self
+            .acting
+            .agent
+            .critic()
+            .filter(|_| self.acting.agent.spec().mode == Mode::Configured)
+        {
+            self.cost_to_go.push([t, c.steps(&z, &self.goal, 1)[0] as f64]);
+        }
     }
 
     fn step(&mut self, drive: Option<[f32; 2]>) -> Result<()> {
-        let z = self.z.clone();
         let action = match drive {
             Some(a) => {
-                self.mpc.interrupt(0);
-                if let Some(h) = self.hier.as_mut() {
-                    h.interrupt(0);
-                }
+                self.acting.agent.interrupt(0);
                 a
             }
-            None if self.whole.is_some() => self.act_whole(&z).unwrap_or([0.0, 0.0]),
             None => {
-                let t0 = Instant::now();
-                let (acts, planned) = match (&self.brain, self.hier.as_mut()) {
-                    (Brain::Model(m), Some(h)) => {
-                        let l2 = m
-                            .level2
-                            .as_ref()
-                            .expect("the hierarchy is on only with a level-2 model");
-                        let low = l2.low(&m.latent);
-                        let (z2, goal2) = (low.map(&z), low.map(&self.goal));
-                        h.act(&l2.high, &low, &[z2], std::slice::from_ref(&z), &goal2, &[0], true)
-                    }
-                    (Brain::Model(m), None) => {
-                        self.mpc
-                            .act(&m.latent, std::slice::from_ref(&z), &self.goal, &[0], true)
-                    }
-                    (Brain::Oracle(sim), _) => {
-                        let states = self.env.states().to_vec();
-                        self.mpc.act(sim, &states, &self.goal, &[0], true)
-                    }
-                };
-                if planned {
-                    let ms = t0.elapsed().as_secs_f64() * 1e3 / self.low_cfg().replan_every as f64;
-                    self.plan_ms.push([self.env.states()[0].steps as f64, ms]);
-                    self.plans_made += 1;
-                    if self.hier.is_some() {
-                        self.read_hierarchical_plan(&z);
-                    } else {
-                        self.read_plan(&z);
-                    }
+                let (actions, trace) = self
+                    .acting
+                    .agent
+                    .act(&self.batch.observations(), &self.batch.goals(), &[0])?;
+                if trace.planned && self.acting.agent.spec().mode != Mode::Random {
+                    let ms = trace.plan_ms / trace.covers.max(1) as f64;
+                    self.plan_ms.push([self.batch.states()[0].steps as f64, ms]);
                 }
-                acts[0].1
+                self.last_mode1 = trace.envs[0].mode1;
+                self.read(&trace.envs[0]);
+                actions[0]
             }
         };
-        let (obs, info) = self.env.step(&[action])?;
-        self.obs = obs;
-        let s = &self.env.states()[0];
+        let (infos, _) = self.batch.step(&[action])?;
+        let s = &self.batch.states()[0];
         self.executed.push([s.agent.x, s.agent.y]);
-        self.record_energy()?;
-        let info = &info[0];
+        self.record_energy();
+        let info = &infos[0];
         if info.success || info.done {
             self.finished_at = Some(Instant::now());
             self.status = if info.success {
@@ -868,100 +692,132 @@ impl Agent {
         Ok(())
     }
 
-    /// Decodes the last plan and a sample of its candidates into positions.
-    fn read_plan(&mut self, z: &[f32]) {
-        let Some(plan) = self.mpc.last[0].as_ref() else { return };
-        let len = self.mpc.cfg.len();
-        self.plan = self.brain.positions(&plan.imagined);
-        let Some(trace) = plan.trace.as_ref() else { return };
-        self.iteration_costs = trace.best_per_iteration.clone();
-        let candidates = drawn_candidates(
-            trace,
-            len,
-            |n, actions| match &self.brain {
-                Brain::Model(m) => m.latent.rollout(&[z.to_vec()], n, actions, len),
-                Brain::Oracle(sim) => sim.rollout(&[self.env.states()[0].clone()], n, actions, len),
-            },
-            |states| self.brain.positions(states),
-        );
-        self.candidates = candidates;
-    }
-
-    /// Decodes the hierarchy's plans: level 1's chosen plan and candidates, level 2's plan and
-    /// the subgoal, all read by the level-2 probe.
-    fn read_hierarchical_plan(&mut self, z: &[f32]) {
-        let (Brain::Model(m), Some(h)) = (&self.brain, &self.hier) else {
-            return;
-        };
-        let Some(l2) = m.level2.as_ref() else { return };
-        if let Some(p) = h.last_high[0].as_ref() {
-            self.high_plan = l2.positions(&p.imagined);
-            if let Some(t) = &p.trace {
-                self.high_iteration_costs = t.best_per_iteration.clone();
-            }
+    /// Reads what the agent did: its new plans and their candidates, as positions.
+    fn read(&mut self, e: &crate::agent::EnvTrace) {
+        let probes = &self.acting.probes;
+        if let Some(high) = &e.high_plan {
+            self.high_plan = probes.path(high, Space::Level2);
+            self.high_iteration_costs = high.trace.as_ref().map_or(Vec::new(), |t| t.best_per_iteration.clone());
         }
-        self.subgoal = l2.positions(&h.subgoals[0]).first().copied();
-        let Some(plan) = h.low.last[0].as_ref() else { return };
-        self.plan = l2.positions(&plan.imagined);
-        let Some(trace) = plan.trace.as_ref() else { return };
+        let hierarchical = match self.acting.agent.spec().mode {
+            Mode::Hierarchical => true,
+            Mode::Configured => self.acting.agent.plans(0).is_some_and(|p| p.high.is_some()),
+            _ => false,
+        };
+        if !hierarchical {
+            self.high_plan.clear();
+            self.high_iteration_costs.clear();
+        }
+        self.subgoal = self
+            .acting
+            .agent
+            .subgoal(0)
+            .filter(|_| hierarchical)
+            .and_then(|g| probes.path_of_states(g, 1, Space::Level2).first().copied());
+        let Some(plan) = &e.plan else { return };
+        self.plans_made += 1;
+        self.plan = probes.path(plan, e.space);
+        let Some(trace) = &plan.trace else { return };
         self.iteration_costs = trace.best_per_iteration.clone();
-        let len = h.cfg.low.len();
+        let len = plan.actions.len() / 2;
+        let dim = (plan.imagined.len() / len.max(1)).max(1);
+        let agent = &self.acting.agent;
+        let state = &self.batch.states()[0];
+        let scene = &self.scene;
         self.candidates = drawn_candidates(
             trace,
             len,
-            |n, actions| l2.low(&m.latent).rollout(&[z.to_vec()], n, actions, len),
-            |states| l2.positions(states),
+            |n, a| match (e.space, agent.imagine(0, a, n, len)) {
+                (_, Some(states)) => states,
+                // The oracle's candidates, imagined again with the simulator from here.
+                (Space::Simulator, None) => SimDynamics {
+                    scene: (**scene).clone(),
+                }
+                .rollout(std::slice::from_ref(state), n, a, len),
+                (_, None) => Vec::new(),
+            },
+            |states| probes.path_of_states(states, states.len() / dim, e.space),
         );
     }
 
     fn publish(&self) {
-        let side = self.obs.shape[2];
+        let side = self.batch.obs.shape[2];
+        let agent = &self.acting.agent;
+        let spec = agent.spec();
+        let state = agent.state(0);
+        let hierarchical = match spec.mode {
+            Mode::Hierarchical => true,
+            Mode::Configured => state.is_some_and(|s| s.configurator.settings.hierarchical),
+            _ => false,
+        };
+        let names: Vec<String> = self
+            .acting
+            .files
+            .iter()
+            .filter(|f| f.entry.starts_with("models"))
+            .map(|f| {
+                f.file
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            })
+            .collect();
+        let stats = agent.episode(0);
         let snapshot = Snapshot {
             scene: self.scene.clone(),
-            state: self.env.states()[0].clone(),
+            state: self.batch.states()[0].clone(),
             episode: self.episode,
             goal_id: self.goal_id,
             side,
-            obs: rgba(&self.obs, 0),
+            obs: rgba(&self.batch.obs, 0),
             goal_obs: self.goal_obs.clone(),
+            agent: self.acting.name.clone(),
+            mode: spec.mode,
+            agents: self.menu(),
             plan: self.plan.clone(),
             candidates: self.candidates.clone(),
             executed: self.executed.clone(),
             energy: self.energy.clone(),
             iteration_costs: self.iteration_costs.clone(),
-            level2: self.level2().map(|l| l.path.display().to_string()),
-            hierarchical: self.hier.is_some()
-                || self
-                    .whole
-                    .as_ref()
-                    .is_some_and(|w| w.states[0].configurator.settings.hierarchical),
+            hierarchical,
             high_plan: self.high_plan.clone(),
             subgoal: self.subgoal,
             high_iteration_costs: self.high_iteration_costs.clone(),
             plan_ms: self.plan_ms.clone(),
-            planner: self.low_cfg().clone(),
-            model: self.brain.describe(),
+            planner: self.low_cfg(),
+            models: ModelsView {
+                names,
+                acting: agent.acting_model(0),
+                together: match spec.together {
+                    Some(crate::agent::Together::Switch { after }) => {
+                        format!("taking turns: the next plans after {after} steps without progress")
+                    }
+                    Some(crate::agent::Together::Ensemble) => "as an ensemble: every plan scored by all".into(),
+                    None => String::new(),
+                },
+                switches: stats.switches,
+                stalls: stats.stalls,
+                blocked: agent.blocked_here(0),
+                remembers_blocked: spec.blocked > 0.0,
+            },
+            model: self.acting.describe(),
             status: self.status.clone(),
             paused: self.paused,
             steps_per_second: self.opts.steps_per_second,
             plans_made: self.plans_made,
-            whole: self.whole.as_ref().map(|w| {
-                let st = &w.states[0];
-                WholeView {
-                    settings: st.configurator.settings.clone(),
-                    last_mode1: w.last_mode1[0],
-                    mode1_steps: st.mode1_steps,
-                    mode2_steps: st.mode2_steps,
-                    decisions: st.decisions().to_vec(),
-                    short_term: (st.short_term.len(), st.short_term.capacity),
-                    landmarks: (st.episodic.landmarks().len(), st.episodic.capacity),
-                    loops: st.episodic.loops,
-                    waypoint: st.waypoint.is_some(),
-                    cost_to_go: self.cost_to_go.clone(),
-                }
+            whole: state.map(|st| WholeView {
+                settings: st.configurator.settings.clone(),
+                last_mode1: self.last_mode1,
+                mode1_steps: st.mode1_steps,
+                mode2_steps: st.mode2_steps,
+                decisions: st.decisions().to_vec(),
+                short_term: (st.short_term.len(), st.short_term.capacity),
+                landmarks: (st.episodic.landmarks().len(), st.episodic.capacity),
+                loops: st.episodic.loops,
+                waypoint: st.waypoint.is_some(),
+                cost_to_go: self.cost_to_go.clone(),
             }),
-            has_critic: matches!(&self.brain, Brain::Model(m) if m.critic.is_some()),
-            has_mode1: matches!(&self.brain, Brain::Model(m) if m.mode1.is_some()),
+            has_critic: agent.critic().is_some(),
+            has_mode1: spec.mode1.is_some(),
         };
         let _ = self.events.send(Event::Snapshot(Box::new(snapshot)));
     }
@@ -981,6 +837,9 @@ fn drawn_candidates(
         actions.extend_from_slice(&trace.candidates[i * len * 2..(i + 1) * len * 2]);
     }
     let paths = positions(&rollout(shown.len(), &actions));
+    if paths.len() < shown.len() * len {
+        return Vec::new();
+    }
     shown
         .iter()
         .enumerate()
@@ -1018,78 +877,6 @@ pub fn load_top_down(name: &str) -> Result<Scene> {
         bail!("{name} is a first-person scene: amisim run shows top-down scenes (two_rooms, four_rooms, push_box, …)");
     }
     Ok(scene)
-}
-
-fn load_brain(model: &ModelSource, scene: &Scene, device: &Device, status: &dyn Fn(String)) -> Result<Brain> {
-    match model {
-        ModelSource::Oracle => Ok(Brain::Oracle(SimDynamics { scene: scene.clone() })),
-        ModelSource::Checkpoint(path) => {
-            status(format!("loading {}", path.display()));
-            let ck = load_checkpoint(path, None, device)?;
-            let differentiable = load_checkpoint(path, None, &device.clone().autodiff())?.model.predictor;
-            // The level-2 model beside the checkpoint, where there is one that fits it.
-            let l2_path = default_level2_path(path);
-            let level2 = if l2_path.exists() {
-                match load_level2(&l2_path, Some(&ck.model), device) {
-                    Ok(l2) => Some(l2),
-                    Err(e) => {
-                        status(format!("level-2 model not used: {e:#}"));
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            status(format!(
-                "fitting the position probe ({POSITION_PROBE_EPISODES} random-walk episodes)"
-            ));
-            let (probe, probe2) = position_probes(&ck.model, level2.as_ref().map(|l| &l.model), scene.name(), device)?;
-            // The critic and the mode-1 policy beside the checkpoint, where they fit it.
-            let companion = |what: &str| {
-                let p = companion_path(path, what);
-                if !p.exists() {
-                    return None;
-                }
-                match load_goal_net(&p, what, Some(&ck.model), device) {
-                    Ok(x) => Some(x),
-                    Err(e) => {
-                        status(format!("{what} not used: {e:#}"));
-                        None
-                    }
-                }
-            };
-            let critic = companion("critic").map(|(n, m)| Critic::new(&n, m.scale, m.distance_per_step));
-            let mode1 = companion("mode1").map(|(n, m)| Mode1::new(&n, m.scale));
-            let latent = LatentDynamics::new(&ck.model.predictor, Some(differentiable))
-                .with_idm(&ck.model.idm)
-                .with_critic(critic.clone());
-            let level2 = match (level2, probe2) {
-                (Some(l2), Some(probe)) => {
-                    let (w, b) = l2.model.abstraction_weights();
-                    Some(Level2Brain {
-                        path: l2_path,
-                        k: l2.config.model.k,
-                        macro_radius: l2.config.model.macro_radius,
-                        high: LatentDynamics::new(&l2.model.predictor, None),
-                        w,
-                        b,
-                        probe,
-                    })
-                }
-                _ => None,
-            };
-            Ok(Brain::Model(Box::new(Model {
-                path: path.clone(),
-                step: ck.step,
-                jepa: ck.model,
-                latent,
-                probe,
-                level2,
-                critic,
-                mode1,
-            })))
-        }
-    }
 }
 
 /// A landscape to compute.
@@ -1166,7 +953,7 @@ fn landscape_main(jobs: Receiver<LandscapeJob>, events: Sender<Event>) -> Result
                     }
                     e.set_states(batch);
                     let obs = e.render()?;
-                    let z = encode(jepa, &obs, &device);
+                    let z = encode(jepa, &obs.view(), &device);
                     let d = jepa.latent();
                     for (m, &k) in chunk.iter().enumerate() {
                         values[k] = job.cost.dist(&z[m * d..(m + 1) * d], &job.goal);

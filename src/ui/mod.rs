@@ -8,9 +8,10 @@
 
 pub mod agent;
 
-use crate::actor::planner::{PlannerConfig, PlannerKind};
+use crate::actor::planner::PlannerConfig;
+use crate::agent::Mode;
 use crate::world::check_adapter;
-use agent::{AgentOptions, Command, Event, Landscape, Snapshot, WholeView};
+use agent::{AgentOptions, Command, Event, Landscape, ModelsView, Snapshot, WholeView};
 use anyhow::{bail, Result};
 use bevy::camera::visibility::RenderLayers;
 use bevy::camera::{CameraOutputMode, ScalingMode, Viewport};
@@ -179,7 +180,7 @@ struct View {
 
 impl View {
     fn new(opts: &RunOptions) -> View {
-        let p = &opts.agent.planner;
+        let p = PlannerConfig::default();
         View {
             snapshot: None,
             landscape: None,
@@ -619,42 +620,13 @@ fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
                         }
                     }
                 });
-            let kind = s.planner.kind;
-            let whole = s.whole.is_some();
-            let hier = s.hierarchical && !whole;
-            let selected = if whole {
-                "acting: the whole agent".to_string()
-            } else if hier {
-                format!("planner: hierarchical ({} below)", planner_name(kind))
-            } else {
-                format!("planner: {}", planner_name(kind))
-            };
-            egui::ComboBox::from_id_salt("planner")
-                .selected_text(selected)
+            egui::ComboBox::from_id_salt("agent")
+                .selected_text(format!("agent: {} ({})", s.agent, mode_name(s.mode)))
                 .show_ui(ui, |ui| {
-                    for k in [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient] {
-                        if ui
-                            .selectable_label(!whole && !hier && k == kind, planner_name(k))
-                            .clicked()
-                            && (whole || hier || k != kind)
-                        {
-                            link.send(Command::Planner(k));
+                    for name in &s.agents {
+                        if ui.selectable_label(*name == s.agent, name).clicked() && *name != s.agent {
+                            link.send(Command::Agent(name.clone()));
                         }
-                    }
-                    let label = ui.add_enabled(s.level2.is_some(), egui::Button::selectable(hier, "hierarchical"));
-                    let label = if s.level2.is_none() {
-                        label.on_disabled_hover_text("this world model has no level-2 model")
-                    } else {
-                        label
-                    };
-                    if label.clicked() && (whole || !hier) {
-                        link.send(Command::Hierarchical(true));
-                    }
-                    let label = ui
-                        .add(egui::Button::selectable(whole, "whole agent"))
-                        .on_hover_text("configurator, memories, critic, mode 1 checked and mode 2 behind it");
-                    if label.clicked() && !whole {
-                        link.send(Command::Whole(true));
                     }
                 });
             let paused = s.paused;
@@ -696,11 +668,14 @@ const LOW_COLOUR: egui::Color32 = egui::Color32::from_rgb(255, 80, 200);
 /// The colour of level 2 (its plan, the subgoal, its costs).
 const HIGH_COLOUR: egui::Color32 = egui::Color32::from_rgb(60, 210, 255);
 
-fn planner_name(k: PlannerKind) -> &'static str {
-    match k {
-        PlannerKind::Cem => "CEM",
-        PlannerKind::Mppi => "MPPI",
-        PlannerKind::Gradient => "gradient",
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Random => "random actions",
+        Mode::Oracle => "the true simulator",
+        Mode::Plan => "planning",
+        Mode::Hierarchical => "hierarchical planning",
+        Mode::Mode1 => "mode 1",
+        Mode::Configured => "configured",
     }
 }
 
@@ -774,7 +749,7 @@ fn left_panel(ui: &mut egui::Ui, view: &mut View, link: &Link, landscape_range: 
     if let Some(s) = &view.snapshot {
         let p: &PlannerConfig = &s.planner;
         let text = if s.whole.is_some() {
-            "the whole agent sets its own planner and horizon (right); the sliders apply to the planners alone"
+            "the configured agent sets its own horizon (right); the sliders set its planner's samples and iterations"
                 .to_string()
         } else if s.hierarchical {
             format!(
@@ -816,6 +791,10 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
         ui.label("waiting for the agent…");
         return;
     };
+    if !s.models.names.is_empty() {
+        world_models(ui, &s.models);
+        ui.separator();
+    }
     if let Some(w) = &s.whole {
         whole_agent(ui, w, s);
         ui.separator();
@@ -871,6 +850,38 @@ fn right_panel(ui: &mut egui::Ui, view: &View) {
     fixed_plot("fps", 80.0)
         .include_y(0.0)
         .show(ui, move |p| p.line(Line::new("frames/s", PlotPoints::from(fps))));
+}
+
+/// The world models the agent plans with: which one plans now, how they take turns, and the
+/// moves the world did not let happen.
+fn world_models(ui: &mut egui::Ui, m: &ModelsView) {
+    ui.label(
+        egui::RichText::new(if m.names.len() > 1 {
+            "world models"
+        } else {
+            "world model"
+        })
+        .strong(),
+    );
+    for (i, name) in m.names.iter().enumerate() {
+        let text = if i == m.acting && m.names.len() > 1 {
+            egui::RichText::new(format!("▶ {name} (planning)")).color(LOW_COLOUR)
+        } else {
+            egui::RichText::new(format!("  {name}"))
+        };
+        ui.label(text);
+    }
+    if !m.together.is_empty() {
+        ui.label(egui::RichText::new(&m.together).weak());
+        ui.label(format!("passed to the next model {} time(s) this episode", m.switches));
+    }
+    if m.remembers_blocked {
+        ui.label(format!(
+            "moves the world did not let happen: {} noticed, {} blocked here (red arrows)",
+            m.stalls,
+            m.blocked.len()
+        ));
+    }
 }
 
 /// The whole agent: its settings, which mode acted, its memories, the configurator's decisions
@@ -993,6 +1004,16 @@ fn world_area(ui: &mut egui::Ui, view: &mut View, link: &Link) {
             egui::Stroke::new(2.0, egui::Color32::from_rgb(250, 250, 250)),
         ));
     }
+    for d in &s.models.blocked {
+        // A move remembered as blocked here: an arrow from the agent the way it pushed.
+        let from = to([s.state.agent.x, s.state.agent.y]);
+        let tip = from + egui::vec2(d[0], d[1]) * 7.0 * scale;
+        painter.arrow(
+            from,
+            tip - from,
+            egui::Stroke::new(3.0, egui::Color32::from_rgb(255, 60, 60)),
+        );
+    }
     if !s.plan.is_empty() {
         let pts: Vec<egui::Pos2> = std::iter::once([s.state.agent.x, s.state.agent.y])
             .chain(s.plan.iter().copied())
@@ -1029,7 +1050,7 @@ fn world_area(ui: &mut egui::Ui, view: &mut View, link: &Link) {
     let legend = if s.hierarchical {
         "white: executed · cyan dashed: level-2 plan (a dot per jump) · cyan ring: subgoal\nmagenta: level-1 plan toward it · thin: level-1 candidates by cost (yellow low)"
     } else {
-        "white: executed · magenta: chosen plan (imagined) · thin: candidates by cost (yellow low) · thick: elites"
+        "white: executed · magenta: chosen plan (imagined) · thin: candidates by cost (yellow low) · thick: elites · red: blocked moves"
     };
     painter.text(
         rect.left_top() + egui::vec2(8.0, 6.0),

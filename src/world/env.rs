@@ -71,6 +71,15 @@ impl Obs {
         let len = self.shape[1] * self.shape[2] * self.shape[3];
         &self.frames[i * len..(i + 1) * len]
     }
+
+    /// The frames as an agent takes them (without the true states).
+    pub fn view(&self) -> crate::agent::Observations<'_> {
+        crate::agent::Observations {
+            frames: &self.frames,
+            shape: self.shape,
+            truth: None,
+        }
+    }
 }
 
 /// Ground truth of one environment after a step: for success checks and probes only, never

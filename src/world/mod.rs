@@ -3,6 +3,7 @@
 
 pub mod env;
 pub mod layout;
+pub mod oracle;
 pub mod policy;
 pub mod render;
 pub mod scene;

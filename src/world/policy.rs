@@ -92,12 +92,7 @@ pub fn von_mises(rng: &mut impl Rng, mu: f32, kappa: f32) -> f32 {
     }
 }
 
-/// Standard normal draw (Box–Muller).
-pub fn normal(rng: &mut impl Rng) -> f32 {
-    let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-    let u2: f32 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-}
+pub use crate::actor::planner::normal;
 
 /// A normal draw truncated to `[lo, hi]` (by rejection).
 pub fn truncated_normal(rng: &mut impl Rng, mean: f32, std: f32, lo: f32, hi: f32) -> f32 {

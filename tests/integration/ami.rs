@@ -2,8 +2,7 @@
 //! bounded, the configurator reacts to stalls, the agent's state saves and loads, mode 1
 //! distils from demonstrations.
 
-use amisim::actor::planner::{PlannerConfig, PlannerKind};
-use amisim::agent::{AgentConfig, AgentState};
+use amisim::agent::{AgentSpec, AgentState, Mode};
 use amisim::configurator::{Available, Configurator, ConfiguratorConfig, GoalKind, Remedy, Task};
 use amisim::memory::{EpisodicMemory, MemoryConfig, Moment, ShortTermMemory, Stall};
 use amisim::train::critic::{spearman, train_critic, CriticTrainConfig};
@@ -274,13 +273,13 @@ fn configurator_reconfigures_on_a_forced_stall() {
 
 #[test]
 fn agent_state_round_trips_through_a_file() {
-    let cfg = AgentConfig::new(PlannerConfig::default_for(PlannerKind::Cem), None);
+    let cfg = AgentSpec::new(Mode::Configured);
     let all = Available {
         critic: true,
         level2: false,
         mode1: true,
     };
-    let mut s = AgentState::new(&cfg, &two_rooms_task(), all);
+    let mut s = AgentState::new(&cfg.configurator, &cfg.memory, &two_rooms_task(), all);
     for t in 0..40u32 {
         let z = vec![(t % 7) as f32 * 0.5, (t / 7) as f32];
         s.short_term.push(Moment {
@@ -334,9 +333,10 @@ fn mode1_distils_a_planner_from_its_demonstrations() {
             d.episode.push(ep);
         }
     }
-    let mut planner = PlannerConfig::default_for(PlannerKind::Cem);
-    planner.max_action = 1.0;
-    let mut cfg = Mode1TrainConfig::default_for(planner);
+    let mut teacher = AgentSpec::new(Mode::Plan);
+    teacher.models = vec!["checkpoint.safetensors".into()];
+    let mut cfg = Mode1TrainConfig::default_for(teacher);
+    cfg.max_action = 1.0;
     (cfg.hidden, cfg.steps, cfg.batch) = (64, 600, 128);
     let s = train_mode1(&cfg, &d, false, &cpu_device()).unwrap();
     assert_eq!(s.held_out_samples, 200, "whole episodes held out");
@@ -364,10 +364,10 @@ fn train_all_runs_every_stage_then_skips_what_is_done() {
         "mode1.batch=16",
         "mode1.dagger_rounds=1",
         "mode1.dagger_episodes=2",
-        "mode1.hierarchy.high.samples=8",
-        "mode1.hierarchy.high.elites=4",
-        "mode1.hierarchy.low.samples=8",
-        "mode1.hierarchy.low.elites=4",
+        "mode1.teacher.hierarchy.high.samples=8",
+        "mode1.teacher.hierarchy.high.elites=4",
+        "mode1.teacher.hierarchy.low.samples=8",
+        "mode1.teacher.hierarchy.low.elites=4",
     ];
     let run = || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amisim"));
@@ -389,6 +389,15 @@ fn train_all_runs_every_stage_then_skips_what_is_done() {
     ] {
         assert!(dir.join(file).exists(), "{file} missing after --all:\n{first}");
     }
+    // The run folder is an agent folder: its agent (hierarchical: there is a level-2 model)
+    // and the presets, each a spec that loads with the folder's models.
+    for spec in ["agent", "cem", "hierarchical", "critic", "mode1", "configured"] {
+        let path = dir.join(format!("{spec}.ron"));
+        let s = amisim::agents::read_spec(&path, &[]).unwrap_or_else(|e| panic!("{spec}: {e:#}"));
+        amisim::agent::load_models(&s, &cpu_device()).unwrap_or_else(|e| panic!("{spec}: {e:#}"));
+    }
+    let agent = AgentSpec::load(&dir.join("agent.ron")).unwrap();
+    assert_eq!(agent.mode, Mode::Hierarchical);
     let summary = &first[first.find("summary of").expect("a summary table")..];
     for stage in ["encoder + level 1", "level 2", "critic", "mode 1"] {
         let line = summary

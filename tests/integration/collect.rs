@@ -1,7 +1,7 @@
 //! `collect` writes a dataset that reads back with the right shapes, deterministically.
 
-use amisim::train::collect::{collect, CollectConfig};
-use amisim::train::dataset::{shard_path, Shard};
+use amisim::data::collect::{collect, CollectConfig};
+use amisim::data::dataset::{shard_path, Shard};
 use amisim::world::policy::{PolicyKind, RandomWalkConfig};
 
 fn config(policy: PolicyKind) -> CollectConfig {

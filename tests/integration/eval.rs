@@ -1,17 +1,19 @@
-//! `amisim eval`: deterministic reports, shards that merge into the whole run.
+//! `amisim eval`: agents play the rows; deterministic reports, shards that merge into the whole
+//! run, and every kind of agent refused by the entry at fault when its models cannot work.
 
 use amisim::actor::hierarchy::HierarchyConfig;
 use amisim::actor::mode1::Mode1;
 use amisim::actor::planner::{PlannerConfig, PlannerKind};
-use amisim::agent::AgentConfig;
+use amisim::agent::{Agent, AgentSpec, Mode, Models, PredictorKind, Together, World};
 use amisim::cost::critic::Critic;
-use amisim::eval::probe::LinearProbe;
-use amisim::eval::run::{merge, run, run_recorded, wilson, EvalConfig, Loaded, LoadedLevel2, Policy, Report};
+use amisim::eval::run::{merge, run, wilson, EvalConfig, Player, Report, Row};
 use amisim::goal_net::GoalNetShape;
 use amisim::perception::EncoderConfig;
-use amisim::train::jepa::cpu_device;
-use amisim::world_model::jepa::{JepaConfig, LossWeights};
-use amisim::world_model::level2::{Level2Config, Level2Weights};
+use amisim::probe::{LinearProbe, Probes};
+use amisim::train::jepa::{cpu_device, seeded};
+use amisim::world_model::jepa::{Jepa, JepaConfig, LossWeights};
+use amisim::world_model::level2::{Level2, Level2Config, Level2Weights};
+use anyhow::Result;
 
 fn tiny_planner(kind: PlannerKind) -> PlannerConfig {
     let mut c = PlannerConfig::default_for(kind);
@@ -24,45 +26,16 @@ fn tiny_planner(kind: PlannerKind) -> PlannerConfig {
     c
 }
 
-fn config(shard: (usize, usize)) -> EvalConfig {
-    EvalConfig {
-        scene: "two_rooms".into(),
-        episodes: 5,
-        envs: 2,
-        seed: 11,
-        max_steps: 10,
-        policies: vec![
-            Policy::Random,
-            Policy::Latent(tiny_planner(PlannerKind::Cem)),
-            Policy::Latent(tiny_planner(PlannerKind::Mppi)),
-            Policy::Oracle(tiny_planner(PlannerKind::Cem)),
-            Policy::Hierarchical(tiny_hierarchy()),
-            Policy::Latent(with_critic(tiny_planner(PlannerKind::Cem))),
-            Policy::Mode1,
-            Policy::Agent(Box::new(tiny_agent())),
-        ],
-        shard,
-        checkpoint: "untrained".into(),
-        checkpoint_step: 0,
-        model: serde_json::Value::Null,
-        level2: None,
-        ensemble: Vec::new(),
-        critic: None,
-        mode1: None,
+fn world() -> World {
+    amisim::agents::world(&amisim::world::Scene::load("two_rooms").unwrap()).unwrap()
+}
+
+/// A spec of `mode` with the tiny planner.
+fn spec(mode: Mode) -> AgentSpec {
+    AgentSpec {
+        planner: tiny_planner(PlannerKind::Cem),
+        ..AgentSpec::new(mode)
     }
-}
-
-fn with_critic(mut c: PlannerConfig) -> PlannerConfig {
-    c.cost.critic = 1.0;
-    c
-}
-
-/// The whole agent, with a stall window short enough to reconfigure within 10 steps.
-fn tiny_agent() -> AgentConfig {
-    let mut a = AgentConfig::new(tiny_planner(PlannerKind::Cem), Some(tiny_hierarchy()));
-    (a.memory.short_term, a.memory.stall_window) = (8, 4);
-    (a.configurator.short_horizon, a.configurator.max_horizon) = (2, 4);
-    a
 }
 
 fn level2_config() -> Level2Config {
@@ -79,12 +52,74 @@ fn tiny_hierarchy() -> HierarchyConfig {
     h
 }
 
-/// Everything but the timings, which are the only thing allowed to differ between runs.
-/// The error `run` refuses `cfg` with (it must refuse).
-fn refusal(cfg: &EvalConfig, loaded: &Loaded) -> String {
-    run(cfg, loaded, 0, |_, _| {}).err().unwrap().to_string()
+/// One row: its name, spec, models and the probes that read its plans.
+struct Entry {
+    name: &'static str,
+    spec: AgentSpec,
+    models: Models,
+    probes: Probes,
 }
 
+fn entry(name: &'static str, spec: AgentSpec, models: Models) -> Entry {
+    Entry {
+        name,
+        spec,
+        models,
+        probes: Probes::default(),
+    }
+}
+
+/// `members` as the agent's world models.
+fn members(models: &[&Jepa]) -> Models {
+    Models {
+        members: models.iter().map(|m| (*m).clone()).collect(),
+        ..Models::none()
+    }
+}
+
+/// Plays `rows` on 5 Two-Rooms episodes of 10 steps, 2 environments at a time (seed 11).
+fn play(rows: Vec<Entry>, shard: (usize, usize)) -> Result<Report> {
+    play_on(rows, shard, 5, None)
+}
+
+fn play_on(
+    rows: Vec<Entry>,
+    shard: (usize, usize),
+    episodes: usize,
+    record: Option<&mut amisim::data::collect::Recorder>,
+) -> Result<Report> {
+    let mut players = Vec::new();
+    let mut cfg_rows = Vec::new();
+    for e in rows {
+        let agent = Agent::new(e.spec, e.models, 2, world())?;
+        cfg_rows.push(Row {
+            name: e.name.into(),
+            spec: agent.spec().clone(),
+            models: Vec::new(),
+        });
+        players.push(Player {
+            agent,
+            probes: e.probes,
+        });
+    }
+    let cfg = EvalConfig {
+        scene: "two_rooms".into(),
+        episodes,
+        envs: 2,
+        seed: 11,
+        max_steps: 10,
+        shard,
+        rows: cfg_rows,
+    };
+    Ok(run(&cfg, &mut players, 0, |_, _| {}, record)?.0)
+}
+
+/// The error building or playing `rows` fails with (it must fail).
+fn refusal(rows: Vec<Entry>) -> String {
+    format!("{:#}", play(rows, (0, 1)).expect_err("refused"))
+}
+
+/// Everything but the timings, which are the only thing allowed to differ between runs.
 fn outcomes(r: &Report) -> Vec<(String, String, f64, [f64; 2])> {
     r.rows
         .iter()
@@ -99,13 +134,33 @@ fn outcomes(r: &Report) -> Vec<(String, String, f64, [f64; 2])> {
         .collect()
 }
 
-#[test]
-fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
+/// The tiny models of the first test: a level-1 model, a level-2 model, a critic, a policy.
+struct Tiny {
+    model: Jepa,
+    level2: Level2,
+    critic: Critic,
+    mode1: Mode1,
+}
+
+fn tiny() -> Tiny {
     let device = cpu_device();
-    let model = amisim::train::jepa::seeded(&device, 5, || {
-        JepaConfig::new(EncoderConfig::lenet(65, 8), LossWeights::new()).init(&device)
-    });
-    let level2 = amisim::train::jepa::seeded(&device, 6, || level2_config().init(&device));
+    let shape = |out| GoalNetShape {
+        latent: 8,
+        hidden: 16,
+        out,
+    };
+    Tiny {
+        model: seeded(&device, 5, || {
+            JepaConfig::new(EncoderConfig::lenet(65, 8), LossWeights::new()).init(&device)
+        }),
+        level2: seeded(&device, 6, || level2_config().init(&device)),
+        critic: Critic::new(&seeded(&device, 7, || shape(1).init(&device)), 8.0, 1.0),
+        mode1: Mode1::new(&seeded(&device, 8, || shape(2).init(&device)), 1.8),
+    }
+}
+
+/// Every kind of agent, one row each.
+fn every_kind(t: &Tiny) -> Vec<Entry> {
     // Probes that put every latent somewhere in the arena (the first two dimensions, scaled,
     // around the centre), so that plans are judged for walls.
     let probe = |d: usize| {
@@ -113,52 +168,73 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
         (w[0], w[3], w[2 * d], w[2 * d + 1]) = (40.0, 40.0, 32.0, 32.0);
         LinearProbe { d, k: 2, w }
     };
-    let shape = |out| GoalNetShape {
-        latent: 8,
-        hidden: 16,
-        out,
+    let probes = || Probes {
+        models: vec![Some(probe(8))],
+        level2: Some(probe(4)),
     };
-    let critic_net = amisim::train::jepa::seeded(&device, 7, || shape(1).init(&device));
-    let policy_net = amisim::train::jepa::seeded(&device, 8, || shape(2).init(&device));
-    let loaded = Loaded {
-        model: &model,
+    let with = |level2: bool, critic: bool, mode1: bool| Models {
+        members: vec![t.model.clone()],
+        level2: level2.then(|| (t.level2.clone(), level2_config())),
+        critic: critic.then(|| t.critic.clone()),
+        mode1: mode1.then(|| t.mode1.clone()),
         differentiable: None,
-        probe: Some(probe(8)),
-        level2: Some(LoadedLevel2 {
-            model: level2,
-            cfg: level2_config(),
-            probe: Some(probe(4)),
-        }),
-        critic: Some(Critic::new(&critic_net, 8.0, 1.0)),
-        mode1: Some(Mode1::new(&policy_net, 1.8)),
-        ensemble: Vec::new(),
-        ensemble_probes: Vec::new(),
     };
-    let (a, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
-    let (b, _) = run(&config((0, 1)), &loaded, 0, |_, _| {}).unwrap();
+    let learned = |name, spec, models| Entry {
+        name,
+        spec,
+        models,
+        probes: probes(),
+    };
+    let mut mppi = spec(Mode::Plan);
+    mppi.planner = tiny_planner(PlannerKind::Mppi);
+    let mut critic = spec(Mode::Plan);
+    critic.planner.cost.critic = 1.0;
+    let hierarchical = AgentSpec {
+        hierarchy: Some(tiny_hierarchy()),
+        ..spec(Mode::Hierarchical)
+    };
+    // The configured agent, with a stall window short enough to reconfigure within 10 steps.
+    let mut configured = AgentSpec {
+        hierarchy: Some(tiny_hierarchy()),
+        ..spec(Mode::Configured)
+    };
+    (configured.memory.short_term, configured.memory.stall_window) = (8, 4);
+    (
+        configured.configurator.short_horizon,
+        configured.configurator.max_horizon,
+    ) = (2, 4);
+    vec![
+        entry("random", AgentSpec::random(), Models::none()),
+        learned("cem", spec(Mode::Plan), with(false, false, false)),
+        learned("mppi", mppi, with(false, false, false)),
+        entry(
+            "oracle",
+            AgentSpec::oracle(&tiny_planner(PlannerKind::Cem)),
+            Models::none(),
+        ),
+        learned("hierarchical", hierarchical, with(true, false, false)),
+        learned("critic", critic, with(false, true, false)),
+        learned("mode1", spec(Mode::Mode1), with(false, false, true)),
+        learned("configured", configured, with(true, true, true)),
+    ]
+}
+
+#[test]
+fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
+    let t = tiny();
+    let a = play(every_kind(&t), (0, 1)).unwrap();
+    let b = play(every_kind(&t), (0, 1)).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
-    // Every planner row judged its plans (the random, mode-1 and agent rows make none).
+    // Every planner row judged its plans (the random and mode-1 rows make none).
     for row in &a.rows[1..6] {
         assert!(row.episodes.iter().all(|e| e.plans > 0), "{}", row.name);
     }
-    assert!(a.rows[0].episodes.iter().all(|e| e.plans == 0));
+    for i in [0, 6] {
+        assert!(a.rows[i].episodes.iter().all(|e| e.plans == 0), "{}", a.rows[i].name);
+    }
     assert_eq!(a.episodes, 5);
-    let names: Vec<&str> = a.rows.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "random",
-            "cem@3",
-            "mppi@3",
-            "oracle-cem",
-            "hierarchical",
-            "cem@3+critic",
-            "mode1",
-            "agent"
-        ]
-    );
-    // Mode 1 acts every step; the agent logs its setup and, stalled in 10 steps of an
-    // untrained model, reconfigures with a reason.
+    // Mode 1 acts every step; the configured agent logs its setup and, stalled in 10 steps of
+    // an untrained model, reconfigures with a reason.
     assert!(a.rows[6].episodes.iter().all(|e| e.mode1_steps == e.steps));
     let agent = &a.rows[7];
     for e in &agent.episodes {
@@ -178,8 +254,10 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
     // Every row plays the same episodes: the start distances agree.
     let starts = |i: usize| a.rows[i].episodes.iter().map(|e| e.start_distance).collect::<Vec<_>>();
     assert_eq!(starts(0), starts(3));
-    let (s0, _) = run(&config((0, 2)), &loaded, 0, |_, _| {}).unwrap();
-    let (s1, _) = run(&config((1, 2)), &loaded, 0, |_, _| {}).unwrap();
+    // The report keeps each row's resolved spec: the hierarchy's settings among them.
+    assert_eq!(a.rows[4].spec.hierarchy, Some(tiny_hierarchy()));
+    let s0 = play(every_kind(&t), (0, 2)).unwrap();
+    let s1 = play(every_kind(&t), (1, 2)).unwrap();
     assert_eq!(s0.rows[0].episodes.len() + s1.rows[0].episodes.len(), 5);
     let merged = merge(vec![s1, s0.clone()]).unwrap();
     assert_eq!(outcomes(&merged), outcomes(&a), "shards merged equal the unsharded run");
@@ -190,6 +268,53 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
 }
 
 #[test]
+fn an_agent_without_the_models_its_spec_needs_is_refused_by_entry() {
+    let t = tiny();
+    let only = |m| Models {
+        members: vec![t.model.clone()],
+        ..m
+    };
+    for (spec, models, field) in [
+        (spec(Mode::Hierarchical), only(Models::none()), "level2"),
+        (spec(Mode::Mode1), only(Models::none()), "mode1"),
+        (
+            AgentSpec {
+                planner: PlannerConfig {
+                    cost: amisim::cost::CostConfig {
+                        critic: 1.0,
+                        ..tiny_planner(PlannerKind::Cem).cost
+                    },
+                    ..tiny_planner(PlannerKind::Cem)
+                },
+                ..spec(Mode::Plan)
+            },
+            only(Models::none()),
+            "critic",
+        ),
+        (spec(Mode::Plan), Models::none(), "models"),
+        (AgentSpec::random(), only(Models::none()), "models"),
+    ] {
+        let err = refusal(vec![entry("x", spec, models)]);
+        assert!(err.contains(&format!("agent spec, {field}")), "{field}: {err}");
+    }
+    // The oracle needs the world's simulator.
+    let no_sim = World {
+        simulator: None,
+        ..world()
+    };
+    let err = Agent::new(
+        AgentSpec::oracle(&tiny_planner(PlannerKind::Cem)),
+        Models::none(),
+        2,
+        no_sim,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("simulator"), "{err}");
+}
+
+#[test]
 fn wilson_interval() {
     // 95 of 100: the Wilson interval is about [88.8 %, 97.8 %].
     let [lo, hi] = wilson(95, 100);
@@ -197,6 +322,16 @@ fn wilson_interval() {
     assert_eq!(wilson(0, 0), [0.0, 1.0]);
     let [lo, hi] = wilson(10, 10);
     assert!(hi == 1.0 && lo > 0.69 && lo < 0.73, "{lo}");
+}
+
+/// A Plan agent of the tiny planner imagining with `predictor`, models taking turns after
+/// `after` steps where given.
+fn flat(predictor: PredictorKind, together: Option<Together>) -> AgentSpec {
+    AgentSpec {
+        predictor,
+        together,
+        ..spec(Mode::Plan)
+    }
 }
 
 #[test]
@@ -210,126 +345,98 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
         c.spatial_hidden = 8;
         c
     };
-    let model = amisim::train::jepa::seeded(&device, 5, || spatial_cfg(4).init(&device));
-    let with = |model, ensemble| Loaded {
-        model,
-        differentiable: None,
-        probe: None,
-        level2: None,
-        critic: None,
-        mode1: None,
-        ensemble,
-        ensemble_probes: Vec::new(),
+    let model = seeded(&device, 5, || spatial_cfg(4).init(&device));
+    let spatial = flat(PredictorKind::Spatial, None);
+    let latent = flat(PredictorKind::Latent, None);
+    let both = |a: AgentSpec, b: AgentSpec, ma: &[&Jepa], mb: &[&Jepa]| {
+        vec![entry("a", a, members(ma)), entry("b", b, members(mb))]
     };
-    let loaded = |model| with(model, Vec::new());
-    let mut spatial = tiny_planner(PlannerKind::Cem);
-    spatial.spatial = true;
-    let mut cfg = config((0, 1));
-    cfg.policies = vec![
-        Policy::Latent(spatial.clone()),
-        Policy::Latent(tiny_planner(PlannerKind::Cem)),
-    ];
-    let (a, _) = run(&cfg, &loaded(&model), 0, |_, _| {}).unwrap();
-    let (b, _) = run(&cfg, &loaded(&model), 0, |_, _| {}).unwrap();
+    let a = play(both(spatial.clone(), latent.clone(), &[&model], &[&model]), (0, 1)).unwrap();
+    let b = play(both(spatial.clone(), latent.clone(), &[&model], &[&model]), (0, 1)).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
-    let names: Vec<&str> = a.rows.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["cem@3+spatial", "cem@3"]);
     // The two rows imagine with different predictors: their episodes differ.
     assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
-    // A model without a spatial predictor, or the gradient planner, is refused by name.
-    let flat = amisim::train::jepa::seeded(&device, 5, || spatial_cfg(0).init(&device));
-    let err = refusal(&cfg, &loaded(&flat));
+    // A model without a spatial predictor, or the gradient planner, is refused by entry.
+    let no_map = seeded(&device, 5, || spatial_cfg(0).init(&device));
+    let err = refusal(vec![entry("a", spatial.clone(), members(&[&no_map]))]);
     assert!(
-        err.contains("cem@3+spatial") && err.contains("no spatial predictor"),
+        err.contains("predictor") && err.contains("no spatial predictor"),
         "{err}"
     );
-    let mut grad = tiny_planner(PlannerKind::Gradient);
-    grad.spatial = true;
-    cfg.policies = vec![Policy::Latent(grad)];
-    let err = refusal(&cfg, &loaded(&model));
-    assert!(err.contains("not differentiable"), "{err}");
+    let mut grad = spatial.clone();
+    grad.planner = tiny_planner(PlannerKind::Gradient);
+    let err = refusal(vec![entry("a", grad, members(&[&model]))]);
+    assert!(err.contains("planner.kind"), "{err}");
 
     // The keypoints beside the latent in the goal distance: the same report twice, and other
     // episodes than the latent alone.
     let mut kp = spatial.clone();
-    kp.cost.keypoints = 5.0;
-    cfg.policies = vec![Policy::Latent(kp.clone()), Policy::Latent(spatial.clone())];
-    let (a, _) = run(&cfg, &loaded(&model), 0, |_, _| {}).unwrap();
-    let (b, _) = run(&cfg, &loaded(&model), 0, |_, _| {}).unwrap();
+    kp.planner.cost.keypoints = 5.0;
+    let a = play(both(kp.clone(), spatial.clone(), &[&model], &[&model]), (0, 1)).unwrap();
+    let b = play(both(kp.clone(), spatial.clone(), &[&model], &[&model]), (0, 1)).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
-    // Refused: without +spatial, with the critic (which reads latents), a negative weight.
+    // Refused: with the latent predictor, with the critic (which reads latents), a negative
+    // weight; each names its entry.
     for (change, want) in [
         (
-            (|c: &mut PlannerConfig| c.spatial = false) as fn(&mut PlannerConfig),
-            "keypoints come from the spatial state",
+            (|c: &mut AgentSpec| c.predictor = PredictorKind::Latent) as fn(&mut AgentSpec),
+            "planner.cost.keypoints",
         ),
-        (|c| c.cost.critic = 1.0, "the critic reads latents alone"),
-        (|c| c.cost.keypoints = -1.0, "planner.cost.keypoints = -1"),
+        (|c| c.planner.cost.critic = 1.0, "planner.cost.critic"),
+        (|c| c.planner.cost.keypoints = -1.0, "planner.cost.keypoints"),
     ] {
         let mut bad = kp.clone();
         change(&mut bad);
-        cfg.policies = vec![Policy::Latent(bad)];
-        let err = refusal(&cfg, &loaded(&model));
-        assert!(err.contains(want), "{err}");
+        let models = Models {
+            critic: Some(tiny().critic),
+            ..members(&[&model])
+        };
+        let err = refusal(vec![entry("a", bad, models)]);
+        assert!(err.contains(want), "{want}: {err}");
     }
     // And refused for a model whose encoder reads no keypoints off its map.
     let mut no_kp = spatial_cfg(4);
     no_kp.encoder.spatial_softmax = false;
-    let no_kp = amisim::train::jepa::seeded(&device, 5, || no_kp.init(&device));
-    cfg.policies = vec![Policy::Latent(kp.clone())];
-    let err = refusal(&cfg, &loaded(&no_kp));
-    assert!(
-        err.contains("--keypoints needs encoders with spatial soft-argmax"),
-        "{err}"
-    );
+    let no_kp = seeded(&device, 5, || no_kp.init(&device));
+    let err = refusal(vec![entry("a", kp.clone(), members(&[&no_kp]))]);
+    assert!(err.contains("spatial soft-argmax"), "{err}");
 
     // An ensemble of the model with itself scores every candidate √2 × the model's own cost:
     // the same ranking, so the same plans and episodes as the model alone.
-    let mut ens = spatial.clone();
-    ens.ensemble = true;
-    cfg.policies = vec![Policy::Latent(ens.clone()), Policy::Latent(spatial.clone())];
-    let (twin, _) = run(&cfg, &with(&model, vec![&model]), 0, |_, _| {}).unwrap();
-    let names: Vec<&str> = twin.rows.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["cem@3+spatial+ensemble", "cem@3+spatial"]);
+    let ens = flat(PredictorKind::Spatial, Some(Together::Ensemble));
+    let twin = play(both(ens.clone(), spatial.clone(), &[&model, &model], &[&model]), (0, 1)).unwrap();
     assert_eq!(outcomes(&twin)[0].1, outcomes(&twin)[1].1);
     // Another model beside it changes the plans, deterministically.
-    let other = amisim::train::jepa::seeded(&device, 9, || spatial_cfg(4).init(&device));
-    let (a, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
-    let (b, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    let other = seeded(&device, 9, || spatial_cfg(4).init(&device));
+    let a = play(both(ens.clone(), spatial.clone(), &[&model, &other], &[&model]), (0, 1)).unwrap();
+    let b = play(both(ens.clone(), spatial.clone(), &[&model, &other], &[&model]), (0, 1)).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
-    // An ensemble row without other models, or without +spatial, is refused by name.
-    let err = refusal(&cfg, &loaded(&model));
-    assert!(
-        err.contains("cem@3+spatial+ensemble") && err.contains("--ensemble"),
-        "{err}"
-    );
-    ens.spatial = false;
-    cfg.policies = vec![Policy::Latent(ens)];
-    let err = refusal(&cfg, &with(&model, vec![&other]));
-    assert!(err.contains("cem@3+ensemble") && err.contains("+spatial"), "{err}");
+    // Several models need `together`, one model must not have it, an ensemble needs every
+    // model's spatial predictor: each refused by entry.
+    let err = refusal(vec![entry("a", spatial.clone(), members(&[&model, &other]))]);
+    assert!(err.contains("together"), "{err}");
+    let err = refusal(vec![entry("a", ens.clone(), members(&[&model]))]);
+    assert!(err.contains("together"), "{err}");
+    let err = refusal(vec![entry("a", ens.clone(), members(&[&model, &no_map]))]);
+    assert!(err.contains("models[1]") && err.contains("ensemble"), "{err}");
 
-    // A +switch row that never stalls long enough plans with the checkpoint's model alone:
-    // the same episodes as the plain row, and no switch.
-    let mut sw = spatial.clone();
-    sw.switch_after = 1000;
-    cfg.policies = vec![Policy::Latent(sw.clone()), Policy::Latent(spatial.clone())];
-    let (late, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
-    let names: Vec<&str> = late.rows.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(names, ["cem@3+spatial+switch", "cem@3+spatial"]);
-    assert_eq!(outcomes(&late)[0].1, outcomes(&late)[1].1);
-    assert!(late.rows[0].episodes.iter().all(|e| e.switches == 0));
+    // Models taking turns that never stall long enough: the first plans alone, the same
+    // episodes as the plain row, and no switch.
+    let late = flat(PredictorKind::Spatial, Some(Together::Switch { after: 1000 }));
+    let r = play(both(late, spatial.clone(), &[&model, &other], &[&model]), (0, 1)).unwrap();
+    assert_eq!(outcomes(&r)[0].1, outcomes(&r)[1].1);
+    assert!(r.rows[0].episodes.iter().all(|e| e.switches == 0));
     // Passing on after every plan without a new low: switches happen, plans change, and the
     // report is the same twice.
-    sw.switch_after = 1;
-    cfg.policies = vec![Policy::Latent(sw.clone()), Policy::Latent(spatial.clone())];
-    let (a, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
-    let (b, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    let sw = flat(PredictorKind::Spatial, Some(Together::Switch { after: 1 }));
+    let a = play(both(sw.clone(), spatial.clone(), &[&model, &other], &[&model]), (0, 1)).unwrap();
+    let b = play(both(sw.clone(), spatial.clone(), &[&model, &other], &[&model]), (0, 1)).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert!(a.rows[0].episodes.iter().map(|e| e.switches).sum::<u32>() > 0);
     assert_ne!(outcomes(&a)[0].1, outcomes(&a)[1].1);
-    // The row sums its switches up, and the table says so for the +switch row alone.
+    // The row sums its switches up, and the table says so for the switching row alone.
     let row = &a.rows[0];
     let passed: Vec<&amisim::eval::run::EpisodeResult> = row.episodes.iter().filter(|e| e.switches > 0).collect();
     assert_eq!(
@@ -339,120 +446,87 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     assert_eq!(row.switched_episodes, passed.len());
     assert_eq!(row.switched_succeeded, passed.iter().filter(|e| e.success).count());
     let line = format!(
-        "cem@3+spatial+switch: {} of {} episodes passed to another model ({} passes in all)",
+        "a: {} of {} episodes passed to another model ({} passes in all)",
         row.switched_episodes,
         row.episodes.len(),
         row.switches
     );
     let table = a.table();
     assert!(table.contains(&line), "{table}");
-    // The policy column fits the longest name: each row's episode count ends under the header's.
-    let lines: Vec<Vec<char>> = table
-        .lines()
-        .take(1 + a.rows.len())
-        .map(|l| l.chars().collect())
-        .collect();
-    let end = table.lines().next().unwrap().find("episodes").unwrap() + "episodes".len();
-    for l in &lines[1..] {
-        assert!(l[end - 1].is_ascii_digit() && l[end] == ' ', "{table}");
-    }
-    assert!(!table.contains("cem@3+spatial: "), "{table}");
+    assert!(!table.contains("b: "), "{table}");
     assert_eq!((a.rows[1].switches, a.rows[1].switched_episodes), (0, 0));
     // With keypoints (in the plans and in the progress measure): other episodes, still the
     // same report twice.
     let without = outcomes(&a)[0].1.clone();
     let mut sw_kp = sw.clone();
-    sw_kp.cost.keypoints = 5.0;
-    cfg.policies = vec![Policy::Latent(sw_kp)];
-    let (a, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
-    let (b, _) = run(&cfg, &with(&model, vec![&other]), 0, |_, _| {}).unwrap();
+    sw_kp.planner.cost.keypoints = 5.0;
+    let once = || play(vec![entry("a", sw_kp.clone(), members(&[&model, &other]))], (0, 1)).unwrap();
+    let (a, b) = (once(), once());
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert!(a.rows[0].switches > 0);
     assert_ne!(outcomes(&a)[0].1, without);
     // Another model without a spatial predictor plans with its latent one once passed to:
     // switches happen, the episodes differ from those with the spatial twin, the same report
     // twice. Keypoints, which come from spatial states, are refused for it.
-    let flat = amisim::train::jepa::seeded(&device, 9, || spatial_cfg(0).init(&device));
-    cfg.policies = vec![Policy::Latent(sw.clone())];
-    let (a, _) = run(&cfg, &with(&model, vec![&flat]), 0, |_, _| {}).unwrap();
-    let (b, _) = run(&cfg, &with(&model, vec![&flat]), 0, |_, _| {}).unwrap();
+    let once = |m: &[&Jepa]| play(vec![entry("a", sw.clone(), members(m))], (0, 1)).unwrap();
+    let (a, b) = (once(&[&model, &no_map]), once(&[&model, &no_map]));
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert!(a.rows[0].switches > 0);
     assert_ne!(outcomes(&a)[0].1, without);
-    let mut flat_kp = sw.clone();
-    flat_kp.cost.keypoints = 5.0;
-    cfg.policies = vec![Policy::Latent(flat_kp)];
-    let err = refusal(&cfg, &with(&model, vec![&flat]));
-    assert!(err.contains("--keypoints needs"), "{err}");
-    // The checkpoint's model may be the latent one, planning first: then the spatial model
-    // plans once passed to. Some model of the row must have a spatial predictor (+spatial).
-    cfg.policies = vec![Policy::Latent(sw.clone())];
-    let (a, _) = run(&cfg, &with(&flat, vec![&model]), 0, |_, _| {}).unwrap();
-    let (b, _) = run(&cfg, &with(&flat, vec![&model]), 0, |_, _| {}).unwrap();
+    let err = refusal(vec![entry("a", sw_kp.clone(), members(&[&model, &no_map]))]);
+    assert!(err.contains("planner.cost.keypoints"), "{err}");
+    // The first model may be the latent one, planning first: then the spatial model plans
+    // once passed to. Some model must have a spatial predictor.
+    let (a, b) = (once(&[&no_map, &model]), once(&[&no_map, &model]));
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     assert!(a.rows[0].switches > 0);
-    let (c, _) = run(&cfg, &with(&model, vec![&flat]), 0, |_, _| {}).unwrap();
+    let c = once(&[&model, &no_map]);
     assert_ne!(outcomes(&a)[0].1, outcomes(&c)[0].1, "who plans first matters");
-    let err = refusal(&cfg, &with(&flat, vec![&flat]));
+    let err = refusal(vec![entry("a", sw.clone(), members(&[&no_map, &no_map]))]);
     assert!(
-        err.contains("cem@3+spatial+switch: this world model has no spatial predictor"),
+        err.contains("predictor") && err.contains("no model has a spatial predictor"),
         "{err}"
     );
-    cfg.policies = vec![Policy::Latent(sw.clone()), Policy::Latent(spatial.clone())];
-    // Without other models, or with +ensemble too, it is refused by name.
-    let err = refusal(&cfg, &loaded(&model));
-    assert!(
-        err.contains("cem@3+spatial+switch") && err.contains("--ensemble"),
-        "{err}"
-    );
-    sw.ensemble = true;
-    cfg.policies = vec![Policy::Latent(sw)];
-    let err = refusal(&cfg, &with(&model, vec![&other]));
-    assert!(err.contains("one spatial predictor at a time"), "{err}");
-    // The oracle imagines with the simulator: a learned-model modifier on it is refused.
-    let mut oracle = tiny_planner(PlannerKind::Cem);
-    oracle.spatial = true;
-    cfg.policies = vec![Policy::Oracle(oracle)];
-    let err = refusal(&cfg, &loaded(&model));
-    assert!(err.contains("+spatial is for the cem and mppi rows"), "{err}");
-    // So does the hierarchical planner, whose levels imagine with the latent predictors.
-    let mut h = HierarchyConfig::default_for(4, 3.0);
-    h.low.spatial = true;
-    cfg.policies = vec![Policy::Hierarchical(h)];
-    let err = refusal(&cfg, &loaded(&model));
-    assert!(err.contains("hierarchy.low: +spatial"), "{err}");
+    // The blocked-move cost goes with models taking turns; the spatial predictor, the models
+    // taking turns and an ensemble with flat planning only (not the oracle, not the
+    // hierarchy): each refused by entry.
+    let blocked_alone = AgentSpec {
+        blocked: 5.0,
+        ..spatial.clone()
+    };
+    let err = refusal(vec![entry("a", blocked_alone, members(&[&model]))]);
+    assert!(err.contains("blocked"), "{err}");
+    let mut h = AgentSpec {
+        hierarchy: Some(tiny_hierarchy()),
+        ..spec(Mode::Hierarchical)
+    };
+    h.predictor = PredictorKind::Spatial;
+    let err = refusal(vec![entry("a", h, members(&[&model]))]);
+    assert!(err.contains("agent spec, predictor"), "{err}");
 }
 
 #[test]
 fn recorded_episodes_are_the_learned_rows_cut_into_pieces_and_train_beside_collected_ones() {
-    use amisim::train::collect::Recorder;
-    use amisim::train::data::Episodes;
+    use amisim::data::collect::Recorder;
+    use amisim::data::Episodes;
     use amisim::world::scene::Scene;
-    let device = cpu_device();
-    let model = amisim::train::jepa::seeded(&device, 5, || {
-        JepaConfig::new(EncoderConfig::lenet(65, 8), LossWeights::new()).init(&device)
-    });
-    let loaded = Loaded {
-        model: &model,
-        differentiable: None,
-        probe: None,
-        level2: None,
-        critic: None,
-        mode1: None,
-        ensemble: Vec::new(),
-        ensemble_probes: Vec::new(),
+    let t = tiny();
+    let rows = || {
+        vec![
+            entry("random", AgentSpec::random(), Models::none()),
+            entry("cem", spec(Mode::Plan), members(&[&t.model])),
+            entry(
+                "oracle",
+                AgentSpec::oracle(&tiny_planner(PlannerKind::Cem)),
+                Models::none(),
+            ),
+        ]
     };
-    let mut cfg = config((0, 1));
-    cfg.episodes = 3; // two batches of two environments: the last one pads
-    cfg.policies = vec![
-        Policy::Random,
-        Policy::Latent(tiny_planner(PlannerKind::Cem)),
-        Policy::Oracle(tiny_planner(PlannerKind::Cem)),
-    ];
     let scene = Scene::load("two_rooms").unwrap();
     let mut rec = Recorder::new(&scene, "two_rooms", 4).unwrap();
-    let (plain, _) = run(&cfg, &loaded, 0, |_, _| {}).unwrap();
-    let (recorded, _) = run_recorded(&cfg, &loaded, 0, |_, _| {}, Some(&mut rec)).unwrap();
+    // Three episodes: two batches of two environments, the last one pads.
+    let plain = play_on(rows(), (0, 1), 3, None).unwrap();
+    let recorded = play_on(rows(), (0, 1), 3, Some(&mut rec)).unwrap();
     assert_eq!(outcomes(&plain), outcomes(&recorded), "recording changes nothing");
     // Only the learned row's three episodes, each cut into ⌊steps / 4⌋ pieces.
     assert_eq!(rec.episodes, 3);
@@ -461,9 +535,7 @@ fn recorded_episodes_are_the_learned_rows_cut_into_pieces_and_train_beside_colle
     assert_eq!(rec.pieces(), expected);
     let dir = std::env::temp_dir().join(format!("amisim-record-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let header = rec
-        .write(&dir, "eval: cem@3", cfg.seed, serde_json::Value::Null)
-        .unwrap();
+    let header = rec.write(&dir, "eval: cem", 11, serde_json::Value::Null).unwrap();
     assert_eq!((header.episodes, header.steps_per_episode), (expected, 4));
     let data = Episodes::load(&dir).unwrap();
     assert_eq!(
@@ -491,10 +563,9 @@ fn recorded_episodes_are_the_learned_rows_cut_into_pieces_and_train_beside_colle
     assert_eq!(both.episodes, 2 * expected);
     assert_eq!(both.frame(expected, 0), data.frame(0, 0));
     let mut rec3 = Recorder::new(&scene, "two_rooms", 3).unwrap();
-    run_recorded(&cfg, &loaded, 0, |_, _| {}, Some(&mut rec3)).unwrap();
+    play_on(rows(), (0, 1), 3, Some(&mut rec3)).unwrap();
     let dir3 = dir.with_extension("three");
-    rec3.write(&dir3, "eval: cem@3", cfg.seed, serde_json::Value::Null)
-        .unwrap();
+    rec3.write(&dir3, "eval: cem", 11, serde_json::Value::Null).unwrap();
     let err = Episodes::load_all(&[dir.clone(), dir3.clone()])
         .err()
         .unwrap()

@@ -1,7 +1,7 @@
 //! The JEPA world model on tiny settings: shapes, learning, checkpoints, resume, NaN handling.
 
+use amisim::data::Episodes;
 use amisim::perception::{Encoder, EncoderConfig, EncoderKind};
-use amisim::train::data::Episodes;
 use amisim::train::jepa::{cpu_device, load_checkpoint, save_checkpoint, train, TrainConfig};
 use amisim::world_model::jepa::{JepaConfig, LossWeights};
 use burn::prelude::*;

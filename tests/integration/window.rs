@@ -117,7 +117,7 @@ fn failed_run(args: &[&str], display: Option<&str>) -> String {
 
 #[test]
 fn run_without_a_display_names_the_fix() {
-    let oracle = ["run", "--scene", "two_rooms", "--oracle"];
+    let oracle = ["run", "--scene", "two_rooms", "--agent", "oracle"];
     let stderr = failed_run(&oracle, None);
     assert!(
         stderr.contains("xvfb-run") && stderr.contains("apt-get install -y xvfb"),
@@ -136,51 +136,58 @@ fn run_without_a_display_names_the_fix() {
 
 mod agent_thread {
     use amisim::actor::planner::{PlannerConfig, PlannerKind};
-    use amisim::ui::agent::{spawn, AgentOptions, Command, Event, ModelSource, Snapshot};
+    use amisim::agent::Mode;
+    use amisim::ui::agent::{spawn, AgentOptions, Command, Event, Snapshot};
     use crossbeam_channel::Receiver;
     use glam::Vec2;
     use std::time::{Duration, Instant};
 
-    /// The first snapshot that satisfies `want`, within a minute.
+    /// The first snapshot that satisfies `want`, within two minutes.
     fn wait(events: &Receiver<Event>, what: &str, want: impl Fn(&Snapshot) -> bool) -> Box<Snapshot> {
-        let until = Instant::now() + Duration::from_secs(60);
+        let until = Instant::now() + Duration::from_secs(120);
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match events.recv_timeout(left) {
                 Ok(Event::Snapshot(s)) if want(&s) => return s,
                 Ok(Event::Failed(e)) => panic!("the agent stopped: {e}"),
                 Ok(_) => {}
-                Err(_) => panic!("no snapshot with {what} within a minute"),
+                Err(_) => panic!("no snapshot with {what} within two minutes"),
             }
         }
     }
 
+    fn options(scene: &str, agent: &str, sets: &[&str]) -> AgentOptions {
+        AgentOptions {
+            scene: scene.into(),
+            agent: agent.into(),
+            sets: sets.iter().map(|s| s.to_string()).collect(),
+            seed: 3,
+            steps_per_second: 200.0,
+        }
+    }
+
     /// The agent thread without a window: it plans and reports its trace, and follows pause,
-    /// step, a new goal and a scene switch.
+    /// step, a new goal, another agent and a scene switch.
     #[test]
     fn agent_thread_follows_commands() {
         let mut planner = PlannerConfig::default_for(PlannerKind::Cem);
         (planner.samples, planner.iterations) = (60, 3);
         let (tx, events) = crossbeam_channel::unbounded();
         let commands = spawn(
-            AgentOptions {
-                scene: "two_rooms".into(),
-                model: ModelSource::Oracle,
-                assets: std::env::temp_dir(),
-                planner: planner.clone(),
-                hierarchical: false,
-                whole: false,
-                seed: 3,
-                steps_per_second: 200.0,
-            },
+            options("two_rooms", "oracle", &["planner.samples=60", "planner.iterations=3"]),
             tx,
         );
         let s = wait(&events, "a plan", |s| s.plans_made > 0);
-        assert!(s.level2.is_none() && !s.hierarchical);
+        assert!(s.mode == Mode::Oracle && !s.hierarchical);
+        assert_eq!(s.planner, planner, "--set reaches the oracle's planner");
         assert_eq!(s.plan.len(), planner.len(), "one imagined position per planned step");
         assert!(s.candidates.iter().any(|c| c.elite) && s.candidates.len() > 1);
         assert_eq!(s.iteration_costs.len(), planner.iterations);
         assert!(!s.plan_ms.is_empty() && !s.energy.is_empty());
+        // The menu offers the scene's shipped agents.
+        for name in ["default", "cem", "hierarchical", "configured", "oracle"] {
+            assert!(s.agents.iter().any(|a| a == name), "{name}: {:?}", s.agents);
+        }
 
         commands.send(Command::Pause(true)).unwrap();
         let goal = Vec2::new(12.0, 50.0);
@@ -197,76 +204,71 @@ mod agent_thread {
         commands.send(Command::Goal(Vec2::new(4.0, 30.0))).unwrap();
         let refused = wait(&events, "the refusal", |s| s.status.contains("not a free position"));
         assert_eq!(refused.state.goal, goal);
-
-        // The oracle has no level 2: asking for the hierarchy says so and stays flat.
-        commands.send(Command::Hierarchical(true)).unwrap();
-        let flat = wait(&events, "the refusal", |s| s.status.contains("level-2"));
-        assert!(!flat.hierarchical, "{}", flat.status);
+        // An agent that is not there is refused by name; the oracle stays.
+        commands.send(Command::Agent("nope".into())).unwrap();
+        let kept = wait(&events, "the refusal", |s| s.status.contains("--agent nope"));
+        assert_eq!(kept.mode, Mode::Oracle, "{}", kept.status);
 
         commands.send(Command::Scene("four_rooms".into())).unwrap();
         let switched = wait(&events, "four_rooms", |s| s.scene.name() == "four_rooms");
         assert_eq!(switched.episode, 0);
     }
 
-    /// With the shipped Two-Rooms model and its level-2 model, the agent plans hierarchically:
-    /// a level-2 plan (one position per jump), a subgoal, level 1's plan toward it, both
-    /// levels' costs per iteration; choosing a flat planner leaves the hierarchy.
+    /// The shipped Two-Rooms agent in the window's thread: its three world models, the one
+    /// planning, the blocked-move memory; a plan read by the planning model's probe, with
+    /// candidates.
+    #[test]
+    fn agent_thread_shows_the_shipped_agent() {
+        let (tx, events) = crossbeam_channel::unbounded();
+        let _commands = spawn(options("two_rooms", "default", &[]), tx);
+        let s = wait(&events, "a plan", |s| s.plans_made > 0);
+        assert_eq!(s.agent, "default");
+        assert_eq!(
+            s.models.names,
+            [
+                "keypoints.safetensors",
+                "spatial.safetensors",
+                "keypoints_seed1.safetensors"
+            ]
+        );
+        assert!(s.models.acting < 3 && s.models.remembers_blocked);
+        assert!(s.models.together.contains("32 steps"), "{}", s.models.together);
+        assert_eq!(s.plan.len(), s.planner.len(), "one imagined position per planned step");
+        assert!(s.candidates.len() > 1);
+    }
+
+    /// With the shipped Two-Rooms model and its level-2 model, the hierarchical preset plans
+    /// hierarchically: a level-2 plan (one position per jump), a subgoal, level 1's plan toward
+    /// it, both levels' costs per iteration; choosing a flat agent leaves the hierarchy.
     #[test]
     fn agent_thread_plans_hierarchically() {
-        let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
-        let planner = PlannerConfig::default_for(PlannerKind::Cem);
         let (tx, events) = crossbeam_channel::unbounded();
-        let commands = spawn(
-            AgentOptions {
-                scene: "two_rooms".into(),
-                model: ModelSource::Checkpoint(assets.join("two_rooms.safetensors")),
-                assets,
-                planner,
-                hierarchical: true,
-                whole: false,
-                seed: 3,
-                steps_per_second: 200.0,
-            },
-            tx,
-        );
+        let commands = spawn(options("two_rooms", "hierarchical", &[]), tx);
         let h = amisim::actor::hierarchy::HierarchyConfig::default_for(8, 2.0);
         let s = wait(&events, "a hierarchical plan", |s| s.plans_made > 0);
-        assert!(s.hierarchical && s.level2.is_some(), "{}", s.status);
+        assert!(s.hierarchical && s.mode == Mode::Hierarchical, "{}", s.status);
         assert_eq!(s.high_plan.len(), h.high.len(), "one imagined position per jump");
         assert!(s.subgoal.is_some());
         assert_eq!(s.plan.len(), h.low.len(), "level 1's plan toward the subgoal");
         assert_eq!(s.planner, h.low, "the snapshot shows level 1's settings");
         assert_eq!(s.high_iteration_costs.len(), h.high.iterations);
         assert_eq!(s.iteration_costs.len(), h.low.iterations);
-        commands.send(Command::Planner(PlannerKind::Mppi)).unwrap();
+        commands.send(Command::Agent("mppi".into())).unwrap();
         let flat = wait(&events, "a flat plan", |s| {
-            !s.hierarchical && s.planner.kind == PlannerKind::Mppi
+            !s.hierarchical && s.planner.kind == PlannerKind::Mppi && s.plans_made > 0
         });
         assert!(flat.subgoal.is_none() && flat.high_plan.is_empty());
     }
 
-    /// With the shipped Four-Rooms models (level 1, level 2, critic, mode 1), the whole agent
-    /// acts: its configurator logs the setup with reasons (hierarchical in four rooms), both
-    /// modes are counted, the memories fill, the critic's cost-to-go is plotted; choosing a
-    /// planner leaves it.
+    /// With the shipped Four-Rooms models (level 1, level 2, critic, mode 1), the configured
+    /// agent acts: its configurator logs the setup with reasons (hierarchical in four rooms),
+    /// both modes are counted, the memories fill, the critic's cost-to-go is plotted; choosing
+    /// a planner leaves it.
     #[test]
-    fn agent_thread_acts_as_the_whole_agent() {
-        let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+    fn agent_thread_acts_as_the_configured_agent() {
         let (tx, events) = crossbeam_channel::unbounded();
-        let commands = spawn(
-            AgentOptions {
-                scene: "four_rooms".into(),
-                model: ModelSource::Checkpoint(assets.join("four_rooms.safetensors")),
-                assets,
-                planner: PlannerConfig::default_for(PlannerKind::Cem),
-                hierarchical: false,
-                whole: true,
-                seed: 3,
-                steps_per_second: 200.0,
-            },
-            tx,
-        );
-        let s = wait(&events, "20 steps of the whole agent", |s| {
+        let commands = spawn(options("four_rooms", "configured", &[]), tx);
+        let s = wait(&events, "20 steps of the configured agent", |s| {
             s.whole.is_some() && s.state.steps >= 20
         });
         let w = s.whole.as_ref().unwrap();
@@ -281,8 +283,8 @@ mod agent_thread {
         assert!(w.decisions.iter().all(|d| !d.reason.is_empty()));
         assert_eq!(w.mode1_steps + w.mode2_steps, s.state.steps);
         assert_eq!(w.short_term.0, s.state.steps as usize);
-        assert!(w.landmarks.0 >= 1 && w.cost_to_go.len() == s.state.steps as usize);
-        commands.send(Command::Planner(PlannerKind::Cem)).unwrap();
+        assert!(w.landmarks.0 >= 1 && w.cost_to_go.len() == s.state.steps as usize + 1);
+        commands.send(Command::Agent("cem".into())).unwrap();
         let alone = wait(&events, "the planner alone", |s| s.whole.is_none() && s.plans_made > 0);
         assert!(!alone.hierarchical);
     }
