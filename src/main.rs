@@ -29,8 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Open a window onto a scene and watch the agent plan and act, with an overlay that shows
-    /// what it sees, imagines and pays.
+    /// Open a window onto a scene and watch an agent (the shipped one by default) plan and act,
+    /// with an overlay that shows what it sees, imagines and pays.
     Run(RunArgs),
     /// Run an exploration policy in many environments and write the episodes as safetensors.
     Collect(CollectArgs),
@@ -43,7 +43,8 @@ enum Command {
     Train(TrainArgs),
     /// Probe a trained encoder and predictor: linear/MLP position probes, rollout probe, rank.
     Probe(ProbeArgs),
-    /// Evaluate goal-reaching: planners with the world model against random and oracle rows.
+    /// Evaluate goal-reaching: agents (the scene's shipped agent by default) beside a random
+    /// policy and an oracle, one row each, on the same episodes.
     Eval(Box<eval_cli::EvalArgs>),
     /// Train every self-supervised objective (I-JEPA, V-JEPA, MC-JEPA, SimCLR, BYOL, MAE,
     /// VICReg, SIGReg, energy-based) on the same data and budget; probe each frozen encoder,
@@ -206,7 +207,7 @@ struct ProbeArgs {
     /// Scene to probe in (fresh episodes are collected, with seeds unlike the training data's).
     #[arg(long, default_value = "two_rooms")]
     scene: String,
-    /// Checkpoint to probe (default: the shipped model for the scene, assets/<scene>.safetensors).
+    /// Checkpoint to probe (default: the scene's shipped model, assets/<scene>/checkpoint.safetensors).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Episodes to fit the probes on.

@@ -5,11 +5,11 @@ use amisim::actor::hierarchy::HierarchyConfig;
 use amisim::agent::{load_models, Agent, AgentSpec, Mode, SPEC_FILE};
 use amisim::agents;
 use amisim::checkpoint::{
-    cpu_device, default_level2_path, load_checkpoint, load_level2, Checkpoint, LEVEL2_CHECKPOINT,
+    companion_path, cpu_device, default_level2_path, load_checkpoint, load_level2, Checkpoint, LEVEL2_CHECKPOINT,
 };
 use amisim::data::collect::CollectConfig;
 use amisim::data::Episodes;
-use amisim::goal_net::{companion_path, save_goal_net, GoalNetMeta, GoalNetShape};
+use amisim::goal_net::{save_goal_net, GoalNetMeta, GoalNetShape};
 use amisim::train::critic::{critic_probe, train_critic, CriticTrainConfig};
 use amisim::train::level2::LatentEpisodes;
 use amisim::train::mode1::{collect_demos, train_mode1, Mode1TrainConfig};

@@ -308,6 +308,9 @@ impl Report {
             );
         }
         for r in &self.rows {
+            s += &format!("{}: {}\n", r.name, r.spec.describe());
+        }
+        for r in &self.rows {
             if matches!(r.spec.together, Some(Together::Switch { .. })) {
                 s += &format!(
                     "{}: {} of {} episodes passed to another model ({} passes in all); {} of those reached the goal\n",

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const MAX_TARGET_SIDE: u32 = 8192;
 
 /// Most frames drawn at start-up while assets become ready.
-const WARMUP_FRAMES: usize = 10;
+const WARMUP_FRAMES: usize = 200;
 
 /// The exact line that installs a software Vulkan driver on Debian/Ubuntu.
 pub const VULKAN_INSTALL_HINT: &str = "sudo apt-get install -y mesa-vulkan-drivers libvulkan1";
@@ -68,8 +68,7 @@ pub struct Obs {
 impl Obs {
     /// The frame of environment `i`, `[channels, height, width]`.
     pub fn frame(&self, i: usize) -> &[u8] {
-        let len = self.shape[1] * self.shape[2] * self.shape[3];
-        &self.frames[i * len..(i + 1) * len]
+        self.view().frame(i)
     }
 
     /// The frames as an agent takes them (without the true states).
@@ -252,17 +251,19 @@ impl VecEnv {
             seed: 0,
             rngs: (0..n).map(|i| env_rng(0, i)).collect(),
         };
-        // Meshes and materials become drawable a few frames after they are added; draw until
-        // the frame stops changing, so the first observation a caller sees is complete.
+        // Meshes and materials become drawable a few frames after they are added (more when
+        // another app shares the device, as `amisim run`'s window does); draw until the frame
+        // shows something and stops changing, so the first observation a caller sees is
+        // complete.
         let mut last = env.render()?;
         for _ in 0..WARMUP_FRAMES {
             let next = env.render()?;
-            if next == last {
-                break;
+            if next == last && next.frames.iter().any(|&v| v != 0) {
+                return Ok(env);
             }
             last = next;
         }
-        Ok(env)
+        Err(EnvError::NoFrame)
     }
 
     pub fn scene(&self) -> &Scene {

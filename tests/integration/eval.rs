@@ -453,7 +453,12 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     );
     let table = a.table();
     assert!(table.contains(&line), "{table}");
-    assert!(!table.contains("b: "), "{table}");
+    assert!(
+        !table.lines().any(|l| l.starts_with("b: ") && l.contains("passed to another model")),
+        "{table}"
+    );
+    // Each row is described under the table: the switching one with its models and planner.
+    assert!(table.contains("a: plans with 2 world models taking turns (the next after 1 steps without progress)"), "{table}");
     assert_eq!((a.rows[1].switches, a.rows[1].switched_episodes), (0, 0));
     // With keypoints (in the plans and in the progress measure): other episodes, still the
     // same report twice.

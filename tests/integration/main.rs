@@ -1,5 +1,6 @@
 //! Integration tests: the real pipeline on tiny settings. One test binary, one module per area.
 
+mod agents;
 mod ami;
 mod collect;
 mod conv;

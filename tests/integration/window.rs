@@ -86,19 +86,21 @@ fn window_screenshot_under_xvfb() {
         (world.0 - panel.0).abs() > 3.0 || (world.1 - panel.1).abs() > 3.0,
         "world {world:?} and overlay {panel:?} look alike"
     );
-    // The agent's observation is on screen: the top of the left panel holds its pure-green
-    // wall pixels (the overlay's own colours are greys).
-    let green = (60..220)
-        .flat_map(|y| (5..295).map(move |x| (x, y)))
-        .filter(|&(x, y)| {
-            let p = &rgb[(y * w + x) * 3..][..3];
-            p[1] > 200 && p[0] < 60 && p[2] < 60
-        })
-        .count();
-    assert!(
-        green > 100,
-        "no observation image in the overlay ({green} green pixels)"
-    );
+    // The agent's observation and the goal observation are on screen, side by side at the top
+    // of the left panel: each holds its pure-green wall pixels (the overlay's own colours are
+    // greys).
+    let green = |xs: std::ops::Range<usize>| {
+        (60..220)
+            .flat_map(|y| xs.clone().map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let p = &rgb[(y * w + x) * 3..][..3];
+                p[1] > 200 && p[0] < 60 && p[2] < 60
+            })
+            .count()
+    };
+    let (obs, goal) = (green(5..148), green(150..295));
+    assert!(obs > 100, "no observation image in the overlay ({obs} green pixels)");
+    assert!(goal > 100, "no goal image in the overlay ({goal} green pixels)");
 }
 
 /// Runs `amisim` with `DISPLAY` set to `display` (unset for `None`), expects it to fail, and
@@ -223,6 +225,10 @@ mod agent_thread {
         let _commands = spawn(options("two_rooms", "default", &[]), tx);
         let s = wait(&events, "a plan", |s| s.plans_made > 0);
         assert_eq!(s.agent, "default");
+        // The goal observation shows the walls (green) and the agent at its goal (red).
+        let green = s.goal_obs.chunks(4).filter(|p| p[1] > 100).count();
+        let red = s.goal_obs.chunks(4).filter(|p| p[0] > 100).count();
+        assert!(green > 100 && red > 0, "goal observation: {green} green, {red} red pixels");
         assert_eq!(
             s.models.names,
             [

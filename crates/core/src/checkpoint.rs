@@ -351,15 +351,20 @@ fn json_diff(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut
 /// Name of the level-2 checkpoint in a run folder.
 pub const LEVEL2_CHECKPOINT: &str = "level2.safetensors";
 
-/// Where the level-2 model of a level-1 checkpoint lives by default: `level2.safetensors`
-/// beside a run folder's `checkpoint.safetensors`, `<name>.level2.safetensors` beside any other
-/// (the shipped `assets/<scene>.safetensors`).
-pub fn default_level2_path(checkpoint: &Path) -> PathBuf {
+/// Where a model tied to a level-1 checkpoint (`what`: `level2`, `critic`, `mode1`) lives by
+/// default: `<what>.safetensors` beside a `checkpoint.safetensors` (a run or agent folder),
+/// `<name>.<what>.safetensors` beside a checkpoint of another name.
+pub fn companion_path(checkpoint: &Path, what: &str) -> PathBuf {
     let dir = checkpoint.parent().unwrap_or(Path::new(""));
     match checkpoint.file_name().and_then(|n| n.to_str()) {
-        Some(CHECKPOINT) | None => dir.join(LEVEL2_CHECKPOINT),
-        Some(name) => dir.join(format!("{}.level2.safetensors", name.trim_end_matches(".safetensors"))),
+        Some(CHECKPOINT) | None => dir.join(format!("{what}.safetensors")),
+        Some(name) => dir.join(format!("{}.{what}.safetensors", name.trim_end_matches(".safetensors"))),
     }
+}
+
+/// Where the level-2 model of a level-1 checkpoint lives by default ([`companion_path`]).
+pub fn default_level2_path(checkpoint: &Path) -> PathBuf {
+    companion_path(checkpoint, "level2")
 }
 
 /// Everything a level-2 training run is defined by; saved in its checkpoint.

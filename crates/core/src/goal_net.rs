@@ -19,7 +19,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Shape of a [`GoalNet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,17 +133,6 @@ pub struct GoalNetMeta {
     /// The training run's resolved config.
     pub config: serde_json::Value,
     pub step: usize,
-}
-
-/// Where a companion model of a level-1 checkpoint lives by default: `<what>.safetensors`
-/// beside a run folder's `checkpoint.safetensors`, `<name>.<what>.safetensors` beside any other
-/// (the shipped `assets/<scene>.safetensors`).
-pub fn companion_path(checkpoint: &Path, what: &str) -> PathBuf {
-    let dir = checkpoint.parent().unwrap_or(Path::new(""));
-    match checkpoint.file_name().and_then(|n| n.to_str()) {
-        Some(crate::checkpoint::CHECKPOINT) | None => dir.join(format!("{what}.safetensors")),
-        Some(name) => dir.join(format!("{}.{what}.safetensors", name.trim_end_matches(".safetensors"))),
-    }
 }
 
 const FORMAT: &str = "amisim-goalnet-v1";

@@ -373,47 +373,18 @@ impl Flat {
             let view_m = views[m].as_deref();
             // A spatial model starts from its maps, a latent one from its view (the latents),
             // computed above for the environments that plan.
-            let (a, p, starts) = match (&self.singles[m], &self.latents[m]) {
-                (Some(dynamics), _) => {
-                    let starts = match &maps[m] {
-                        Some(x) => split_rows(x, dynamics.rollout.map_len()),
-                        None => vec![Vec::new(); n],
-                    };
-                    let (a, p) = member_act(
-                        &mut self.mpc,
-                        dynamics,
-                        &starts,
-                        &goals,
-                        &mine,
-                        keep,
-                        &self.cfg,
-                        self.blocked,
-                        &mut self.moves,
-                        view_m,
-                        m,
-                    );
-                    (a, p, starts)
-                }
-                (None, Some(dynamics)) => {
-                    let starts = match view_m {
-                        Some(z) => split_rows(z, goals.len() / n),
-                        None => vec![Vec::new(); n],
-                    };
-                    let (a, p) = member_act(
-                        &mut self.mpc,
-                        dynamics,
-                        &starts,
-                        &goals,
-                        &mine,
-                        keep,
-                        &self.cfg,
-                        self.blocked,
-                        &mut self.moves,
-                        view_m,
-                        m,
-                    );
-                    (a, p, starts)
-                }
+            let (from, width) = match &self.singles[m] {
+                Some(d) => (maps[m].as_deref(), d.rollout.map_len()),
+                None => (view_m, goals.len() / n),
+            };
+            let starts = match from {
+                Some(x) => split_rows(x, width),
+                None => vec![Vec::new(); n],
+            };
+            let (mpc, moves, cfg) = (&mut self.mpc, &mut self.moves, &self.cfg);
+            let (a, p) = match (&self.singles[m], &self.latents[m]) {
+                (Some(d), _) => member_act(mpc, d, &starts, &goals, &mine, keep, cfg, self.blocked, moves, view_m, m),
+                (None, Some(d)) => member_act(mpc, d, &starts, &goals, &mine, keep, cfg, self.blocked, moves, view_m, m),
                 (None, None) => unreachable!("every model has a spatial or a latent predictor"),
             };
             for &i in mine.iter().filter(|&&i| self.mpc.planned_at_last_act(i)) {

@@ -49,9 +49,9 @@ pub struct Observations<'a> {
     pub truth: Option<&'a (dyn Any + Sync)>,
 }
 
-impl Observations<'_> {
+impl<'a> Observations<'a> {
     /// Environment `i`'s frame.
-    pub fn frame(&self, i: usize) -> &[u8] {
+    pub fn frame(&self, i: usize) -> &'a [u8] {
         let len = self.shape[1] * self.shape[2] * self.shape[3];
         &self.frames[i * len..(i + 1) * len]
     }
@@ -320,6 +320,10 @@ impl Agent {
             }
         });
         let mut spec = spec;
+        if spec.models.is_empty() {
+            // Models given in memory: the resolved spec says so.
+            spec.models = (0..members.len()).map(|i| format!("(model {i}, in memory)").into()).collect();
+        }
         if spec.hierarchy.is_none() && matches!(spec.mode, Mode::Hierarchical | Mode::Configured) {
             spec.hierarchy = level2
                 .as_ref()

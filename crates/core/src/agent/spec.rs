@@ -207,6 +207,68 @@ impl AgentSpec {
         ron::ser::to_string_pretty(self, cfg).expect("an agent spec serialises")
     }
 
+    /// The agent in one line: how it acts, with which models and planner.
+    pub fn describe(&self) -> String {
+        let p = &self.planner;
+        let kind = match p.kind {
+            PlannerKind::Cem => "CEM",
+            PlannerKind::Mppi => "MPPI",
+            PlannerKind::Gradient => "gradient descent",
+        };
+        let legs = if p.legs > 0 {
+            format!(" ({} of them {} straight legs)", p.legs, p.leg_count)
+        } else {
+            String::new()
+        };
+        let planner = format!(
+            "{kind}, {} decisions × {} steps ahead, {} candidates{legs} × {} iterations, replanning every {} steps",
+            p.horizon, p.repeat, p.samples, p.iterations, p.replan_every
+        );
+        let models = match (self.models.len(), self.together) {
+            (0, _) => String::new(),
+            (1, _) => "one world model".to_string(),
+            (n, Some(Together::Switch { after })) => {
+                format!("{n} world models taking turns (the next after {after} steps without progress)")
+            }
+            (n, _) => format!("{n} world models as an ensemble"),
+        };
+        let predictor = match self.predictor {
+            PredictorKind::Latent => "latent predictor",
+            PredictorKind::Spatial => "spatial predictor",
+        };
+        let mut extra = Vec::new();
+        if p.cost.critic != 0.0 {
+            extra.push(format!("the critic's cost-to-go as terminal cost (weight {})", p.cost.critic));
+        }
+        if p.cost.keypoints != 0.0 {
+            extra.push(format!("keypoints in the goal distance (weight {})", p.cost.keypoints));
+        }
+        if self.blocked > 0.0 {
+            extra.push(format!("blocked moves made costly (weight {})", self.blocked));
+        }
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", extra.join(", "))
+        };
+        match self.mode {
+            Mode::Random => "uniform random actions".into(),
+            Mode::Oracle => format!("the true simulator, {planner}"),
+            Mode::Plan => format!("plans with {models}, {predictor}: {planner}{extra}"),
+            Mode::Hierarchical => match &self.hierarchy {
+                Some(h) => format!(
+                    "plans hierarchically with one world model: level 2 {} jumps of {} steps, level 1 {} decisions × {} steps toward the subgoal",
+                    h.high.horizon, h.k, h.low.horizon, h.low.repeat
+                ),
+                None => "plans hierarchically with one world model".into(),
+            },
+            Mode::Mode1 => "mode 1 alone (the distilled policy)".into(),
+            Mode::Configured => {
+                "configured: the configurator, both memories, mode 1 checked by the critic, mode 2 behind it".into()
+            }
+        }
+    }
+
     /// Whether it acts with learned models (every mode but random and oracle).
     pub fn learned(&self) -> bool {
         !matches!(self.mode, Mode::Random | Mode::Oracle)
