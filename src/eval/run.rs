@@ -79,7 +79,7 @@ pub struct EpisodeResult {
     /// Loops the episodic memory recognised (the agent row).
     #[serde(default)]
     pub loops: u32,
-    /// Times a `+switch` row passed to the next world model.
+    /// Times the agent passed to its next world model (models taking turns).
     #[serde(default, skip_serializing_if = "crate::is_zero")]
     pub switches: u32,
     /// Replans that found the agent stuck where the last plan imagined it moving (`--blocked`).
@@ -119,7 +119,7 @@ pub struct RowReport {
     /// episodes.
     #[serde(default)]
     pub decisions: std::collections::BTreeMap<String, usize>,
-    /// A `+switch` row's passes to another world model over all episodes, the episodes with at
+    /// Passes to another world model (models taking turns) over all episodes, the episodes with at
     /// least one, and how many of those reached the goal.
     #[serde(default)]
     pub switches: u64,
@@ -275,7 +275,7 @@ impl Report {
 
     /// A table for the terminal.
     pub fn table(&self) -> String {
-        // The policy column is as wide as its longest name (`cem@16+spatial+switch`).
+        // The policy column is as wide as its longest name.
         let w = self.rows.iter().map(|r| r.name.chars().count()).fold(14, usize::max);
         let mut s = format!(
             "{:<w$} {:>8} {:>9} {:>15} {:>10} {:>8} {:>10} {:>10} {:>10} {:>17}\n",

@@ -884,11 +884,11 @@ fn world_models(ui: &mut egui::Ui, m: &ModelsView) {
     }
 }
 
-/// The whole agent: its settings, which mode acted, its memories, the configurator's decisions
+/// The configured agent: its settings, which mode acted, its memories, the configurator's decisions
 /// with their reasons, and the critic's cost-to-go.
 fn whole_agent(ui: &mut egui::Ui, w: &WholeView, s: &Snapshot) {
     let st = &w.settings;
-    ui.label(egui::RichText::new("whole agent").strong());
+    ui.label(egui::RichText::new("configured agent").strong());
     ui.label(format!(
         "last step: {}   mode 1 {} / mode 2 {} steps",
         if w.last_mode1 {

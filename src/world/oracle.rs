@@ -60,14 +60,7 @@ fn states(truth: &dyn Any) -> Result<&Vec<EnvState>> {
 }
 
 impl Simulator for SimDynamics {
-    fn act(
-        &self,
-        mpc: &mut Mpc,
-        truth: &dyn Any,
-        goals: &dyn Any,
-        active: &[usize],
-        trace: bool,
-    ) -> Result<Decided> {
+    fn act(&self, mpc: &mut Mpc, truth: &dyn Any, goals: &dyn Any, active: &[usize], trace: bool) -> Result<Decided> {
         let starts = states(truth)?;
         let goals: Vec<f32> = states(goals)?.iter().flat_map(|g| self.observe(g)).collect();
         Ok(mpc.act(self, starts, &goals, active, trace))

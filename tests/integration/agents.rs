@@ -25,7 +25,11 @@ fn every_shipped_spec_loads_its_models_and_builds_an_agent() {
     for scene in ["two_rooms", "four_rooms", "push_box"] {
         let world = agents::world(&Scene::load(scene).unwrap()).unwrap();
         let presets = agents::presets(scene);
-        assert_eq!(presets.first().map(String::as_str), Some("default"), "{scene}: {presets:?}");
+        assert_eq!(
+            presets.first().map(String::as_str),
+            Some("default"),
+            "{scene}: {presets:?}"
+        );
         for name in presets {
             let opened = agents::open(&[name.clone()], scene, &[]).unwrap_or_else(|e| panic!("{scene}/{name}: {e:#}"));
             let o = opened.into_iter().next().unwrap();
@@ -41,14 +45,21 @@ fn every_shipped_spec_loads_its_models_and_builds_an_agent() {
     let default = |scene| agents::read_spec(&assets().join(scene).join("agent.ron"), &[]).unwrap();
     assert_eq!(default("two_rooms").models.len(), 3);
     assert_eq!(default("four_rooms").mode, Mode::Hierarchical);
-    assert!(default("four_rooms").hierarchy.is_some(), "the hierarchy's defaults are written out");
+    assert!(
+        default("four_rooms").hierarchy.is_some(),
+        "the hierarchy's defaults are written out"
+    );
 }
 
 #[test]
 fn a_bad_spec_is_refused_by_file_line_and_entry() {
     // An entry the spec does not know, with where it is.
     let path = temp("agent.ron");
-    std::fs::write(&path, "(\n    mode: Plan,\n    models: [\"m.safetensors\"],\n    horizon: 4,\n)\n").unwrap();
+    std::fs::write(
+        &path,
+        "(\n    mode: Plan,\n    models: [\"m.safetensors\"],\n    horizon: 4,\n)\n",
+    )
+    .unwrap();
     let err = AgentSpec::load(&path).unwrap_err().to_string();
     assert!(err.contains("agent.ron:4:") && err.contains("horizon"), "{err}");
     // A setting that cannot work: the entry, its line and column.
@@ -63,7 +74,10 @@ fn a_bad_spec_is_refused_by_file_line_and_entry() {
     std::fs::write(&path, "(\n    mode: Plan,\n    models: [\"nothing.safetensors\"],\n)\n").unwrap();
     let spec = agents::read_spec(&path, &[]).unwrap();
     let err = format!("{:#}", load_models(&spec, &cpu_device()).err().unwrap());
-    assert!(err.contains("models[0]") && err.contains("nothing.safetensors"), "{err}");
+    assert!(
+        err.contains("models[0]") && err.contains("nothing.safetensors"),
+        "{err}"
+    );
     // A critic trained on another level-1 model: refused, naming the entry and the file.
     let spec = format!(
         "(\n    mode: Configured,\n    models: [\"{}\"],\n    critic: \"{}\",\n)\n",
@@ -79,15 +93,24 @@ fn a_bad_spec_is_refused_by_file_line_and_entry() {
     );
     // --set: an entry that does not exist is named; one that does is applied and validated.
     let shipped = assets().join("two_rooms/agent.ron");
-    let err = format!("{:#}", agents::read_spec(&shipped, &["planner.nope=3".into()]).unwrap_err());
+    let err = format!(
+        "{:#}",
+        agents::read_spec(&shipped, &["planner.nope=3".into()]).unwrap_err()
+    );
     assert!(err.contains("nope"), "{err}");
     let spec = agents::read_spec(&shipped, &["planner.samples=60".into()]).unwrap();
     assert_eq!(spec.planner.samples, 60);
-    let err = format!("{:#}", agents::read_spec(&shipped, &["planner.samples=10".into()]).unwrap_err());
+    let err = format!(
+        "{:#}",
+        agents::read_spec(&shipped, &["planner.samples=10".into()]).unwrap_err()
+    );
     assert!(err.contains("planner.legs"), "50 legs need more than 10 samples: {err}");
     // A name that is no agent lists what the scene offers.
     let err = agents::resolve("nope", "two_rooms").unwrap_err().to_string();
-    assert!(err.contains("cem") && err.contains("hierarchical") && err.contains("oracle"), "{err}");
+    assert!(
+        err.contains("cem") && err.contains("hierarchical") && err.contains("oracle"),
+        "{err}"
+    );
     std::fs::remove_dir_all(path.parent().unwrap()).ok();
 }
 
@@ -139,10 +162,22 @@ fn the_layers_stay_apart() {
     let rules: [(&str, &[&str]); 6] = [
         ("src/eval", &["crate::train", "crate::ui", "crate::ssl"]),
         ("src/train", &["crate::eval", "crate::ui", "crate::ssl"]),
-        ("src/data", &["crate::eval", "crate::train", "crate::ui", "crate::probe"]),
+        (
+            "src/data",
+            &["crate::eval", "crate::train", "crate::ui", "crate::probe"],
+        ),
         ("src/probe", &["crate::eval", "crate::train", "crate::ui"]),
         ("src/ui", &["crate::eval", "crate::train", "crate::ssl"]),
-        ("src/world", &["crate::eval", "crate::train", "crate::ui", "crate::data", "crate::probe"]),
+        (
+            "src/world",
+            &[
+                "crate::eval",
+                "crate::train",
+                "crate::ui",
+                "crate::data",
+                "crate::probe",
+            ],
+        ),
     ];
     let mut broken = Vec::new();
     for (dir, forbidden) in rules {
@@ -180,7 +215,12 @@ fn episodes_begin_with_the_goal_and_the_start_rendered() {
             let plane = goal.len() / 3;
             let red = |f: &[u8]| f[..plane].iter().filter(|&&v| v > 100).count();
             let green = |f: &[u8]| f[plane..2 * plane].iter().filter(|&&v| v > 100).count();
-            assert!(red(goal) > 0 && green(goal) > 100, "{n} envs, goal {i}: {} red, {} green", red(goal), green(goal));
+            assert!(
+                red(goal) > 0 && green(goal) > 100,
+                "{n} envs, goal {i}: {} red, {} green",
+                red(goal),
+                green(goal)
+            );
             assert!(red(obs) > 0 && green(obs) > 100, "{n} envs, start {i}");
             assert_ne!(goal, obs, "{n} envs, env {i}: the goal is not the start");
         }

@@ -134,9 +134,11 @@ fn outcomes(r: &Report) -> Vec<(String, String, f64, [f64; 2])> {
         .collect()
 }
 
-/// The tiny models of the first test: a level-1 model, a level-2 model, a critic, a policy.
+/// The tiny models of the first test: a level-1 model (and its predictor on an autodiff
+/// device, for the gradient planner), a level-2 model, a critic, a policy.
 struct Tiny {
     model: Jepa,
+    differentiable: amisim::world_model::Predictor,
     level2: Level2,
     critic: Critic,
     mode1: Mode1,
@@ -149,10 +151,14 @@ fn tiny() -> Tiny {
         hidden: 16,
         out,
     };
+    let jepa = |device: &burn::prelude::Device| {
+        seeded(device, 5, || {
+            JepaConfig::new(EncoderConfig::lenet(65, 8), LossWeights::new()).init(device)
+        })
+    };
     Tiny {
-        model: seeded(&device, 5, || {
-            JepaConfig::new(EncoderConfig::lenet(65, 8), LossWeights::new()).init(&device)
-        }),
+        model: jepa(&device),
+        differentiable: jepa(&device.clone().autodiff()).predictor,
         level2: seeded(&device, 6, || level2_config().init(&device)),
         critic: Critic::new(&seeded(&device, 7, || shape(1).init(&device)), 8.0, 1.0),
         mode1: Mode1::new(&seeded(&device, 8, || shape(2).init(&device)), 1.8),
@@ -216,6 +222,17 @@ fn every_kind(t: &Tiny) -> Vec<Entry> {
         learned("critic", critic, with(false, true, false)),
         learned("mode1", spec(Mode::Mode1), with(false, false, true)),
         learned("configured", configured, with(true, true, true)),
+        learned(
+            "gradient",
+            AgentSpec {
+                planner: tiny_planner(PlannerKind::Gradient),
+                ..spec(Mode::Plan)
+            },
+            Models {
+                differentiable: Some(t.differentiable.clone()),
+                ..with(false, false, false)
+            },
+        ),
     ]
 }
 
@@ -226,7 +243,7 @@ fn eval_is_deterministic_and_shards_merge_into_the_whole_run() {
     let b = play(every_kind(&t), (0, 1)).unwrap();
     assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
     // Every planner row judged its plans (the random and mode-1 rows make none).
-    for row in &a.rows[1..6] {
+    for row in a.rows[1..6].iter().chain(&a.rows[8..]) {
         assert!(row.episodes.iter().all(|e| e.plans > 0), "{}", row.name);
     }
     for i in [0, 6] {
@@ -297,6 +314,16 @@ fn an_agent_without_the_models_its_spec_needs_is_refused_by_entry() {
         let err = refusal(vec![entry("x", spec, models)]);
         assert!(err.contains(&format!("agent spec, {field}")), "{field}: {err}");
     }
+    // The gradient planner needs the first model's predictor on an autodiff device.
+    let gradient = AgentSpec {
+        planner: tiny_planner(PlannerKind::Gradient),
+        ..spec(Mode::Plan)
+    };
+    let err = refusal(vec![entry("x", gradient, only(Models::none()))]);
+    assert!(
+        err.contains("agent spec, planner.kind") && err.contains("autodiff"),
+        "{err}"
+    );
     // The oracle needs the world's simulator.
     let no_sim = World {
         simulator: None,
@@ -454,11 +481,16 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
     let table = a.table();
     assert!(table.contains(&line), "{table}");
     assert!(
-        !table.lines().any(|l| l.starts_with("b: ") && l.contains("passed to another model")),
+        !table
+            .lines()
+            .any(|l| l.starts_with("b: ") && l.contains("passed to another model")),
         "{table}"
     );
     // Each row is described under the table: the switching one with its models and planner.
-    assert!(table.contains("a: plans with 2 world models taking turns (the next after 1 steps without progress)"), "{table}");
+    assert!(
+        table.contains("a: plans with 2 world models taking turns (the next after 1 steps without progress)"),
+        "{table}"
+    );
     assert_eq!((a.rows[1].switches, a.rows[1].switched_episodes), (0, 0));
     // With keypoints (in the plans and in the progress measure): other episodes, still the
     // same report twice.

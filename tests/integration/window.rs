@@ -228,7 +228,10 @@ mod agent_thread {
         // The goal observation shows the walls (green) and the agent at its goal (red).
         let green = s.goal_obs.chunks(4).filter(|p| p[1] > 100).count();
         let red = s.goal_obs.chunks(4).filter(|p| p[0] > 100).count();
-        assert!(green > 100 && red > 0, "goal observation: {green} green, {red} red pixels");
+        assert!(
+            green > 100 && red > 0,
+            "goal observation: {green} green, {red} red pixels"
+        );
         assert_eq!(
             s.models.names,
             [

@@ -68,12 +68,23 @@ pub(super) struct Flat {
 }
 
 impl Flat {
-    pub fn new(spec: &AgentSpec, members: &[Jepa], critic: Option<&Critic>, seeds: &[u64]) -> Result<Flat> {
+    /// `differentiable`: the first model's predictor on an autodiff device, for the gradient
+    /// planner.
+    pub fn new(
+        spec: &AgentSpec,
+        members: &[Jepa],
+        critic: Option<&Critic>,
+        differentiable: Option<crate::world_model::Predictor>,
+        seeds: &[u64],
+    ) -> Result<Flat> {
         let cfg = spec.planner.clone();
         let n = seeds.len();
         let kp = cfg.cost.keypoints;
         let first = &members[0];
-        let latent = LatentDynamics::new(&first.predictor, None)
+        if cfg.kind == crate::actor::planner::PlannerKind::Gradient && differentiable.is_none() {
+            bail!("agent spec, planner.kind: gradient planning needs the first model's predictor on an autodiff device (load_models makes it; in memory, give Models::differentiable)");
+        }
+        let latent = LatentDynamics::new(&first.predictor, differentiable)
             .with_idm(&first.idm)
             .with_critic(critic.cloned());
         let spatial = spatial_dynamics(first, critic.cloned());
@@ -383,8 +394,32 @@ impl Flat {
             };
             let (mpc, moves, cfg) = (&mut self.mpc, &mut self.moves, &self.cfg);
             let (a, p) = match (&self.singles[m], &self.latents[m]) {
-                (Some(d), _) => member_act(mpc, d, &starts, &goals, &mine, keep, cfg, self.blocked, moves, view_m, m),
-                (None, Some(d)) => member_act(mpc, d, &starts, &goals, &mine, keep, cfg, self.blocked, moves, view_m, m),
+                (Some(d), _) => member_act(
+                    mpc,
+                    d,
+                    &starts,
+                    &goals,
+                    &mine,
+                    keep,
+                    cfg,
+                    self.blocked,
+                    moves,
+                    view_m,
+                    m,
+                ),
+                (None, Some(d)) => member_act(
+                    mpc,
+                    d,
+                    &starts,
+                    &goals,
+                    &mine,
+                    keep,
+                    cfg,
+                    self.blocked,
+                    moves,
+                    view_m,
+                    m,
+                ),
                 (None, None) => unreachable!("every model has a spatial or a latent predictor"),
             };
             for &i in mine.iter().filter(|&&i| self.mpc.planned_at_last_act(i)) {

@@ -92,14 +92,7 @@ pub trait Simulator: Send + Sync {
     /// Plans with `mpc` for the environments `active` from the true states `truth` toward the
     /// goal states `goals` (both as the world passes them); returns the actions and whether
     /// any planning happened.
-    fn act(
-        &self,
-        mpc: &mut Mpc,
-        truth: &dyn Any,
-        goals: &dyn Any,
-        active: &[usize],
-        trace: bool,
-    ) -> Result<Decided>;
+    fn act(&self, mpc: &mut Mpc, truth: &dyn Any, goals: &dyn Any, active: &[usize], trace: bool) -> Result<Decided>;
 }
 
 /// What the agent needs to know of the world it acts in.
@@ -322,7 +315,9 @@ impl Agent {
         let mut spec = spec;
         if spec.models.is_empty() {
             // Models given in memory: the resolved spec says so.
-            spec.models = (0..members.len()).map(|i| format!("(model {i}, in memory)").into()).collect();
+            spec.models = (0..members.len())
+                .map(|i| format!("(model {i}, in memory)").into())
+                .collect();
         }
         if spec.hierarchy.is_none() && matches!(spec.mode, Mode::Hierarchical | Mode::Configured) {
             spec.hierarchy = level2
@@ -347,7 +342,13 @@ impl Agent {
                 };
                 Brain::Oracle(Box::new(Mpc::new(spec.planner.clone(), &seeds)), sim)
             }
-            Mode::Plan => Brain::Flat(Box::new(Flat::new(&spec, &members, critic.as_ref(), &seeds)?)),
+            Mode::Plan => Brain::Flat(Box::new(Flat::new(
+                &spec,
+                &members,
+                critic.as_ref(),
+                differentiable,
+                &seeds,
+            )?)),
             Mode::Hierarchical => {
                 let h = spec.hierarchy.clone().expect("the level-2 model gives the defaults");
                 Brain::Hierarchical(Box::new(HierMpc::new(h, &seeds)))

@@ -238,7 +238,10 @@ impl AgentSpec {
         };
         let mut extra = Vec::new();
         if p.cost.critic != 0.0 {
-            extra.push(format!("the critic's cost-to-go as terminal cost (weight {})", p.cost.critic));
+            extra.push(format!(
+                "the critic's cost-to-go as terminal cost (weight {})",
+                p.cost.critic
+            ));
         }
         if p.cost.keypoints != 0.0 {
             extra.push(format!("keypoints in the goal distance (weight {})", p.cost.keypoints));

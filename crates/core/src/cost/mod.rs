@@ -52,7 +52,7 @@ pub struct CostConfig {
     #[serde(default)]
     pub critic: f32,
     /// Weight of the keypoints in the goal distance of rows that imagine with the spatial
-    /// predictor (`+spatial`): each imagined state is the latent with the spatial state's
+    /// predictor (`predictor: Spatial`): each imagined state is the latent with the spatial state's
     /// soft-argmax keypoints (where each channel's activity lies, in `[-1, 1]`), times this
     /// weight, joined to it, and so is the goal. The latent's distance to the goal levels off
     /// a few steps away from it; the keypoints' keeps growing with how far what they track is

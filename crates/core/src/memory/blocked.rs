@@ -29,7 +29,7 @@ const MIN_PUSH: f32 = 0.3;
 /// What one problem's last plan expected.
 #[derive(Debug, Clone)]
 struct Expected {
-    /// The planning model (a `+switch` row's member): views of different models differ.
+    /// The planning model (of models taking turns): views of different models differ.
     model: usize,
     view: Vec<f32>,
     /// The imagined state after the executed actions.
