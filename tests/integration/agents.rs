@@ -31,7 +31,8 @@ fn every_shipped_spec_loads_its_models_and_builds_an_agent() {
             "{scene}: {presets:?}"
         );
         for name in presets {
-            let opened = agents::open(&[name.clone()], scene, &[]).unwrap_or_else(|e| panic!("{scene}/{name}: {e:#}"));
+            let opened = agents::open(std::slice::from_ref(&name), scene, &[])
+                .unwrap_or_else(|e| panic!("{scene}/{name}: {e:#}"));
             let o = opened.into_iter().next().unwrap();
             assert!(o.spec.learned(), "{scene}/{name}");
             let entries: Vec<&str> = o.files.iter().map(|f| f.entry.as_str()).collect();

@@ -1,5 +1,5 @@
 //! Mode 1: the fast reactive policy `π(z, z_goal) → action`, a small network distilled from
-//! the deliberative planner's actions ([`crate::train::mode1`]). One forward pass per step
+//! the deliberative planner's actions (`amisim train --level mode1`). One forward pass per step
 //! instead of hundreds of imagined rollouts; the agent checks its proposal cheaply and falls
 //! back to planning (mode 2) when the check fails.
 

@@ -1,6 +1,6 @@
 //! The trainable critic `C(z, z_goal)`: the cost-to-go, in environment steps, from the state
 //! with latent `z` to the goal with latent `z_goal`. Learned without reward labels, by
-//! hindsight goal relabelling on exploration videos ([`crate::train::critic`]); the planner
+//! hindsight goal relabelling on exploration videos (`amisim train --level critic`); the planner
 //! adds it at the end of every imagined trajectory (a terminal cost), so a short horizon sees
 //! as far as the critic does.
 
