@@ -111,7 +111,7 @@ fn play_on(
         shard,
         rows: cfg_rows,
     };
-    Ok(run(&cfg, &mut players, 0, |_, _| {}, record)?.0)
+    Ok(run(&cfg, &mut players, 0, |_, _| {}, record, None)?.0)
 }
 
 /// The error building or playing `rows` fails with (it must fail).
@@ -524,15 +524,30 @@ fn spatial_planner_rows_are_deterministic_and_need_a_spatial_model() {
         err.contains("predictor") && err.contains("no model has a spatial predictor"),
         "{err}"
     );
-    // The blocked-move cost goes with models taking turns; the spatial predictor, the models
-    // taking turns and an ensemble with flat planning only (not the oracle, not the
-    // hierarchy): each refused by entry.
+    // A model alone remembers blocked moves too (in turns that never pass): the same report
+    // twice, stalls noticed, no pass, and other episodes than without the cost. An ensemble
+    // (no one model acting) with the cost is refused by entry.
     let blocked_alone = AgentSpec {
         blocked: 5.0,
         ..spatial.clone()
     };
-    let err = refusal(vec![entry("a", blocked_alone, members(&[&model]))]);
+    let alone = || play(vec![entry("a", blocked_alone.clone(), members(&[&model]))], (0, 1)).unwrap();
+    let (a, b) = (alone(), alone());
+    assert_eq!(outcomes(&a), outcomes(&b), "same seed and config, same report");
+    assert_eq!(a.rows[0].switches, 0);
+    assert!(a.rows[0].episodes.iter().any(|e| e.stalls > 0), "no stall noticed");
+    let plain = play(vec![entry("a", spatial.clone(), members(&[&model]))], (0, 1)).unwrap();
+    let moved = |r: &Report| r.rows[0].episodes.iter().map(|e| e.final_distance).collect::<Vec<_>>();
+    assert_ne!(moved(&a), moved(&plain), "the blocked-move cost changed nothing");
+    let ensemble_blocked = AgentSpec {
+        blocked: 5.0,
+        together: Some(Together::Ensemble),
+        ..spatial.clone()
+    };
+    let err = refusal(vec![entry("a", ensemble_blocked, members(&[&model, &model]))]);
     assert!(err.contains("blocked"), "{err}");
+    // The spatial predictor, the models taking turns and an ensemble with flat planning only
+    // (not the oracle, not the hierarchy): each refused by entry.
     let mut h = AgentSpec {
         hierarchy: Some(tiny_hierarchy()),
         ..spec(Mode::Hierarchical)

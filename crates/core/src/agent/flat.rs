@@ -88,18 +88,31 @@ impl Flat {
             .with_idm(&first.idm)
             .with_critic(critic.cloned());
         let spatial = spatial_dynamics(first, critic.cloned());
-        let several = spec.together.is_some();
         // Models planning together each imagine with their own spatial predictor (where they
-        // have one and the spec asks for it), else with their latent one.
+        // have one and the spec asks for it), else with their latent one. A model alone that
+        // remembers blocked moves plans the same way, as a turn that never passes.
+        let several = spec.together.is_some() || spec.blocked > 0.0;
         let singles: Vec<Option<SpatialDynamics>> = match (several, spec.predictor) {
-            (true, PredictorKind::Spatial) => members.iter().map(|m| spatial_dynamics(m, None)).collect(),
+            // The critic was trained on the first model's latents: only that model adds it.
+            (true, PredictorKind::Spatial) => members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| spatial_dynamics(m, critic.filter(|_| i == 0).cloned()))
+                .collect(),
             (true, PredictorKind::Latent) => members.iter().map(|_| None).collect(),
             (false, _) => Vec::new(),
         };
         let latents: Vec<Option<LatentDynamics>> = singles
             .iter()
             .zip(members)
-            .map(|(d, m)| d.is_none().then(|| LatentDynamics::new(&m.predictor, None)))
+            .enumerate()
+            .map(|(i, (d, m))| {
+                d.is_none().then(|| {
+                    LatentDynamics::new(&m.predictor, None)
+                        .with_idm(&m.idm)
+                        .with_critic(critic.filter(|_| i == 0).cloned())
+                })
+            })
             .collect();
         if spec.predictor == PredictorKind::Spatial {
             if !several && spatial.is_none() {
@@ -161,9 +174,12 @@ impl Flat {
         self.last_view[i] = None;
     }
 
+    /// The steps without progress after which a model passes the turn: a model alone with the
+    /// blocked-move cost plans in turns that never pass.
     fn switching(&self) -> Option<usize> {
         match self.together {
             Some(Together::Switch { after }) => Some(after),
+            None if self.blocked > 0.0 => Some(usize::MAX),
             _ => None,
         }
     }
@@ -206,16 +222,15 @@ impl Flat {
     /// (an ensemble), or the first model's.
     pub fn set_goals(&mut self, members: &[Jepa], goals: &Observations, device: &Device) {
         let n = goals.shape[0];
-        match self.together {
-            Some(together) => {
-                self.goals_each = (0..members.len())
-                    .map(|m| self.view(members, m, goals, &mut None, device))
-                    .collect();
-                if together == Together::Ensemble {
-                    self.goals = end_to_end(self.goals_each.clone(), n);
-                }
+        if self.switching().is_some() || self.together == Some(Together::Ensemble) {
+            self.goals_each = (0..members.len())
+                .map(|m| self.view(members, m, goals, &mut None, device))
+                .collect();
+            if self.together == Some(Together::Ensemble) {
+                self.goals = end_to_end(self.goals_each.clone(), n);
             }
-            None => self.goals = self.view(members, 0, goals, &mut None, device),
+        } else {
+            self.goals = self.view(members, 0, goals, &mut None, device);
         }
     }
 

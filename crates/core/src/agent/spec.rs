@@ -121,10 +121,10 @@ pub struct AgentSpec {
     /// The hierarchical planner; when absent, its defaults for the level-2 model's `k`.
     #[serde(default)]
     pub hierarchy: Option<HierarchyConfig>,
-    /// Weight of the blocked-move cost (switching models; see `memory::blocked`): a replan that
+    /// Weight of the blocked-move cost (one model acting at a time; see `memory::blocked`): a replan that
     /// finds the agent stuck where the last plan imagined it moving makes the direction it
     /// pushed costly there for the rest of the episode. 0: off.
-    #[serde(default, skip_serializing_if = "crate::is_zero")]
+    #[serde(default)]
     pub blocked: f32,
     /// Short-term and episodic memory (the configured agent).
     #[serde(default)]
@@ -431,16 +431,16 @@ impl AgentSpec {
                 format!("blocked = {}: expected a finite weight ≥ 0", self.blocked),
             ));
         }
-        if self.blocked > 0.0 && !matches!(self.together, Some(Together::Switch { .. })) {
+        if self.blocked > 0.0 && self.together == Some(Together::Ensemble) {
             return Err((
                 "blocked".into(),
-                "the blocked-move cost goes with models taking turns: set together: Switch(after: N)".into(),
+                "the blocked-move cost goes with one model acting at a time: a model alone or together: Switch(after: N)".into(),
             ));
         }
         if self.mode == Mode::Plan {
             let p = &self.planner;
             let sampled = p.kind != PlannerKind::Gradient;
-            if !sampled && (self.predictor == PredictorKind::Spatial || self.together.is_some()) {
+            if !sampled && (self.predictor == PredictorKind::Spatial || self.together.is_some() || self.blocked > 0.0) {
                 return Err((
                     "planner.kind".into(),
                     "gradient planning goes through the latent predictor of one model: use Cem or Mppi".into(),

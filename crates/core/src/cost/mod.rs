@@ -57,7 +57,7 @@ pub struct CostConfig {
     /// weight, joined to it, and so is the goal. The latent's distance to the goal levels off
     /// a few steps away from it; the keypoints' keeps growing with how far what they track is
     /// from where the goal has it. 0: the latent alone.
-    #[serde(default, skip_serializing_if = "crate::is_zero")]
+    #[serde(default)]
     pub keypoints: f32,
 }
 
