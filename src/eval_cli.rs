@@ -4,6 +4,7 @@ use amisim::agent::{Agent, Mode};
 use amisim::agents;
 use amisim::checkpoint::cpu_device;
 use amisim::data::collect::Recorder;
+use amisim::eval::journal::Journal;
 use amisim::eval::run::{merge, run, write_strips, EvalConfig, Player, Report, Row};
 use amisim::probe::{position_probes, LinearProbe, Probes};
 use amisim::world::Scene;
@@ -44,9 +45,13 @@ pub struct EvalArgs {
     /// Run only part of the episodes: `i/n` takes batches i, i+n, … (join them with --merge).
     #[arg(long)]
     pub shard: Option<String>,
-    /// Write report.json, report.csv and PNG strips of the first episodes here.
+    /// Write report.json, report.csv and PNG strips of the first episodes here (and, while it
+    /// runs, progress.jsonl: each finished batch).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue the evaluation a killed run left in --out: play only the batches it did not finish.
+    #[arg(long, requires = "out")]
+    pub resume: bool,
     /// Record the episodes the learned agents play as a dataset here (for `train --data`).
     #[arg(long)]
     pub record: Option<PathBuf>,
@@ -254,6 +259,19 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         .map(|_| Recorder::new(&scene, &s.scene, s.record_steps))
         .transpose()?;
     let strips = if a.out.is_some() { s.strips } else { 0 };
+    let lock = a
+        .out
+        .as_deref()
+        .map(|dir| amisim::lock::DirLock::acquire(dir, "eval --out"))
+        .transpose()?;
+    let mut journal = a
+        .out
+        .as_deref()
+        .map(|dir| Journal::open(dir, &cfg, a.resume))
+        .transpose()?;
+    if let Some(j) = journal.as_ref().filter(|j| j.finished() > 0) {
+        eprintln!("resuming: {} batch(es) of rows finished before", j.finished());
+    }
     let (report, strip_frames) = run(
         &cfg,
         &mut players,
@@ -263,6 +281,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             bar.inc(1);
         },
         recorder.as_mut(),
+        journal.as_mut(),
     )?;
     bar.finish_and_clear();
     if let (Some(dir), Some(r)) = (&a.record, &recorder) {
@@ -297,5 +316,9 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
             dir.display()
         );
     }
+    if let Some(j) = journal {
+        j.finish()?;
+    }
+    drop(lock);
     print(&report, a.json)
 }

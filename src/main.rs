@@ -13,7 +13,7 @@ use amisim::train::jepa::{cpu_device, load_checkpoint, TrainConfig};
 use amisim::world::policy::{PolicyKind, RandomWalkConfig};
 use amisim::world::scene::shipped_scene_names;
 use amisim::world::{check_adapter, Scene};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -337,6 +337,7 @@ fn run(cli: Cli) -> Result<()> {
                     ..Default::default()
                 },
             };
+            let _lock = amisim::lock::DirLock::acquire(&a.out, "collect --out")?;
             let header = collect(&cfg, &a.out, a.preview.as_deref(), true)?;
             println!(
                 "wrote {} episodes × {} frames of {:?} in {} shard(s) to {}",
@@ -480,7 +481,15 @@ fn run(cli: Cli) -> Result<()> {
             };
             let mut failed = false;
             for name in names {
-                match Scene::load(&name) {
+                // A scene loads, and its episodes can be drawn (a few of them, as eval would).
+                let checked = Scene::load(&name).map_err(anyhow::Error::from).and_then(|s| {
+                    for k in 0..SCENE_CHECK_EPISODES {
+                        amisim::world::sim::sample_episode(&s, &mut amisim::world::env::env_rng(0, k))
+                            .with_context(|| format!("scene {name}: episode {k} of seed 0"))?;
+                    }
+                    Ok(s)
+                });
+                match checked {
                     Ok(s) => {
                         let kind = match &s {
                             Scene::TopDown(_) => "top-down",
@@ -496,7 +505,7 @@ fn run(cli: Cli) -> Result<()> {
                         );
                     }
                     Err(e) => {
-                        eprintln!("{e}");
+                        eprintln!("{e:#}");
                         failed = true;
                     }
                 }
@@ -508,6 +517,9 @@ fn run(cli: Cli) -> Result<()> {
     }
     Ok(())
 }
+
+/// Episodes `amisim scenes` draws from each scene to check that its task can be set.
+const SCENE_CHECK_EPISODES: usize = 20;
 
 /// A training run's config (either level's): `--config FILE` or `default`, then every
 /// `--set KEY=VALUE`, then `--steps` and `--seed`.
@@ -526,6 +538,7 @@ fn train_config<C: serde::Serialize + serde::de::DeserializeOwned>(
 }
 
 fn train_command(a: TrainArgs) -> Result<()> {
+    let _lock = amisim::lock::DirLock::acquire(&a.out, "train --out")?;
     if a.all {
         return train_cli::all_command(a);
     }

@@ -125,49 +125,74 @@ impl Shard {
         if header.format != FORMAT {
             bail!("{}: format `{}`, expected `{FORMAT}`", path.display(), header.format);
         }
-        let st = safetensors::SafeTensors::deserialize(&bytes)?;
-        let get = |name: &str| {
-            st.tensor(name)
-                .with_context(|| format!("{}: no tensor `{name}`", path.display()))
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: not a safetensors file: {e}", path.display()))?;
+        // Each tensor is there, of its dtype and of a shape that agrees with the frames'.
+        let get = |name: &str, dtype: Dtype, dims: usize| {
+            let t = st
+                .tensor(name)
+                .with_context(|| format!("{}: no tensor `{name}`", path.display()))?;
+            if t.dtype() != dtype || t.shape().len() != dims {
+                bail!(
+                    "{}: `{name}` is {:?} of shape {:?}, expected {dtype:?} with {dims} dimensions",
+                    path.display(),
+                    t.dtype(),
+                    t.shape()
+                );
+            }
+            Ok(t)
         };
-        let frames = get("frames")?;
+        let frames = get("frames", Dtype::U8, 5)?;
         let shape = frames.shape().to_vec();
-        if shape.len() != 5 {
+        let (e, t1) = (shape[0], shape[1]);
+        if t1 < 2 {
             bail!(
-                "{}: `frames` has shape {shape:?}, expected 5 dimensions",
+                "{}: `frames` has shape {shape:?}: an episode needs at least 2 frames",
                 path.display()
             );
+        }
+        let actions = get("actions", Dtype::F32, 3)?;
+        let states = get("states", Dtype::F32, 3)?;
+        let collided = get("collided", Dtype::U8, 2)?;
+        let layout = get("layout", Dtype::F32, 2)?;
+        let starts = get("episode_start", Dtype::I64, 1)?;
+        let steps = [e, t1 - 1];
+        let agree = [
+            ("actions", actions.shape(), steps.as_slice(), Some(2)),
+            ("states", states.shape(), &[e, t1], None),
+            ("collided", collided.shape(), &[e, t1], None),
+            ("layout", layout.shape(), &[e], None),
+            ("episode_start", starts.shape(), &[e], None),
+        ];
+        for (name, got, lead, last) in agree {
+            if got[..lead.len()] != *lead || last.is_some_and(|l| got[got.len() - 1] != l) {
+                bail!(
+                    "{}: `{name}` has shape {got:?}, which disagrees with `frames` {shape:?}",
+                    path.display()
+                );
+            }
         }
         let to_f32 = |b: &[u8]| {
             b.chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect::<Vec<_>>()
         };
-        let layout = get("layout")?;
-        if layout.shape().len() != 2 {
-            bail!(
-                "{}: `layout` has shape {:?}, expected [episodes, columns]",
-                path.display(),
-                layout.shape()
-            );
-        }
-        let starts = get("episode_start")?;
         let first = starts
             .data()
             .get(..8)
-            .map_or(0, |b| i64::from_le_bytes(b.try_into().unwrap()) as usize);
+            .map_or(0, |b| i64::from_le_bytes(b.try_into().unwrap()).max(0) as usize);
         Ok((
             Shard {
-                episodes: shape[0],
-                steps: shape[1] - 1,
+                episodes: e,
+                steps: t1 - 1,
                 frame_shape: [shape[2], shape[3], shape[4]],
                 frames: frames.data().to_vec(),
-                actions: to_f32(get("actions")?.data()),
-                states: to_f32(get("states")?.data()),
-                collided: get("collided")?.data().to_vec(),
+                actions: to_f32(actions.data()),
+                states: to_f32(states.data()),
+                collided: collided.data().to_vec(),
                 layout: to_f32(layout.data()),
                 layout_width: layout.shape()[1],
-                first_episode: first / shape[1],
+                first_episode: first / t1,
             },
             header,
         ))

@@ -36,10 +36,15 @@ impl Episodes {
     /// A dataset folder's `header.json`.
     pub fn header(dir: &Path) -> Result<DatasetHeader> {
         let header_path = dir.join("header.json");
-        serde_json::from_str(
-            &std::fs::read_to_string(&header_path).with_context(|| format!("reading {}", header_path.display()))?,
-        )
-        .with_context(|| format!("{}: not a dataset header", header_path.display()))
+        let text = match std::fs::read_to_string(&header_path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "{} has no header.json: not a dataset folder, or its collection did not finish \
+                 (the header is written last; run `amisim collect` again)",
+                dir.display()
+            ),
+            r => r.with_context(|| format!("reading {}", header_path.display()))?,
+        };
+        serde_json::from_str(&text).with_context(|| format!("{}: not a dataset header", header_path.display()))
     }
 
     /// Loads several dataset folders as one (the same scene, episode length and frame shape):

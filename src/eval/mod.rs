@@ -1,3 +1,4 @@
 //! Headless evaluation: agents in goal-reaching episodes, and the report.
 
+pub mod journal;
 pub mod run;

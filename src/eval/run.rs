@@ -11,6 +11,7 @@ use crate::agent::{Agent, AgentSpec, EpisodeStats, ModelFile, Space, Together};
 use crate::configurator::Decision;
 use crate::data::collect::Recorder;
 use crate::episode::EpisodeBatch;
+use crate::eval::journal::{BatchResult, Journal};
 use crate::probe::Probes;
 use crate::world::scene::Scene;
 use anyhow::{bail, Context, Result};
@@ -368,6 +369,16 @@ pub fn merge(reports: Vec<Report>) -> Result<Report> {
             );
         }
     }
+    for (k, r) in reports.iter().enumerate() {
+        let names: Vec<&str> = r.rows.iter().map(|row| row.name.as_str()).collect();
+        let first_names: Vec<&str> = first.rows.iter().map(|row| row.name.as_str()).collect();
+        if r.rows.len() != r.settings.rows.len() || names != first_names {
+            bail!(
+                "report {k} holds rows {names:?} but its settings name {} rows and the first report {first_names:?}",
+                r.settings.rows.len()
+            );
+        }
+    }
     let mut shards: Vec<usize> = reports.iter().map(|r| r.settings.shard.0).collect();
     shards.sort();
     let n = first.settings.shard.1;
@@ -412,13 +423,16 @@ pub fn plan_seed(seed: u64, ep: usize) -> u64 {
 /// Runs every row of `cfg` over its episodes (this shard's), each with its player (in the
 /// order of `cfg.rows`). `progress` is told each finished episode; `strips` receives the frames
 /// of the first `strips` episodes of each row; with `record`, every episode of the rows that
-/// act with learned models is recorded: frames, actions, states (`eval --record`).
+/// act with learned models is recorded: frames, actions, states (`eval --record`). With a
+/// `journal`, each finished batch is written to it, and batches it already holds are not
+/// played again.
 pub fn run(
     cfg: &EvalConfig,
     players: &mut [Player],
     strips: usize,
     mut progress: impl FnMut(&str, usize),
     mut record: Option<&mut Recorder>,
+    mut journal: Option<&mut Journal>,
 ) -> Result<(Report, Vec<Strip>)> {
     let scene = Scene::load(&cfg.scene)?;
     let (i_shard, n_shard) = cfg.shard;
@@ -445,7 +459,10 @@ pub fn run(
         .collect();
     let mut rows = Vec::new();
     let mut all_strips = Vec::new();
-    for (row, player) in cfg.rows.iter().zip(players.iter_mut()) {
+    if record.is_some() && journal.as_ref().is_some_and(|j| j.finished() > 0) {
+        bail!("a resumed evaluation cannot record (the finished batches' frames are gone): run it whole");
+    }
+    for (row_index, (row, player)) in cfg.rows.iter().zip(players.iter_mut()).enumerate() {
         let name = &row.name;
         let agent = &mut player.agent;
         let probes = &player.probes;
@@ -456,6 +473,18 @@ pub fn run(
         let (mut samples, mut plan_total, mut encode_total, mut env_steps) = (Vec::new(), 0.0, 0.0, 0u64);
         for &b in &batches {
             let ids: Vec<usize> = (b * n..(b + 1) * n).collect();
+            if let Some(done) = journal.as_ref().and_then(|j| j.done(row_index, b)) {
+                for e in &done.episodes {
+                    progress(name, e.episode);
+                }
+                episodes.extend(done.episodes.iter().cloned());
+                samples.extend(&done.plan_ms_samples);
+                plan_total += done.plan_ms_total;
+                encode_total += done.encode_ms_total;
+                env_steps += done.env_steps;
+                continue;
+            }
+            let before = (episodes.len(), samples.len(), plan_total, encode_total, env_steps);
             batch.begin(cfg.seed, &ids)?;
             for (i, &ep) in ids.iter().enumerate() {
                 agent.reset(i, plan_seed(cfg.seed, ep));
@@ -588,6 +617,17 @@ pub fn run(
                     episodes.push(r.context("an episode did not finish")?);
                     progress(name, ids[i]);
                 }
+            }
+            if let Some(j) = journal.as_deref_mut() {
+                j.record(&BatchResult {
+                    row: row_index,
+                    batch: b,
+                    episodes: episodes[before.0..].to_vec(),
+                    plan_ms_samples: samples[before.1..].to_vec(),
+                    plan_ms_total: plan_total - before.2,
+                    encode_ms_total: encode_total - before.3,
+                    env_steps: env_steps - before.4,
+                })?;
             }
         }
         rows.push(RowReport::summarise(

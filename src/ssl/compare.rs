@@ -449,7 +449,7 @@ fn judge(
             agent,
             probes: Default::default(),
         }];
-        let (report, _) = run(&eval, &mut players, 0, |_, _| {}, None)?;
+        let (report, _) = run(&eval, &mut players, 0, |_, _| {}, None, None)?;
         let r = &report.rows[0];
         (Some(r.success_rate), Some(r.success_ci95))
     } else {

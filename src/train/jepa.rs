@@ -61,7 +61,7 @@ pub fn train_on(
             data.steps + 1
         );
     }
-    if let Err(e) = cfg.model.validate() {
+    if let Err(e) = cfg.validate() {
         bail!("config: {e}");
     }
     if cfg.model.encoder.resolution != data.frame_shape[1] || cfg.model.encoder.in_channels != data.frame_shape[0] {
@@ -76,9 +76,13 @@ pub fn train_on(
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ckpt_path = out.join(CHECKPOINT);
     let device = device.clone().autodiff();
-    let resumed = if resume {
+    // A run killed before its first checkpoint resumes from the start.
+    let resumed = if resume && ckpt_path.exists() {
         Some(load_checkpoint(&ckpt_path, None, &device)?)
     } else {
+        if resume {
+            eprintln!("{}: no checkpoint yet; starting from step 0", out.display());
+        }
         None
     };
     // Input normalisation comes from the data unless the config fixes it; a resumed run reads
@@ -114,7 +118,7 @@ pub fn train_on(
             0,
         ),
     };
-    std::fs::write(out.join("config.json"), cfg.to_string())?;
+    crate::write_file_atomic(&out.join("config.json"), cfg.to_string())?;
     let csv_path = out.join("metrics.csv");
     let mut csv = if resume && csv_path.exists() {
         keep_csv_rows_before(&csv_path, start)?;

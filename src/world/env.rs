@@ -167,6 +167,8 @@ pub struct VecEnv {
     rgba: Arc<Mutex<Option<Vec<u8>>>>,
     seed: u64,
     rngs: Vec<ChaCha8Rng>,
+    /// Action components that were NaN or ∞ (the world took 0 in their place).
+    non_finite_actions: u64,
 }
 
 impl VecEnv {
@@ -250,6 +252,7 @@ impl VecEnv {
             rgba,
             seed: 0,
             rngs: (0..n).map(|i| env_rng(0, i)).collect(),
+            non_finite_actions: 0,
         };
         // Meshes and materials become drawable a few frames after they are added (more when
         // another app shares the device, as `amisim run`'s window does); draw until the frame
@@ -316,10 +319,24 @@ impl VecEnv {
                 got: actions.len(),
             });
         }
+        // NaN or ∞ never reaches the world's state: the simulator takes 0 for it, counted here
+        // and said once.
+        let bad = actions.iter().flatten().filter(|v| !v.is_finite()).count() as u64;
+        if bad > 0 {
+            if self.non_finite_actions == 0 {
+                eprintln!("warning: {bad} non-finite action component(s) (NaN or ∞) were taken as 0; later ones are counted (VecEnv::non_finite_actions)");
+            }
+            self.non_finite_actions += bad;
+        }
         self.app.world_mut().resource_mut::<Envs>().pending = Some(actions.to_vec());
         self.app.world_mut().run_schedule(bevy::app::FixedMain);
         let obs = self.render()?;
         Ok((obs, self.info()))
+    }
+
+    /// Action components that were NaN or ∞ so far (each taken as 0).
+    pub fn non_finite_actions(&self) -> u64 {
+        self.non_finite_actions
     }
 
     /// Current states of all environments.

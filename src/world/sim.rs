@@ -100,8 +100,8 @@ fn sample_top_down(s: &TopDownScene, rng: &mut impl Rng) -> Result<EnvState, Pla
     }
     let margin = s.task.margin;
     let room_count = layout.room_count as u16;
-    let start_room = rng.random_range(0..room_count);
-    let goal_room = match s.task.rooms {
+    let mut start_room = rng.random_range(0..room_count);
+    let mut goal_room = match s.task.rooms {
         RoomPick::Any => rng.random_range(0..room_count),
         RoomPick::DifferentRooms => {
             if room_count < 2 {
@@ -123,6 +123,30 @@ fn sample_top_down(s: &TopDownScene, rng: &mut impl Rng) -> Result<EnvState, Pla
             candidates[rng.random_range(0..candidates.len())]
         }
     };
+    // Walls without doors can cut rooms off: a goal that cannot be reached is drawn again among
+    // those that can (no draw is added where every room reaches every other).
+    let hops = layout.room_hops();
+    let n = layout.room_count;
+    let reachable = |a: u16, b: u16| hops[a as usize * n + b as usize] != usize::MAX;
+    if !reachable(start_room, goal_room) {
+        let other = s.task.rooms == RoomPick::DifferentRooms;
+        let partners = |a: u16| -> Vec<u16> {
+            (0..room_count)
+                .filter(|&b| reachable(a, b) && !(other && b == a))
+                .collect()
+        };
+        if partners(start_room).is_empty() {
+            let starts: Vec<u16> = (0..room_count).filter(|&a| !partners(a).is_empty()).collect();
+            if starts.is_empty() {
+                return Err(fail(
+                    "start and goal in different rooms joined by a door (no door joins any two rooms)",
+                ));
+            }
+            start_room = starts[rng.random_range(0..starts.len())];
+        }
+        let goals = partners(start_room);
+        goal_room = goals[rng.random_range(0..goals.len())];
+    }
     let agent_radius = s.agent.radius;
     let (agent, pushable, goal) = if let Some(p) = &s.pushable {
         // Box start and goal in their rooms, clear of walls by a box and a margin; the agent

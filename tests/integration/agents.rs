@@ -142,7 +142,7 @@ fn the_shipped_two_rooms_agent_reaches_the_goal_in_85_percent_of_20_episodes() {
         agent,
         probes: Default::default(),
     }];
-    let (report, _) = run(&cfg, &mut players, 0, |_, _| {}, None).unwrap();
+    let (report, _) = run(&cfg, &mut players, 0, |_, _| {}, None, None).unwrap();
     let row = &report.rows[0];
     let reached = row.episodes.iter().filter(|e| e.success).count();
     assert!(reached >= 17, "{reached} of 20 episodes reached:\n{}", report.table());

@@ -116,3 +116,39 @@ fn first_person_goal_must_name_an_object() {
     assert_eq!(e.field.as_deref(), Some("goal"));
     assert!(e.to_string().contains("unicorn"));
 }
+
+/// Two rooms with a dividing wall and no door.
+const SEALED: &str = r#"TopDown(
+    name: "sealed",
+    size: 65,
+    walls: [
+        (axis: Vertical, at: Fixed(4), thickness: 1, from: 4, to: 60),
+        (axis: Vertical, at: Fixed(60), thickness: 1, from: 4, to: 60),
+        (axis: Horizontal, at: Fixed(4), thickness: 1, from: 4, to: 60),
+        (axis: Horizontal, at: Fixed(60), thickness: 1, from: 4, to: 60),
+        (axis: Vertical, at: Range(20, 45), thickness: 3, from: 5, to: 59),
+    ],
+    agent: (radius: 0.5, blob_std: 1.3, max_step: 2.45),
+    task: (rooms: DifferentRooms, margin: 2.1),
+    episode: (max_steps: 200, success_radius: 4.5),
+)"#;
+
+#[test]
+fn a_task_that_cannot_be_reached_is_refused_and_goals_are_reachable() {
+    use amisim::world::{env::env_rng, sim::sample_episode};
+    // Start and goal in different rooms that no door joins: an error naming the scene and why,
+    // at once (not after an endless redraw), for every episode.
+    let sealed = parse(SEALED).unwrap();
+    for k in 0..20 {
+        let e = sample_episode(&sealed, &mut env_rng(0, k)).unwrap_err().to_string();
+        assert!(e.contains("sealed") && e.contains("joined by a door"), "{e}");
+    }
+    // Any room: the goal is always in a room the start reaches (here, the same room).
+    let any = parse(&SEALED.replace("DifferentRooms", "Any")).unwrap();
+    for k in 0..200 {
+        let s = sample_episode(&any, &mut env_rng(0, k)).unwrap();
+        let layout = s.layout.as_ref().unwrap();
+        let (a, g) = (layout.room_of(s.agent).unwrap(), layout.room_of(s.goal).unwrap());
+        assert_eq!(a, g, "episode {k}: the goal is in a room the start cannot reach");
+    }
+}

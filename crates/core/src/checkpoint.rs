@@ -58,6 +58,7 @@ pub fn read_with_metadata(path: &Path, what: &str) -> Result<(Vec<u8>, HashMap<S
 
 /// Loads the weights in `bytes` (read from `path`) into `model`; every weight must fit.
 pub fn load_weights<M: Module>(mut model: M, bytes: Vec<u8>, path: &Path) -> Result<M> {
+    check_finite(&bytes, path)?;
     let result = model
         .load_from(&mut SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true))
         .map_err(|e| anyhow::anyhow!("{}: loading weights: {e:?}", path.display()))?;
@@ -70,6 +71,29 @@ pub fn load_weights<M: Module>(mut model: M, bytes: Vec<u8>, path: &Path) -> Res
         );
     }
     Ok(model)
+}
+
+/// Every f32 weight in the safetensors `bytes` (read from `path`) is finite: a model file with
+/// a NaN or an infinity is refused, naming the tensor, rather than planning with it.
+fn check_finite(bytes: &[u8], path: &Path) -> Result<()> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file: {e}", path.display()))?;
+    for (name, t) in st.tensors() {
+        if t.dtype() != safetensors::Dtype::F32 {
+            continue;
+        }
+        let bad = t
+            .data()
+            .chunks_exact(4)
+            .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite());
+        if let Some(i) = bad {
+            bail!(
+                "{}: tensor `{name}` holds a non-finite value (NaN or ∞) at element {i}",
+                path.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Learning rate at `step` of `steps`: linear warm-up over `warmup` steps to `lr`, then cosine
@@ -120,6 +144,32 @@ impl TrainConfig {
             EncoderConfig::new().with_resolution(resolution),
             LossWeights::new(),
         ))
+    }
+
+    /// Settings that cannot train, named by their config keys: counts of zero, rates and
+    /// weights that are not finite or negative, and the model's own checks.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::require_counts(
+            "config",
+            &[
+                ("steps", self.steps),
+                ("batch", self.batch),
+                ("log_every", self.log_every),
+                ("checkpoint_every", self.checkpoint_every),
+            ],
+        )?;
+        if self.window < 2 {
+            return Err(format!(
+                "config.window = {} must be ≥ 2 (frames per training window)",
+                self.window
+            ));
+        }
+        crate::require_positive("config", &[("lr", self.lr as f32), ("clip", self.clip)])?;
+        let rates = [("min_lr", self.min_lr as f32), ("weight_decay", self.weight_decay)];
+        if let Some((name, v)) = rates.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return Err(format!("config.{name} = {v} must be a number ≥ 0"));
+        }
+        self.model.validate()
     }
 
     /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`.

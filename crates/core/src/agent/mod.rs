@@ -65,7 +65,21 @@ impl<'a> Observations<'a> {
 
 /// Latents of every frame of an observation batch, `[n, d]` row-major.
 pub fn encode(model: &Jepa, obs: &Observations, device: &Device) -> Vec<f32> {
-    crate::values(model.encode(obs.tensor(device)))
+    counted(crate::values(model.encode(obs.tensor(device))))
+}
+
+thread_local! {
+    /// Non-finite values the encoder has produced on this thread (see [`Agent::act`]).
+    static NON_FINITE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// `v`, its non-finite values counted (the agent checks the count after each step).
+fn counted(v: Vec<f32>) -> Vec<f32> {
+    let bad = v.iter().filter(|x| !x.is_finite()).count() as u64;
+    if bad > 0 {
+        NON_FINITE.with(|c| c.set(c.get() + bad));
+    }
+    v
 }
 
 /// The encoder's spatial states of every frame, `[n, c, s, s]` row-major (empty for a model
@@ -78,8 +92,8 @@ pub fn encode_maps(model: &Jepa, obs: &Observations, device: &Device) -> Vec<f32
 /// (the maps empty for a model without a spatial predictor).
 pub fn encode_with_maps(model: &Jepa, obs: &Observations, device: &Device) -> (Vec<f32>, Vec<f32>) {
     match model.encoder.forward_with_map(obs.tensor(device)) {
-        (z, Some(map)) => (crate::values(z), crate::values(map)),
-        (z, None) => (crate::values(z), Vec::new()),
+        (z, Some(map)) => (counted(crate::values(z)), counted(crate::values(map))),
+        (z, None) => (counted(crate::values(z)), Vec::new()),
     }
 }
 
@@ -467,6 +481,7 @@ impl Agent {
             covers: 1,
             ..Default::default()
         };
+        let non_finite = NON_FINITE.with(|c| c.get());
         if self.spec.learned() {
             self.update_goals(goals);
         }
@@ -623,7 +638,18 @@ impl Agent {
                 self.stats[i].mode2_steps += 1;
             }
         }
+        // NaN or ∞ in what the models saw or chose is an error, never passed to the world.
+        let encoded = NON_FINITE.with(|c| c.get()) - non_finite;
+        if encoded > 0 {
+            bail!(
+                "the world model encoded {encoded} non-finite value(s) (NaN or ∞) from this step's observations or goals; \
+                 its weights or the input statistics in its model file are broken"
+            );
+        }
         for (i, a) in decided {
+            if !(a[0].is_finite() && a[1].is_finite()) {
+                bail!("environment {i}: the agent chose a non-finite action {a:?} (its models imagined NaN or ∞)");
+            }
             actions[i] = a;
         }
         for &i in active {

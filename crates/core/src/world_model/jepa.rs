@@ -127,6 +127,22 @@ impl JepaConfig {
     /// Settings that cannot be combined, named by their config keys.
     pub fn validate(&self) -> Result<(), String> {
         self.encoder.validate()?;
+        let w = &self.weights;
+        let weights = [
+            ("prediction", w.prediction),
+            ("variance", w.variance),
+            ("covariance", w.covariance),
+            ("smoothness", w.smoothness),
+            ("idm", w.idm),
+            ("sigreg", w.sigreg),
+            ("context", w.context),
+            ("context_contrast", w.context_contrast),
+            ("spatial", w.spatial),
+            ("spatial_variance", w.spatial_variance),
+        ];
+        if let Some((name, v)) = weights.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return Err(format!("model.weights.{name} = {v} must be a number ≥ 0"));
+        }
         if self.context_dims > self.encoder.latent {
             return Err(format!(
                 "model.context_dims = {} exceeds model.encoder.latent = {}",

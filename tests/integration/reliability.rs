@@ -1,0 +1,367 @@
+//! What amisim survives, through the binary as a user runs it: training killed at several
+//! points resumes to the same weights bit for bit; a killed collection leaves complete shards
+//! or a clear refusal; a killed evaluation resumes to the same episodes; two writers of one
+//! folder are refused; a checkpoint that cannot be written leaves the last one intact; NaN and
+//! ∞ actions never reach the world's state.
+
+use super::jepa::{temp_dir, toy_episodes, RES};
+use amisim::data::dataset::{shard_path, write_header, DatasetHeader, Shard, FORMAT};
+use amisim::data::Episodes;
+use amisim::perception::EncoderConfig;
+use amisim::train::jepa::{load_checkpoint, TrainConfig};
+use amisim::world::{Scene, VecEnv};
+use amisim::world_model::jepa::{JepaConfig, LossWeights};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn amisim() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_amisim"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Runs to the end; the error output on failure.
+fn finish(mut c: Command) -> Result<(), String> {
+    let out = c.output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Waits until `ready` holds (or the child ends, or a minute passes), then kills the child with
+/// SIGKILL. Whether `ready` held before the kill.
+fn kill_when(mut child: Child, ready: impl Fn() -> bool) -> bool {
+    let t0 = Instant::now();
+    let mut held = false;
+    while t0.elapsed() < Duration::from_secs(60) {
+        if ready() {
+            held = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    held
+}
+
+/// The toy episodes of the JEPA tests as a dataset folder.
+fn toy_dataset(dir: &Path) {
+    let e = toy_episodes(16, 6);
+    let shard = Shard {
+        episodes: e.episodes,
+        steps: e.steps,
+        frame_shape: e.frame_shape,
+        frames: e.frames.clone(),
+        actions: e.actions.clone(),
+        states: e.states.clone(),
+        collided: vec![0; e.episodes * (e.steps + 1)],
+        layout: vec![0.0; e.episodes],
+        layout_width: 1,
+        first_episode: 0,
+    };
+    let header = DatasetHeader {
+        format: FORMAT.into(),
+        scene: "toy".into(),
+        scene_file: String::new(),
+        seed: 0,
+        policy: "toy".into(),
+        settings: serde_json::json!({}),
+        episodes: e.episodes,
+        steps_per_episode: e.steps,
+        frame_shape: e.frame_shape,
+        state_names: (0..7).map(|i| format!("s{i}")).collect(),
+        layout_columns: vec!["none".into()],
+        shards: vec!["shard-00000.safetensors".into()],
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    shard.write(&shard_path(dir, 0), &header).unwrap();
+    write_header(dir, &header).unwrap();
+}
+
+/// Every model tensor of a checkpoint, by name (the optimizer's state is a serialised record
+/// whose byte order is not fixed; the weights after the last step depend on it anyway).
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != "__optimizer__")
+        .map(|(n, t)| (n, t.data().to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
+}
+
+#[test]
+fn training_killed_at_several_points_resumes_to_the_same_weights() {
+    let root = temp_dir("kill-train");
+    let data = root.join("data");
+    toy_dataset(&data);
+    let steps = 24;
+    let cfg = TrainConfig::new(JepaConfig::new(EncoderConfig::lenet(RES, 16), LossWeights::new()))
+        .with_batch(8)
+        .with_window(4)
+        .with_steps(steps)
+        .with_warmup(2)
+        .with_log_every(1)
+        .with_checkpoint_every(3);
+    let config = root.join("config.json");
+    std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
+    let train = |out: &Path, resume: bool| {
+        let mut c = amisim();
+        c.args([
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        c.args(["--out", out.to_str().unwrap()]);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let straight = root.join("straight");
+    finish(train(&straight, false)).unwrap();
+    let want = tensors(&straight.join("checkpoint.safetensors"));
+    // Killed once a given number of steps is logged (metrics.csv: a header, a line a step):
+    // before the first checkpoint, between checkpoints, right after one, near the end.
+    let points = [1usize, 5, 9, 13, 20];
+    let mut mid_run = 0;
+    for (k, &after) in points.iter().enumerate() {
+        let out = root.join(format!("killed-{k}"));
+        let child = train(&out, false).spawn().unwrap();
+        let csv = out.join("metrics.csv");
+        assert!(
+            kill_when(child, || lines(&csv) > after),
+            "kill point {after}: the run ended first"
+        );
+        let ck = out.join("checkpoint.safetensors");
+        let at = ck.exists().then(|| {
+            load_checkpoint(&ck, None, &amisim::train::jepa::cpu_device())
+                .unwrap()
+                .step
+        });
+        mid_run += at.is_some_and(|s| s > 0 && s < steps) as usize;
+        finish(train(&out, true)).unwrap_or_else(|e| panic!("resume after kill point {after}: {e}"));
+        assert!(
+            tensors(&ck) == want,
+            "killed after {after} steps (checkpoint at {at:?}), resumed: the weights differ from the straight run"
+        );
+        assert_eq!(
+            lines(&out.join("metrics.csv")),
+            steps + 1,
+            "kill point {after}: one log line a step"
+        );
+    }
+    assert!(mid_run >= 2, "only {mid_run} kills landed between checkpoints");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn two_writers_of_one_folder_the_second_is_refused_and_a_killed_ones_lock_is_taken_over() {
+    let root = temp_dir("lock");
+    let data = root.join("data");
+    toy_dataset(&data);
+    let out = root.join("run");
+    let config = root.join("config.json");
+    let cfg = TrainConfig::new(JepaConfig::new(EncoderConfig::lenet(RES, 16), LossWeights::new()))
+        .with_batch(8)
+        .with_window(4)
+        .with_steps(100_000)
+        .with_log_every(1);
+    std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
+    let train = || {
+        let mut c = amisim();
+        c.args([
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        c.args(["--out", out.to_str().unwrap(), "--resume"]);
+        c
+    };
+    let first = train().spawn().unwrap();
+    let csv = out.join("metrics.csv");
+    let t0 = Instant::now();
+    while lines(&csv) < 2 && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The second writer is refused while the first runs, with the first one's id.
+    let e = finish(train()).expect_err("a second writer of the same folder");
+    assert!(
+        e.contains("being written by another amisim process") && e.contains(&first.id().to_string()),
+        "{e}"
+    );
+    // Killed, the first leaves its lock; an eval writing there takes it over.
+    assert!(kill_when(first, || true));
+    assert!(
+        out.join(amisim::lock::LOCK_FILE).exists(),
+        "a killed writer leaves its lock"
+    );
+    let _taken = amisim::lock::DirLock::acquire(&out, "test").expect("a dead writer's lock is taken over");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_stops_training_and_keeps_the_last_one() {
+    let root = temp_dir("unwritable");
+    let data = root.join("data");
+    toy_dataset(&data);
+    let out = root.join("run");
+    let cfg = TrainConfig::new(JepaConfig::new(EncoderConfig::lenet(RES, 16), LossWeights::new()))
+        .with_batch(8)
+        .with_window(4)
+        .with_steps(2)
+        .with_warmup(1)
+        .with_checkpoint_every(2);
+    let data_eps = Episodes::load(&data).unwrap();
+    amisim::train::jepa::train(&cfg, &data_eps, &out, false, false).unwrap();
+    let ck = out.join("checkpoint.safetensors");
+    let before = std::fs::read(&ck).unwrap();
+    // The write-then-rename's temporary file cannot be made (a folder holds its name): the
+    // same failure as a full disk or a read-only folder, at the next checkpoint.
+    std::fs::create_dir(out.join("checkpoint.safetensors.tmp")).unwrap();
+    let e = amisim::train::jepa::train(&cfg.clone().with_steps(4), &data_eps, &out, true, false)
+        .expect_err("training must stop")
+        .to_string();
+    assert!(e.contains("checkpoint.safetensors.tmp"), "{e}");
+    assert_eq!(std::fs::read(&ck).unwrap(), before, "the last checkpoint changed");
+    assert_eq!(
+        load_checkpoint(&ck, None, &amisim::train::jepa::cpu_device())
+            .unwrap()
+            .step,
+        2
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_killed_collection_leaves_complete_shards_or_a_clear_refusal() {
+    let root = temp_dir("kill-collect");
+    for (k, wait_ms) in [300u64, 1500, 4000].into_iter().enumerate() {
+        let out = root.join(format!("c{k}"));
+        let mut c = amisim();
+        c.args([
+            "collect",
+            "--scene",
+            "two_rooms",
+            "--episodes",
+            "60",
+            "--steps",
+            "8",
+            "--envs",
+            "4",
+        ]);
+        c.args(["--shard-episodes", "4", "--out", out.to_str().unwrap()]);
+        let child = c.spawn().unwrap();
+        let t0 = Instant::now();
+        kill_when(child, || t0.elapsed() > Duration::from_millis(wait_ms));
+        // Each shard there is whole; the dataset loads or says what is missing.
+        let shards: Vec<PathBuf> = std::fs::read_dir(&out)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        for p in shards
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        {
+            Shard::read(p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+        }
+        if let Err(e) = Episodes::load(&out) {
+            let e = format!("{e:#}");
+            assert!(e.contains("header.json") && e.contains("collection"), "{e}");
+        }
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_killed_evaluation_resumes_to_the_same_episodes() {
+    let root = temp_dir("kill-eval");
+    let eval = |out: &Path, resume: bool| {
+        let mut c = amisim();
+        c.args([
+            "eval",
+            "--scene",
+            "two_rooms",
+            "--agent",
+            "random,oracle",
+            "--episodes",
+            "10",
+            "--envs",
+            "2",
+        ]);
+        c.args([
+            "--seed",
+            "5",
+            "--set",
+            "eval.max_steps=40",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let episodes = |dir: &Path| -> Vec<serde_json::Value> {
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+        r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["episodes"].clone())
+            .collect()
+    };
+    let straight = root.join("straight");
+    finish(eval(&straight, false)).unwrap();
+    assert!(
+        !straight.join("progress.jsonl").exists(),
+        "a finished run leaves no journal"
+    );
+    // 10 batches in all (2 rows × 5); killed after 2, 5 and 8 are journaled.
+    for after in [2usize, 5, 8] {
+        let out = root.join(format!("killed-{after}"));
+        let journal = out.join("progress.jsonl");
+        assert!(kill_when(eval(&out, false).spawn().unwrap(), || lines(&journal) > after));
+        finish(eval(&out, true)).unwrap_or_else(|e| panic!("resume after {after}: {e}"));
+        assert_eq!(episodes(&out), episodes(&straight), "killed after {after} batches");
+    }
+    // Nothing to resume, or other settings: refused, saying why.
+    let e = finish(eval(&straight, true)).expect_err("nothing to resume");
+    assert!(e.contains("nothing to resume"), "{e}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn non_finite_actions_never_reach_the_world_and_are_counted() {
+    let scene = Scene::load("two_rooms").unwrap();
+    let mut env = VecEnv::new(scene, 3).unwrap();
+    env.reset(0).unwrap();
+    let before: Vec<[f32; 2]> = env.states().iter().map(|s| [s.agent.x, s.agent.y]).collect();
+    env.step(&[[f32::NAN, f32::NAN], [f32::INFINITY, 0.0], [0.0, f32::NEG_INFINITY]])
+        .unwrap();
+    for (s, b) in env.states().iter().zip(&before) {
+        assert!(s.agent.x.is_finite() && s.agent.y.is_finite());
+        assert_eq!([s.agent.x, s.agent.y], *b, "a NaN or ∞ action moved the agent");
+    }
+    assert_eq!(env.non_finite_actions(), 4);
+}
