@@ -572,6 +572,11 @@ fn train_level1(a: &TrainArgs) -> Result<()> {
             "--checkpoint is for --level 2 (the level-1 model it learns on); level 1 continues with --resume"
         );
     }
+    // A bad config is refused before minutes of collection (the frame size is the data's;
+    // every other entry is checked here).
+    train_config(a, || TrainConfig::default_for(65))?
+        .validate()
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
     let data = match (a.data.as_slice(), &a.scene) {
         ([_, ..], _) => Episodes::load_all(&a.data)?,
         ([], Some(scene)) => {

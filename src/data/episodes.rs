@@ -77,8 +77,16 @@ impl Episodes {
                 );
             }
             let before = all.episodes;
+            let header_path = dir.join("header.json");
             for name in &header.shards {
-                let (shard, _) = Shard::read(&dir.join(name))?;
+                if Path::new(name).file_name() != Some(std::ffi::OsStr::new(name)) {
+                    bail!(
+                        "{}: shard `{name}` is not a file name in the dataset folder",
+                        header_path.display()
+                    );
+                }
+                let (shard, _) = Shard::read(&dir.join(name))
+                    .with_context(|| format!("{}: shard `{name}` it lists", header_path.display()))?;
                 all.append(shard)?;
             }
             if all.episodes == before {

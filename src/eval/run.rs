@@ -382,7 +382,7 @@ pub fn merge(reports: Vec<Report>) -> Result<Report> {
     let mut shards: Vec<usize> = reports.iter().map(|r| r.settings.shard.0).collect();
     shards.sort();
     let n = first.settings.shard.1;
-    if shards != (0..n).collect::<Vec<_>>() {
+    if shards.len() != n || !shards.iter().copied().eq(0..n) {
         bail!("merging needs shards 0..{n} once each, got {shards:?}");
     }
     let rows = (0..first.rows.len())

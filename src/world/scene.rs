@@ -501,6 +501,16 @@ impl FirstPersonScene {
                 format!("must be zero or positive, got {}", self.margin),
             ));
         }
+        let r = self.agent.radius + self.margin;
+        if 2.0 * r >= self.size {
+            return Err((
+                "margin".into(),
+                format!(
+                    "agent.radius + margin = {r} leaves no room to start in a room of size {}",
+                    self.size
+                ),
+            ));
+        }
         validate_episode(&self.episode)
     }
 }

@@ -42,9 +42,12 @@ fn every_shipped_spec_loads_its_models_and_builds_an_agent() {
         }
     }
     assert!(count >= 20, "{count} shipped specs");
-    // The defaults: three models taking turns on Two-Rooms, the hierarchy elsewhere.
+    // The defaults: three models taking turns on Two-Rooms (one model remembering blocked
+    // moves as a preset), the hierarchy elsewhere.
     let default = |scene| agents::read_spec(&assets().join(scene).join("agent.ron"), &[]).unwrap();
     assert_eq!(default("two_rooms").models.len(), 3);
+    let one = agents::read_spec(&assets().join("two_rooms").join("one_model.ron"), &[]).unwrap();
+    assert!(one.models.len() == 1 && one.blocked > 0.0 && one.together.is_none());
     assert_eq!(default("four_rooms").mode, Mode::Hierarchical);
     assert!(
         default("four_rooms").hierarchy.is_some(),

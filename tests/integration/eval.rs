@@ -629,3 +629,17 @@ fn recorded_episodes_are_the_learned_rows_cut_into_pieces_and_train_beside_colle
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir3);
 }
+
+#[test]
+fn a_model_that_encodes_nan_is_an_error_not_a_plan() {
+    // Broken input statistics (as a corrupted model file could hold): every latent is NaN.
+    let device = cpu_device();
+    let broken = seeded(&device, 5, || {
+        let enc = EncoderConfig::lenet(65, 8)
+            .with_input_mean(vec![f32::NAN; 3])
+            .with_input_std(vec![1.0; 3]);
+        JepaConfig::new(enc, LossWeights::new()).init(&device)
+    });
+    let err = refusal(vec![entry("a", spec(Mode::Plan), members(&[&broken]))]);
+    assert!(err.contains("non-finite") && err.contains("NaN"), "{err}");
+}

@@ -418,7 +418,8 @@ fn reports(cases: u32, seed: u64) -> Tally {
 }
 
 /// Model files of every kind, loaded through the agent's one loader: level 1, level 2,
-/// critic, mode 1; each mutated, or swapped for a file of another kind.
+/// critic, mode 1; each mutated, or swapped for a file of another kind (or, for level 1, a
+/// model of another size).
 fn checkpoints(cases: u32, seed: u64) -> Tally {
     let dir = scratch("models");
     let src = repo("assets/four_rooms");
@@ -440,18 +441,18 @@ fn checkpoints(cases: u32, seed: u64) -> Tally {
         let file = dir.join(format!("{k}.safetensors"));
         let good = std::fs::read(&file).unwrap();
         let other = std::fs::read(dir.join(format!("{}.safetensors", kinds[(i + 1) % 4]))).unwrap();
-        let t = fuzz(
-            k,
-            &[(file.clone(), good.clone()), (file.clone(), other)],
-            cases / 4,
-            seed + i as u64,
-            false,
-            Some(&dir),
-            |_| {
-                let spec = agents::read_spec(&dir.join("agent.ron"), &[]).map_err(err)?;
-                load_models(&spec, &device).map(|_| ()).map_err(err)
-            },
-        );
+        let mut bases = vec![(file.clone(), good.clone()), (file.clone(), other)];
+        if i == 0 {
+            // A level-1 model of another size (the Two-Rooms keypoint model).
+            bases.push((
+                file.clone(),
+                std::fs::read(repo("assets/two_rooms/keypoints.safetensors")).unwrap(),
+            ));
+        }
+        let t = fuzz(k, &bases, cases / 4, seed + i as u64, false, Some(&dir), |_| {
+            let spec = agents::read_spec(&dir.join("agent.ron"), &[]).map_err(err)?;
+            load_models(&spec, &device).map(|_| ()).map_err(err)
+        });
         std::fs::write(&file, &good).unwrap();
         total.cases += t.cases;
         total.loaded += t.loaded;
@@ -520,4 +521,78 @@ fn a_model_file_with_a_non_finite_weight_is_refused_by_tensor() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn every_truncation_of_the_small_files_and_of_the_model_file_headers_is_refused_cleanly() {
+    // Text files: cut at every byte. Model files: cut at every byte of the length prefix and
+    // the JSON header, and at every tensor's end.
+    let dir = scratch("truncate");
+    let mut cases = 0;
+    let mut check = |file: &Path, bytes: &[u8], load: &dyn Fn(&Path) -> Result<(), String>| {
+        for cut in 0..bytes.len() {
+            std::fs::write(file, &bytes[..cut]).unwrap();
+            let name = file.file_name().unwrap().to_string_lossy().to_string();
+            match catch_unwind(AssertUnwindSafe(|| load(file))) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => assert!(e.contains(&name), "cut at {cut}: {e}"),
+                Err(_) => panic!("{name} cut at {cut} bytes: a panic"),
+            }
+            cases += 1;
+        }
+    };
+    for n in shipped_scene_names() {
+        let bytes = std::fs::read(repo(&format!("scenes/{n}.ron"))).unwrap();
+        check(&dir.join(format!("{n}.ron")), &bytes, &|p| {
+            Scene::load(p.to_str().unwrap()).map(|_| ()).map_err(err)
+        });
+    }
+    let spec = std::fs::read(repo("assets/two_rooms/agent.ron")).unwrap();
+    for f in ["keypoints", "spatial", "keypoints_seed1"] {
+        let _ = std::os::unix::fs::symlink(
+            repo(&format!("assets/two_rooms/{f}.safetensors")),
+            dir.join(format!("{f}.safetensors")),
+        );
+    }
+    check(&dir.join("agent.ron"), &spec, &|p| {
+        agents::read_spec(p, &[]).map(|_| ()).map_err(err)
+    });
+    let config = serde_json::to_vec_pretty(&TrainConfig::default_for(65)).unwrap();
+    check(&dir.join("config.json"), &config, &|p| {
+        read_config_file(p, TrainConfig::default_for(65))
+            .map(|_| ())
+            .map_err(err)
+    });
+    let text_cases = cases;
+    // A model file: the level-1 checkpoint named by a one-model spec.
+    std::fs::write(dir.join("one.ron"), "(mode: Plan, models: [\"cut.safetensors\"])").unwrap();
+    let model = std::fs::read(repo("assets/four_rooms/checkpoint.safetensors")).unwrap();
+    let header_len = 8 + u64::from_le_bytes(model[..8].try_into().unwrap()) as usize;
+    let st = safetensors::SafeTensors::deserialize(&model).unwrap();
+    let mut ends: Vec<usize> = st
+        .tensors()
+        .iter()
+        .map(|(_, t)| t.data().as_ptr() as usize - model.as_ptr() as usize + t.data().len())
+        .collect();
+    ends.sort();
+    let device = cpu_device();
+    let file = dir.join("cut.safetensors");
+    let load = |p: &Path| -> Result<(), String> {
+        let spec = agents::read_spec(&p.with_file_name("one.ron"), &[]).map_err(err)?;
+        load_models(&spec, &device).map(|_| ()).map_err(err)
+    };
+    let cuts: Vec<usize> = (0..=header_len).chain(ends.iter().map(|e| e - 1)).collect();
+    for cut in cuts {
+        std::fs::write(&file, &model[..cut]).unwrap();
+        match catch_unwind(AssertUnwindSafe(|| load(&file))) {
+            Ok(Ok(())) => panic!("a model file cut at {cut} of {} bytes loaded", model.len()),
+            Ok(Err(e)) => assert!(e.contains("cut.safetensors"), "cut at {cut}: {e}"),
+            Err(_) => panic!("model file cut at {cut} bytes: a panic"),
+        }
+        cases += 1;
+    }
+    println!(
+        "truncations: {text_cases} of text files, {} of a model file; 0 panics",
+        cases - text_cases
+    );
 }

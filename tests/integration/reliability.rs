@@ -365,3 +365,128 @@ fn non_finite_actions_never_reach_the_world_and_are_counted() {
     }
     assert_eq!(env.non_finite_actions(), 4);
 }
+
+/// Resident memory of process `pid` ("self" for this one), in KiB.
+fn rss_kib(pid: &str) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4)
+}
+
+/// Least-squares slope of `(x, y)` samples.
+fn slope(samples: &[(f64, f64)]) -> f64 {
+    let n = samples.len() as f64;
+    let (mx, my) = (
+        samples.iter().map(|s| s.0).sum::<f64>() / n,
+        samples.iter().map(|s| s.1).sum::<f64>() / n,
+    );
+    let cov: f64 = samples.iter().map(|s| (s.0 - mx) * (s.1 - my)).sum();
+    let var: f64 = samples.iter().map(|s| (s.0 - mx) * (s.0 - mx)).sum();
+    cov / var.max(f64::MIN_POSITIVE)
+}
+
+/// Memory at start, after warm-up (the first tenth) and at the end, and the slope after
+/// warm-up; fails if memory keeps growing (more than 1 KiB per unit of `per`).
+fn report_soak(name: &str, per: &str, samples: &[(f64, f64)]) {
+    let warm = samples.len() / 10;
+    let s = slope(&samples[warm..]);
+    println!(
+        "soak {name}: RSS {:.1} MiB at start, {:.1} MiB after warm-up, {:.1} MiB at the end; slope after warm-up {s:.4} KiB per {per}",
+        samples[0].1 / 1024.0,
+        samples[warm].1 / 1024.0,
+        samples[samples.len() - 1].1 / 1024.0
+    );
+    assert!(s < 1.0, "{name}: memory grows by {s:.3} KiB per {per}");
+}
+
+/// `VecEnv` stepped 10⁶ environment steps (64 environments, a reset every 200 steps).
+#[test]
+#[ignore]
+fn soak_vecenv() {
+    let scene = Scene::load("two_rooms").unwrap();
+    let n = 64;
+    let mut env = VecEnv::new(scene, n).unwrap();
+    let mut samples = Vec::new();
+    let calls = 1_000_000 / n;
+    let actions = vec![[1.0f32, -0.5]; n];
+    for c in 0..calls {
+        if c % 200 == 0 {
+            env.reset(c as u64).unwrap();
+        }
+        env.step(&actions).unwrap();
+        if c % 100 == 0 {
+            samples.push(((c * n) as f64 / 1000.0, rss_kib("self").unwrap() as f64));
+        }
+    }
+    report_soak("VecEnv 10^6 steps", "1000 environment steps", &samples);
+}
+
+/// `amisim eval` over 2 000 episodes (the mode-1 agent and random), its memory sampled every
+/// second from outside. The report it builds grows with the run (every episode's result and
+/// every planning call's time: some 200 KiB here), the rest must not.
+#[test]
+#[ignore]
+fn soak_eval() {
+    let mut c = amisim();
+    c.args([
+        "eval",
+        "--scene",
+        "two_rooms",
+        "--agent",
+        "mode1,random",
+        "--episodes",
+        "2000",
+        "--envs",
+        "20",
+    ]);
+    let mut child = c.stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id().to_string();
+    let t0 = Instant::now();
+    let mut samples = Vec::new();
+    while child.try_wait().unwrap().is_none() {
+        // Zero while the process is still being set up.
+        if let Some(r) = rss_kib(&pid).filter(|&r| r > 0) {
+            samples.push((t0.elapsed().as_secs_f64(), r as f64));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(child.wait().unwrap().success());
+    report_soak("eval 2000 episodes", "second", &samples);
+}
+
+/// `amisim run`'s agent thread (the window's, without the window) for 20 000 steps of the
+/// mode-1 agent, its memory sampled every 500 steps.
+#[test]
+#[ignore]
+fn soak_run_agent_thread() {
+    use amisim::ui::agent::{spawn, AgentOptions, Event};
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let commands = spawn(
+        AgentOptions {
+            scene: "two_rooms".into(),
+            agent: "mode1".into(),
+            sets: Vec::new(),
+            seed: 0,
+            steps_per_second: 1e6,
+        },
+        tx,
+    );
+    let (mut steps, mut samples) = (0usize, Vec::new());
+    while steps < 20_000 {
+        match rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the agent thread stalled")
+        {
+            Event::Snapshot(_) => {
+                steps += 1;
+                if steps % 500 == 0 {
+                    samples.push((steps as f64, rss_kib("self").unwrap() as f64));
+                }
+            }
+            Event::Failed(e) => panic!("{e}"),
+            _ => {}
+        }
+    }
+    drop(commands);
+    report_soak("run's agent thread 20000 steps", "step", &samples);
+}
