@@ -53,7 +53,7 @@ fn tiny_config() -> TrainConfig {
 }
 
 /// Every model tensor of a checkpoint, by name (the optimizer state and metadata aside).
-fn weights(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+pub fn weights(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut v: Vec<(String, Vec<u8>)> = st

@@ -4,7 +4,7 @@
 //! folder are refused; a checkpoint that cannot be written leaves the last one intact; NaN and
 //! ∞ actions never reach the world's state.
 
-use super::jepa::{temp_dir, toy_episodes, RES};
+use super::jepa::{temp_dir, toy_episodes, weights, RES};
 use amisim::data::dataset::{shard_path, write_header, DatasetHeader, Shard, FORMAT};
 use amisim::data::Episodes;
 use amisim::perception::EncoderConfig;
@@ -87,19 +87,12 @@ fn toy_dataset(dir: &Path) {
     write_header(dir, &header).unwrap();
 }
 
-/// Every model tensor of a checkpoint, by name (the optimizer's state is a serialised record
-/// whose byte order is not fixed; the weights after the last step depend on it anyway).
-fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut v: Vec<(String, Vec<u8>)> = st
-        .tensors()
-        .into_iter()
-        .filter(|(n, _)| n != "__optimizer__")
-        .map(|(n, t)| (n, t.data().to_vec()))
-        .collect();
-    v.sort();
-    v
+/// The JEPA tests' tiny model on the toy frames, for `steps` steps.
+fn tiny(steps: usize) -> TrainConfig {
+    TrainConfig::new(JepaConfig::new(EncoderConfig::lenet(RES, 16), LossWeights::new()))
+        .with_batch(8)
+        .with_window(4)
+        .with_steps(steps)
 }
 
 fn lines(path: &Path) -> usize {
@@ -112,13 +105,7 @@ fn training_killed_at_several_points_resumes_to_the_same_weights() {
     let data = root.join("data");
     toy_dataset(&data);
     let steps = 24;
-    let cfg = TrainConfig::new(JepaConfig::new(EncoderConfig::lenet(RES, 16), LossWeights::new()))
-        .with_batch(8)
-        .with_window(4)
-        .with_steps(steps)
-        .with_warmup(2)
-        .with_log_every(1)
-        .with_checkpoint_every(3);
+    let cfg = tiny(steps).with_warmup(2).with_log_every(1).with_checkpoint_every(3);
     let config = root.join("config.json");
     std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
     let train = |out: &Path, resume: bool| {
@@ -138,7 +125,7 @@ fn training_killed_at_several_points_resumes_to_the_same_weights() {
     };
     let straight = root.join("straight");
     finish(train(&straight, false)).unwrap();
-    let want = tensors(&straight.join("checkpoint.safetensors"));
+    let want = weights(&straight.join("checkpoint.safetensors"));
     // Killed once a given number of steps is logged (metrics.csv: a header, a line a step):
     // before the first checkpoint, between checkpoints, right after one, near the end.
     let points = [1usize, 5, 9, 13, 20];
@@ -160,7 +147,7 @@ fn training_killed_at_several_points_resumes_to_the_same_weights() {
         mid_run += at.is_some_and(|s| s > 0 && s < steps) as usize;
         finish(train(&out, true)).unwrap_or_else(|e| panic!("resume after kill point {after}: {e}"));
         assert!(
-            tensors(&ck) == want,
+            weights(&ck) == want,
             "killed after {after} steps (checkpoint at {at:?}), resumed: the weights differ from the straight run"
         );
         assert_eq!(
@@ -180,11 +167,7 @@ fn two_writers_of_one_folder_the_second_is_refused_and_a_killed_ones_lock_is_tak
     toy_dataset(&data);
     let out = root.join("run");
     let config = root.join("config.json");
-    let cfg = TrainConfig::new(JepaConfig::new(EncoderConfig::lenet(RES, 16), LossWeights::new()))
-        .with_batch(8)
-        .with_window(4)
-        .with_steps(100_000)
-        .with_log_every(1);
+    let cfg = tiny(100_000).with_log_every(1);
     std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
     let train = || {
         let mut c = amisim();
@@ -226,12 +209,7 @@ fn a_checkpoint_that_cannot_be_written_stops_training_and_keeps_the_last_one() {
     let data = root.join("data");
     toy_dataset(&data);
     let out = root.join("run");
-    let cfg = TrainConfig::new(JepaConfig::new(EncoderConfig::lenet(RES, 16), LossWeights::new()))
-        .with_batch(8)
-        .with_window(4)
-        .with_steps(2)
-        .with_warmup(1)
-        .with_checkpoint_every(2);
+    let cfg = tiny(2).with_warmup(1).with_checkpoint_every(2);
     let data_eps = Episodes::load(&data).unwrap();
     amisim::train::jepa::train(&cfg, &data_eps, &out, false, false).unwrap();
     let ck = out.join("checkpoint.safetensors");
@@ -443,9 +421,10 @@ fn soak_eval() {
     let pid = child.id().to_string();
     let t0 = Instant::now();
     let mut samples = Vec::new();
+    // The first sample a second in (before, the process is still being set up).
+    std::thread::sleep(Duration::from_secs(1));
     while child.try_wait().unwrap().is_none() {
-        // Zero while the process is still being set up.
-        if let Some(r) = rss_kib(&pid).filter(|&r| r > 0) {
+        if let Some(r) = rss_kib(&pid) {
             samples.push((t0.elapsed().as_secs_f64(), r as f64));
         }
         std::thread::sleep(Duration::from_secs(1));
