@@ -287,7 +287,7 @@ impl SslConfig {
         let predictor = |tokens: usize, out: usize| TokenPredictor::new(self, w, tokens, out, device);
         let c = self.encoder.in_channels;
         let p = self.encoder.patch;
-        SslModel {
+        let model = SslModel {
             encoder: VitEncoder::new(&self.encoder, device),
             target: obj.has_target().then(|| VitEncoder::new(&self.encoder, device)),
             predictor: match obj {
@@ -314,6 +314,17 @@ impl SslConfig {
                     device,
                 ))
             }),
+        };
+        // EMA targets start as copies of their online networks (I-JEPA `copy.deepcopy`, BYOL),
+        // with parameters of their own.
+        use crate::world_model::jepa::ema_update;
+        SslModel {
+            target: model.target.map(|t| ema_update(t, &model.encoder, 0.0)),
+            target_projector: match (model.target_projector, &model.projector) {
+                (Some(t), Some(online)) => Some(ema_update(t, online, 0.0)),
+                (t, _) => t,
+            },
+            ..model
         }
     }
 }

@@ -256,7 +256,20 @@ fn ema_targets_follow_their_formula_inside_one_model() {
         params(model.projector.as_ref().unwrap()),
         params(model.target_projector.as_ref().unwrap()),
     );
-    assert_ne!(o, t, "target built with its own initial values");
+    // The targets start as copies of the online networks, as in I-JEPA and BYOL.
+    assert_eq!(o, t, "the target encoder starts as a copy of the online one");
+    assert_eq!(po, pt, "the target projector starts as a copy of the online one");
+    // Training moves the online networks; the update must follow them.
+    let other = stable_param_ids(seeded(&device, 4, || cfg.init(&device)));
+    let mut model = model;
+    model.encoder = amisim::world_model::jepa::ema_update(model.encoder, &other.encoder, 0.5);
+    model.projector = Some(amisim::world_model::jepa::ema_update(
+        model.projector.unwrap(),
+        other.projector.as_ref().unwrap(),
+        0.5,
+    ));
+    let (o, po) = (params(&model.encoder), params(model.projector.as_ref().unwrap()));
+    assert_ne!(o, t, "the online encoder moved");
     let steps = 10;
     let m = amisim::world_model::jepa::ema_momentum_at(cfg.ema_momentum, 4, steps) as f32;
     let model = model.update_targets(&cfg, 4, steps);
@@ -369,4 +382,15 @@ fn compare_writes_its_table_reproducibly_and_each_row_is_a_checkpoint() {
         amisim::train::jepa::load_checkpoint(std::path::Path::new(&a.rows[0].checkpoint), None, &cpu_device()).unwrap();
     assert_eq!(ck.config.model.encoder.kind, amisim::perception::EncoderKind::Vit);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_level1_ema_target_starts_as_a_copy_of_the_encoder() {
+    use amisim::perception::EncoderConfig;
+    use amisim::world_model::jepa::{JepaConfig, LossWeights};
+    let device = cpu_device();
+    let jepa = JepaConfig::new(EncoderConfig::lenet(16, 8), LossWeights::new())
+        .with_ema_momentum(Some(0.996))
+        .init(&device);
+    assert_eq!(params(&jepa.encoder), params(jepa.target.as_ref().unwrap()));
 }

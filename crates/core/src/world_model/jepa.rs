@@ -94,16 +94,22 @@ impl JepaConfig {
         } else {
             self.encoder.clone()
         };
+        let encoder = main.init(device);
+        // The EMA target starts as a copy of the online encoder (as I-JEPA's and BYOL's do),
+        // with parameters of its own.
+        let target = self
+            .ema_momentum
+            .map(|_| ema_update(self.encoder.init(device), &encoder, 0.0));
         Jepa {
             context: separate.then(|| self.encoder.clone().with_latent(self.context_dims).init(device)),
-            encoder: main.init(device),
+            encoder,
             predictor: PredictorConfig::new(latent)
                 .with_hidden(self.predictor_hidden)
                 .init(device),
             idm: InverseDynamicsConfig::new(latent)
                 .with_hidden(self.idm_hidden)
                 .init(device),
-            target: self.ema_momentum.map(|_| self.encoder.init(device)),
+            target,
             spatial: self.spatial_config().map(|c| c.init(device)),
         }
     }
