@@ -394,3 +394,56 @@ fn the_level1_ema_target_starts_as_a_copy_of_the_encoder() {
         .init(&device);
     assert_eq!(params(&jepa.encoder), params(jepa.target.as_ref().unwrap()));
 }
+
+#[test]
+fn augmented_views_stay_in_distribution_per_channel() {
+    use amisim::ssl::augment::augment;
+    // Two-Rooms-like frames: a small red blob (the agent), green walls, an empty blue channel,
+    // and a fourth channel constant at 0.7.
+    let (b, c, h, w) = (8usize, 4usize, 32usize, 32usize);
+    let mut x = vec![0.0f32; b * c * h * w];
+    for i in 0..b {
+        let at = |ch: usize, y: usize, xx: usize| ((i * c + ch) * h + y) * w + xx;
+        for y in 0..h {
+            x[at(1, y, 10 + i)] = 1.0;
+            for xx in 0..w {
+                x[at(3, y, xx)] = 0.7;
+            }
+        }
+        for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+            x[at(0, 5 + 2 * i + dy, 20 + dx)] = 1.0;
+        }
+    }
+    let device = cpu_device();
+    let frames = Tensor::<4>::from_data(TensorData::new(x.clone(), [b, c, h, w]), &device);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let y = amisim::values(augment(frames, &mut rng));
+    let channel = |v: &[f32], ch: usize| -> Vec<f32> {
+        (0..b)
+            .flat_map(|i| v[(i * c + ch) * h * w..(i * c + ch + 1) * h * w].to_vec())
+            .collect()
+    };
+    for ch in 0..c {
+        let (before, after) = (channel(&x, ch), channel(&y, ch));
+        let n = before.len() as f32;
+        let mean = before.iter().sum::<f32>() / n;
+        let std = (before.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+        let rms = (before.iter().zip(&after).map(|(a, b)| (a - b).powi(2)).sum::<f32>() / n).sqrt();
+        if std == 0.0 {
+            assert_eq!(before, after, "channel {ch} is constant in the data and must stay so");
+        } else {
+            assert!(rms <= 3.0 * std, "channel {ch}: moved by {rms} (rms), its std is {std}");
+            assert!(rms > 0.0, "channel {ch}: not augmented");
+        }
+    }
+    // The cutout shows background: no pixel of the agent's channel appears where there was
+    // none at more than the noise (a grey square would put 0.5 there).
+    let red = (channel(&x, 0), channel(&y, 0));
+    let decoys = red
+        .0
+        .iter()
+        .zip(&red.1)
+        .filter(|(a, b)| **a == 0.0 && **b > 0.45)
+        .count();
+    assert!(decoys < 20, "{decoys} red pixels appeared out of nothing");
+}
