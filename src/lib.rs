@@ -16,7 +16,7 @@
 //! - [`ui`]: `amisim run`, a window onto a scene with an overlay that inspects planning live.
 
 pub use amisim_core::{
-    actor, agent, checkpoint, configurator, cost, file, gather_rows, goal_net, is_zero, memory, perception,
+    actor, agent, checkpoint, configurator, cost, file, gather_rows, goal_net, is_zero, le_f32s, memory, perception,
     require_counts, require_positive, values, world_model, write_file_atomic,
 };
 

@@ -172,11 +172,7 @@ impl Shard {
                 );
             }
         }
-        let to_f32 = |b: &[u8]| {
-            b.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect::<Vec<_>>()
-        };
+        let to_f32 = |b: &[u8]| crate::le_f32s(b).collect::<Vec<_>>();
         let first = starts
             .data()
             .get(..8)

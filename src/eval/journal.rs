@@ -25,6 +25,30 @@ pub struct BatchResult {
     pub env_steps: u64,
 }
 
+impl BatchResult {
+    /// Nothing played yet.
+    pub fn new(row: usize, batch: usize) -> BatchResult {
+        BatchResult {
+            row,
+            batch,
+            episodes: Vec::new(),
+            plan_ms_samples: Vec::new(),
+            plan_ms_total: 0.0,
+            encode_ms_total: 0.0,
+            env_steps: 0,
+        }
+    }
+
+    /// Adds another batch's results to these.
+    pub fn add(&mut self, other: BatchResult) {
+        self.episodes.extend(other.episodes);
+        self.plan_ms_samples.extend(other.plan_ms_samples);
+        self.plan_ms_total += other.plan_ms_total;
+        self.encode_ms_total += other.encode_ms_total;
+        self.env_steps += other.env_steps;
+    }
+}
+
 /// The open journal of an evaluation.
 pub struct Journal {
     path: PathBuf,

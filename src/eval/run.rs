@@ -369,9 +369,9 @@ pub fn merge(reports: Vec<Report>) -> Result<Report> {
             );
         }
     }
+    let first_names: Vec<&str> = first.rows.iter().map(|row| row.name.as_str()).collect();
     for (k, r) in reports.iter().enumerate() {
         let names: Vec<&str> = r.rows.iter().map(|row| row.name.as_str()).collect();
-        let first_names: Vec<&str> = first.rows.iter().map(|row| row.name.as_str()).collect();
         if r.rows.len() != r.settings.rows.len() || names != first_names {
             bail!(
                 "report {k} holds rows {names:?} but its settings name {} rows and the first report {first_names:?}",
@@ -469,22 +469,18 @@ pub fn run(
         // Flat plans are judged at level 2's spacing where the agent has a level-2 model, so
         // the straight moves between positions cut the same corners in both.
         let spacing = agent.level2_k().unwrap_or(JUDGE_EVERY);
-        let mut episodes = Vec::new();
-        let (mut samples, mut plan_total, mut encode_total, mut env_steps) = (Vec::new(), 0.0, 0.0, 0u64);
+        // The row's batches, summed as they finish (or as the journal holds them).
+        let mut total = BatchResult::new(row_index, 0);
         for &b in &batches {
             let ids: Vec<usize> = (b * n..(b + 1) * n).collect();
             if let Some(done) = journal.as_ref().and_then(|j| j.done(row_index, b)) {
                 for e in &done.episodes {
                     progress(name, e.episode);
                 }
-                episodes.extend(done.episodes.iter().cloned());
-                samples.extend(&done.plan_ms_samples);
-                plan_total += done.plan_ms_total;
-                encode_total += done.encode_ms_total;
-                env_steps += done.env_steps;
+                total.add(done.clone());
                 continue;
             }
-            let before = (episodes.len(), samples.len(), plan_total, encode_total, env_steps);
+            let mut got = BatchResult::new(row_index, b);
             batch.begin(cfg.seed, &ids)?;
             for (i, &ep) in ids.iter().enumerate() {
                 agent.reset(i, plan_seed(cfg.seed, ep));
@@ -516,10 +512,11 @@ pub fn run(
                 let active = batch.active.clone();
                 let (actions, trace) = agent.act(&batch.observations(), &batch.goals(), &active)?;
                 if trace.planned {
-                    plan_total += trace.plan_ms;
-                    samples.push(trace.plan_ms / active.len() as f64 / trace.covers.max(1) as f64);
+                    got.plan_ms_total += trace.plan_ms;
+                    got.plan_ms_samples
+                        .push(trace.plan_ms / active.len() as f64 / trace.covers.max(1) as f64);
                 }
-                encode_total += trace.encode_ms * active.len() as f64 / n as f64;
+                got.encode_ms_total += trace.encode_ms * active.len() as f64 / n as f64;
                 for &i in &active {
                     let e = &trace.envs[i];
                     // Level-2 plans hold a position every `k` steps and are judged as they are;
@@ -570,7 +567,7 @@ pub fn run(
                         r.frame(i, batch.obs.frame(i), &batch.states()[i]);
                     }
                 }
-                env_steps += active.len() as u64;
+                got.env_steps += active.len() as u64;
                 for i in ended {
                     if let Some(r) = rec.as_deref_mut().filter(|_| counts(i)) {
                         r.finish(i);
@@ -614,30 +611,23 @@ pub fn run(
             }
             for (i, r) in result.into_iter().enumerate() {
                 if counts(i) {
-                    episodes.push(r.context("an episode did not finish")?);
+                    got.episodes.push(r.context("an episode did not finish")?);
                     progress(name, ids[i]);
                 }
             }
             if let Some(j) = journal.as_deref_mut() {
-                j.record(&BatchResult {
-                    row: row_index,
-                    batch: b,
-                    episodes: episodes[before.0..].to_vec(),
-                    plan_ms_samples: samples[before.1..].to_vec(),
-                    plan_ms_total: plan_total - before.2,
-                    encode_ms_total: encode_total - before.3,
-                    env_steps: env_steps - before.4,
-                })?;
+                j.record(&got)?;
             }
+            total.add(got);
         }
         rows.push(RowReport::summarise(
             name.clone(),
             agent.spec().clone(),
-            episodes,
-            samples,
-            plan_total,
-            encode_total,
-            env_steps,
+            total.episodes,
+            total.plan_ms_samples,
+            total.plan_ms_total,
+            total.encode_ms_total,
+            total.env_steps,
         ));
     }
     Ok((Report::new(cfg.clone(), rows), all_strips))

@@ -100,6 +100,9 @@ fn sample_top_down(s: &TopDownScene, rng: &mut impl Rng) -> Result<EnvState, Pla
     }
     let margin = s.task.margin;
     let room_count = layout.room_count as u16;
+    // Doors between each pair of rooms (`usize::MAX`: no way through).
+    let hops = layout.room_hops();
+    let n = layout.room_count;
     let mut start_room = rng.random_range(0..room_count);
     let mut goal_room = match s.task.rooms {
         RoomPick::Any => rng.random_range(0..room_count),
@@ -115,8 +118,6 @@ fn sample_top_down(s: &TopDownScene, rng: &mut impl Rng) -> Result<EnvState, Pla
             }
         }
         RoomPick::FarthestRooms => {
-            let hops = layout.room_hops();
-            let n = layout.room_count;
             let row = &hops[start_room as usize * n..(start_room as usize + 1) * n];
             let far = row.iter().filter(|&&h| h != usize::MAX).max().copied().unwrap_or(0);
             let candidates: Vec<u16> = (0..n as u16).filter(|&r| row[r as usize] == far).collect();
@@ -125,8 +126,6 @@ fn sample_top_down(s: &TopDownScene, rng: &mut impl Rng) -> Result<EnvState, Pla
     };
     // Walls without doors can cut rooms off: a goal that cannot be reached is drawn again among
     // those that can (no draw is added where every room reaches every other).
-    let hops = layout.room_hops();
-    let n = layout.room_count;
     let reachable = |a: u16, b: u16| hops[a as usize * n + b as usize] != usize::MAX;
     if !reachable(start_room, goal_room) {
         let other = s.task.rooms == RoomPick::DifferentRooms;

@@ -95,6 +95,23 @@ fn tiny(steps: usize) -> TrainConfig {
         .with_steps(steps)
 }
 
+/// `amisim train --data DATA` with `cfg` (written to `dir/config.json`), as a command for an
+/// output folder, resuming or not.
+fn train_command(dir: &Path, data: &Path, cfg: &TrainConfig) -> impl Fn(&Path, bool) -> Command {
+    let config = dir.join("config.json");
+    std::fs::write(&config, serde_json::to_string(cfg).unwrap()).unwrap();
+    let data = data.to_path_buf();
+    move |out: &Path, resume: bool| {
+        let mut c = amisim();
+        c.arg("train").arg("--data").arg(&data).arg("--config").arg(&config);
+        c.arg("--out").arg(out);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    }
+}
+
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
 }
@@ -106,23 +123,7 @@ fn training_killed_at_several_points_resumes_to_the_same_weights() {
     toy_dataset(&data);
     let steps = 24;
     let cfg = tiny(steps).with_warmup(2).with_log_every(1).with_checkpoint_every(3);
-    let config = root.join("config.json");
-    std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
-    let train = |out: &Path, resume: bool| {
-        let mut c = amisim();
-        c.args([
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ]);
-        c.args(["--out", out.to_str().unwrap()]);
-        if resume {
-            c.arg("--resume");
-        }
-        c
-    };
+    let train = train_command(&root, &data, &cfg);
     let straight = root.join("straight");
     finish(train(&straight, false)).unwrap();
     let want = weights(&straight.join("checkpoint.safetensors"));
@@ -166,21 +167,8 @@ fn two_writers_of_one_folder_the_second_is_refused_and_a_killed_ones_lock_is_tak
     let data = root.join("data");
     toy_dataset(&data);
     let out = root.join("run");
-    let config = root.join("config.json");
-    let cfg = tiny(100_000).with_log_every(1);
-    std::fs::write(&config, serde_json::to_string(&cfg).unwrap()).unwrap();
-    let train = || {
-        let mut c = amisim();
-        c.args([
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ]);
-        c.args(["--out", out.to_str().unwrap(), "--resume"]);
-        c
-    };
+    let train_in = train_command(&root, &data, &tiny(100_000).with_log_every(1));
+    let train = || train_in(&out, true);
     let first = train().spawn().unwrap();
     let csv = out.join("metrics.csv");
     let t0 = Instant::now();
@@ -193,7 +181,7 @@ fn two_writers_of_one_folder_the_second_is_refused_and_a_killed_ones_lock_is_tak
         e.contains("being written by another amisim process") && e.contains(&first.id().to_string()),
         "{e}"
     );
-    // Killed, the first leaves its lock; an eval writing there takes it over.
+    // Killed, the first leaves its lock; the next writer takes it over.
     assert!(kill_when(first, || true));
     assert!(
         out.join(amisim::lock::LOCK_FILE).exists(),

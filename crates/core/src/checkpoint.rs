@@ -82,10 +82,7 @@ fn check_finite(bytes: &[u8], path: &Path) -> Result<()> {
         if t.dtype() != safetensors::Dtype::F32 {
             continue;
         }
-        let bad = t
-            .data()
-            .chunks_exact(4)
-            .position(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite());
+        let bad = crate::le_f32s(t.data()).position(|v| !v.is_finite());
         if let Some(i) = bad {
             bail!(
                 "{}: tensor `{name}` holds a non-finite value (NaN or ∞) at element {i}",

@@ -46,6 +46,13 @@ pub fn write_file_atomic(path: &std::path::Path, bytes: impl AsRef<[u8]>) -> any
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
+/// The little-endian f32 values of `bytes` (a safetensors F32 tensor's data).
+pub fn le_f32s(bytes: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+}
+
 /// Checks settings that count something: the first of `values` that is 0 is an error naming
 /// it as `prefix.name`.
 pub fn require_counts(prefix: &str, values: &[(&str, usize)]) -> Result<(), String> {
