@@ -41,7 +41,7 @@ pub struct CompareArgs {
     pub plan_horizon: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Folder for compare.csv, compare.json, compare.png, energy.png and each row's world model
+    /// Folder for compare.csv, compare.json, compare.svg, energy.svg and each row's world model
     /// (default runs/compare_<scene>).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -48,7 +48,7 @@ enum Command {
     Eval(Box<eval_cli::EvalArgs>),
     /// Train every self-supervised objective (I-JEPA, V-JEPA, MC-JEPA, SimCLR, BYOL, MAE,
     /// VICReg, SIGReg, energy-based) on the same data and budget; probe each frozen encoder,
-    /// fit a world model on it and plan with it; one table (CSV, JSON, PNG bar chart).
+    /// fit a world model on it and plan with it; one table (CSV, JSON, SVG charts).
     Compare(Box<compare_cli::CompareArgs>),
     /// Write a checkpoint's weights and config without the optimizer state (for shipping).
     Export {
@@ -763,8 +763,8 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
             report.linear_rmse_px, report.mlp_rmse_px
         );
         println!(
-            "effective rank {:.1} of {}; per-dimension std min {:.3}, mean {:.3}",
-            report.effective_rank, report.latent_dim, report.min_dim_std, report.mean_dim_std
+            "effective rank {:.1}, RankMe {:.1} of {}; per-dimension std min {:.3}, mean {:.3}",
+            report.effective_rank, report.rank_me, report.latent_dim, report.min_dim_std, report.mean_dim_std
         );
         println!("rollout probe RMSE (px) by step: {}", by_step(&report.rollout_rmse_px));
         if let Some(sp) = &report.spatial_rollout_rmse_px {

@@ -267,6 +267,39 @@ pub fn dim_std(x: &[f32], d: usize) -> Vec<f32> {
         .collect()
 }
 
+/// RankMe (Garrido et al., 2023) of rows `x` `[n, d]`: `exp(H(p))` with `p_k = σ_k / ‖σ‖₁ + ε`
+/// (ε = 1e-7), `σ` the singular values of the (uncentred) embedding matrix. Up to `min(n, d)`;
+/// near 1 for collapsed embeddings. Unlike [`effective_rank`] the mean is not removed, so a
+/// constant offset counts as one direction.
+pub fn rank_me(x: &[f32], d: usize) -> f32 {
+    let n = x.len() / d;
+    let mut gram = vec![0.0f64; d * d];
+    for i in 0..n {
+        let row = &x[i * d..(i + 1) * d];
+        for p in 0..d {
+            let xp = row[p] as f64;
+            for q in p..d {
+                gram[p * d + q] += xp * row[q] as f64;
+            }
+        }
+    }
+    for p in 0..d {
+        for q in 0..p {
+            gram[p * d + q] = gram[q * d + p];
+        }
+    }
+    let sigma: Vec<f64> = symmetric_eigenvalues(gram, d)
+        .into_iter()
+        .map(|e| e.max(0.0).sqrt())
+        .collect();
+    let total: f64 = sigma.iter().sum();
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let h: f64 = sigma.iter().map(|s| s / total + 1e-7).map(|p| -p * p.ln()).sum();
+    h.exp() as f32
+}
+
 /// Effective rank of rows `x` `[n, d]`: `exp(H(p))` with `p` the normalised eigenvalues of the
 /// covariance (Roy & Vetterli, 2007). `d` for isotropic latents, 1 for a collapsed line.
 pub fn effective_rank(x: &[f32], d: usize) -> f32 {
@@ -402,6 +435,8 @@ pub struct ProbeReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spatial_rollout_rmse_px: Option<Vec<f32>>,
     pub effective_rank: f32,
+    /// RankMe of the held-out latents ([`rank_me`]).
+    pub rank_me: f32,
     pub latent_dim: usize,
     pub min_dim_std: f32,
     pub mean_dim_std: f32,
@@ -598,6 +633,7 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         rollout_rmse_px,
         spatial_rollout_rmse_px,
         effective_rank: effective_rank(&x_test, d),
+        rank_me: rank_me(&x_test, d),
         latent_dim: d,
         min_dim_std: std.iter().cloned().fold(f32::INFINITY, f32::min),
         mean_dim_std: std.iter().sum::<f32>() / d as f32,
@@ -647,5 +683,11 @@ mod tests {
         // All rows on one line → rank 1.
         let line: Vec<f32> = (0..10).flat_map(|i| [i as f32, 2.0 * i as f32, 0.0, 0.0]).collect();
         assert!((effective_rank(&line, d) - 1.0).abs() < 1e-3);
+        // RankMe: 4 orthogonal directions of equal size give 4; a line through the origin 1.
+        let axes: Vec<f32> = (0..4)
+            .flat_map(|i| (0..d).map(move |j| if i == j { 3.0 } else { 0.0 }))
+            .collect();
+        assert!((rank_me(&axes, d) - 4.0).abs() < 1e-3, "{}", rank_me(&axes, d));
+        assert!((rank_me(&line, d) - 1.0).abs() < 1e-3, "{}", rank_me(&line, d));
     }
 }

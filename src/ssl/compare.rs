@@ -2,14 +2,16 @@
 //! judged the same way with its encoder frozen:
 //!
 //! 1. probes (linear and MLP) from latents to the agent's position, the box's, and the
-//!    episode's wall layout, on held-out episodes; effective rank of the latents;
+//!    episode's wall layout, on held-out episodes; effective rank and RankMe of the latents;
+//!    the linear agent probe and RankMe again on augmented frames (what the two-view
+//!    objectives trained on), to tell a collapsed latent from a probe off its distribution;
 //! 2. a level-1 world model `z[t+1] = P(z[t], a[t])` fitted on the frozen latents (the same
 //!    predictor, steps and data for every row), its open-loop rollout probe, and its energy
 //!    `E(x, y) = ‖s_y − P(s_x, a)‖²` on observed and mismatched transitions (AUC: how often an
 //!    observed pair has the lower energy);
 //! 3. planning success with that world model (CEM, the eval's own loop and settings).
 //!
-//! One table, printed and written as CSV, JSON and a PNG bar chart; each row's world model is
+//! One table, printed and written as CSV, JSON and SVG charts; each row's world model is
 //! a checkpoint `amisim eval --checkpoint` and `amisim probe --checkpoint` take.
 
 use super::model::{Objective, SslConfig};
@@ -117,6 +119,12 @@ pub struct Row {
     pub layout_linear_rel: Option<f32>,
     pub layout_mlp_rel: Option<f32>,
     pub effective_rank: f32,
+    /// RankMe of the held-out latents, and of the same frames augmented as the two-view
+    /// objectives' views are.
+    pub rank_me: f32,
+    pub rank_me_aug: f32,
+    /// The linear agent probe fitted and scored on augmented frames.
+    pub agent_linear_aug_px: f32,
     pub latent_dim: usize,
     /// The level-1 model's open-loop rollout probe at 8 and 16 steps (agent and box together).
     pub rollout8_px: f32,
@@ -195,12 +203,15 @@ pub fn compare(cfg: &CompareConfig, out: &Path, mut log: impl FnMut(&str)) -> Re
         });
         let (row, e) = judge(cfg, objective, &pre, &data, &probe_train, &probe_test, out)?;
         log(&format!(
-            "{}: agent {:.2} / {:.2} / {:.2} px (linear / MLP / grid), rank {:.1}, rollout@16 {:.2} px, energy AUC {:.3}{} ({:.0} s in all)",
+            "{}: agent {:.2} / {:.2} / {:.2} px (linear / MLP / grid; {:.2} augmented), rank {:.1}, RankMe {:.1} ({:.1} augmented), rollout@16 {:.2} px, energy AUC {:.3}{} ({:.0} s in all)",
             objective.name(),
             row.agent_linear_px,
             row.agent_mlp_px,
             row.agent_grid_px,
+            row.agent_linear_aug_px,
             row.effective_rank,
+            row.rank_me,
+            row.rank_me_aug,
             row.rollout16_px,
             row.jepa_energy_auc,
             row.plan_success
@@ -386,6 +397,28 @@ pub fn grid_probe(encoder: &VitEncoder, train: &Episodes, test: &Episodes) -> Re
     Ok((err(0), (names.len() > 1).then(|| err(1))))
 }
 
+/// The linear agent probe and RankMe on augmented frames: every probe frame is augmented as
+/// the two-view objectives' views are (seeded), the probe fitted on the augmented training
+/// frames and scored on the augmented held-out ones. Returns `(agent RMSE px, RankMe)`.
+pub fn augmented_probe(encoder: &VitEncoder, train: &Episodes, test: &Episodes, seed: u64) -> (f32, f32) {
+    let device = crate::train::jepa::cpu_device();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xa5a5_0001);
+    let mut features = |data: &Episodes| {
+        crate::probe::map_frames(data, &device, 256, |x| {
+            encoder.forward(super::augment::augment(x, &mut rng))
+        })
+    };
+    let (x_train, d) = features(train);
+    let (x_test, _) = features(test);
+    let (y_train, k, _) = crate::probe::targets(train);
+    let (y_test, _, _) = crate::probe::targets(test);
+    let pred = crate::probe::LinearProbe::fit(&x_train, &y_train, d, k, 1e-3).predict(&x_test);
+    (
+        crate::probe::position_rmse(&pred, &y_test, k, 0),
+        crate::probe::rank_me(&x_test, d),
+    )
+}
+
 type Energies = Vec<(String, Vec<f32>, Vec<f32>)>;
 
 /// Freezes the encoder of `pre` and measures everything the table reports.
@@ -462,6 +495,7 @@ fn judge(
         (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32)
     };
     let (agent_grid_px, box_grid_px) = grid_probe(&pre.model.encoder, probe_train, probe_test)?;
+    let (agent_linear_aug_px, rank_me_aug) = augmented_probe(&pre.model.encoder, probe_train, probe_test, cfg.seed);
     let at = |k: usize| {
         report
             .rollout_rmse_px
@@ -487,6 +521,9 @@ fn judge(
         layout_linear_rel: layout_rel(|l| l.linear_rmse_px),
         layout_mlp_rel: layout_rel(|l| l.mlp_rmse_px),
         effective_rank: report.effective_rank,
+        rank_me: report.rank_me,
+        rank_me_aug,
+        agent_linear_aug_px,
         latent_dim: report.latent_dim,
         rollout8_px: at(8),
         rollout16_px: at(16),
@@ -512,7 +549,7 @@ impl Comparison {
             self.config.probe_train,
             self.config.probe_test
         );
-        s += "objective  family           steps  frames/s  agent lin/MLP/grid px  box lin/MLP/grid px  layout lin/MLP  rank  roll@16 px  E-AUC  planning\n";
+        s += "objective  family           steps  frames/s  agent lin/MLP/grid px  box lin/MLP/grid px  layout lin/MLP  rank  RankMe  aug: agent px  RankMe  roll@16 px  E-AUC  planning\n";
         for r in &self.rows {
             let plan = match (r.plan_success, r.plan_ci95) {
                 (Some(p), Some(ci)) => format!("{:.0} % ({:.0}–{:.0})", 100.0 * p, 100.0 * ci[0], 100.0 * ci[1]),
@@ -523,7 +560,7 @@ impl Comparison {
                 None => format!("{:.3}", r.jepa_energy_auc),
             };
             s += &format!(
-                "{:<10} {:<16} {:>5}  {:>8.0}  {:>5.2} / {:>5.2} / {:<5.2}  {:>5} / {:>5} / {:<5}  {:>5} / {:<5}   {:>4.1}  {:>9.2}  {}  {}\n",
+                "{:<10} {:<16} {:>5}  {:>8.0}  {:>5.2} / {:>5.2} / {:<5.2}  {:>5} / {:>5} / {:<5}  {:>5} / {:<5}   {:>4.1}  {:>6.1}  {:>13.2}  {:>6.1}  {:>9.2}  {}  {}\n",
                 r.objective,
                 r.family,
                 r.steps,
@@ -537,27 +574,31 @@ impl Comparison {
                 opt(r.layout_linear_rel),
                 opt(r.layout_mlp_rel),
                 r.effective_rank,
+                r.rank_me,
+                r.agent_linear_aug_px,
+                r.rank_me_aug,
                 r.rollout16_px,
                 auc,
                 plan
             );
         }
         s += "agent, box: probe RMSE in pixels from the latent (linear, MLP) and from the tokens averaged over a 4×4 grid (linear); ";
-        s += "layout: probe error over the layout's spread (1.00 = no better than guessing the mean); E-AUC: share of (observed, mismatched) held-out transitions where the observed has the lower JEPA energy ‖s_y − P(s_x, a)‖²\n";
+        s += "layout: probe error over the layout's spread (1.00 = no better than guessing the mean); rank: effective rank of the latents' covariance; RankMe: of their singular values; aug: the linear agent probe and RankMe on augmented frames; E-AUC: share of (observed, mismatched) held-out transitions where the observed has the lower JEPA energy ‖s_y − P(s_x, a)‖²\n";
         s
     }
 
-    /// Writes `compare.csv`, `compare.json`, `compare.png` (bar chart) and `energy.png`.
+    /// Writes `compare.csv`, `compare.json`, `compare.svg` (a bar chart per metric) and
+    /// `energy.svg` (the energies' histograms).
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>> {
         std::fs::create_dir_all(dir)?;
         let mut csv = String::from(
-            "objective,family,steps,train_s,frames_per_s,first_loss,last_loss,agent_linear_px,agent_mlp_px,agent_grid_px,box_linear_px,box_mlp_px,box_grid_px,layout_linear_rel,layout_mlp_rel,effective_rank,latent_dim,rollout8_px,rollout16_px,jepa_energy_auc,energy_head_auc,plan_success,plan_ci_low,plan_ci_high,checkpoint\n",
+            "objective,family,steps,train_s,frames_per_s,first_loss,last_loss,agent_linear_px,agent_mlp_px,agent_grid_px,box_linear_px,box_mlp_px,box_grid_px,layout_linear_rel,layout_mlp_rel,effective_rank,rank_me,rank_me_aug,agent_linear_aug_px,latent_dim,rollout8_px,rollout16_px,jepa_energy_auc,energy_head_auc,plan_success,plan_ci_low,plan_ci_high,checkpoint\n",
         );
         let o = |v: Option<f32>| v.map(|x| x.to_string()).unwrap_or_default();
         let od = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
         for r in &self.rows {
             csv += &format!(
-                "{},{},{},{:.1},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{:.1},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 r.objective,
                 r.family,
                 r.steps,
@@ -574,6 +615,9 @@ impl Comparison {
                 o(r.layout_linear_rel),
                 o(r.layout_mlp_rel),
                 r.effective_rank,
+                r.rank_me,
+                r.rank_me_aug,
+                r.agent_linear_aug_px,
                 r.latent_dim,
                 r.rollout8_px,
                 r.rollout16_px,
@@ -588,155 +632,13 @@ impl Comparison {
         let paths = [
             dir.join("compare.csv"),
             dir.join("compare.json"),
-            dir.join("compare.png"),
-            dir.join("energy.png"),
+            dir.join("compare.svg"),
+            dir.join("energy.svg"),
         ];
         crate::write_file_atomic(&paths[0], &csv)?;
         crate::write_file_atomic(&paths[1], serde_json::to_string_pretty(self)?)?;
-        let chart = bar_chart(self);
-        crate::image::save_rgb_png(&paths[2], chart.width as u32, chart.height as u32, &chart.rgb)?;
-        let e = energy_chart(&self.energies);
-        crate::image::save_rgb_png(&paths[3], e.width as u32, e.height as u32, &e.rgb)?;
+        crate::write_file_atomic(&paths[2], super::charts::bars(self)?)?;
+        crate::write_file_atomic(&paths[3], super::charts::energies(&self.energies)?)?;
         Ok(paths.to_vec())
     }
-}
-
-const COLOURS: [[u8; 3]; 9] = [
-    [31, 119, 180],
-    [174, 199, 232],
-    [23, 190, 207],
-    [255, 127, 14],
-    [214, 39, 40],
-    [148, 103, 189],
-    [44, 160, 44],
-    [152, 223, 138],
-    [140, 86, 75],
-];
-
-/// One panel per metric, one bar per objective, each labelled with its value.
-fn bar_chart(c: &Comparison) -> crate::image::Canvas {
-    type Metric = (&'static str, fn(&Row) -> Option<f32>);
-    let mut metrics: Vec<Metric> = vec![
-        ("AGENT LINEAR PX", |r| Some(r.agent_linear_px)),
-        ("AGENT MLP PX", |r| Some(r.agent_mlp_px)),
-        ("AGENT GRID PX", |r| Some(r.agent_grid_px)),
-        ("BOX MLP PX", |r| r.box_mlp_px),
-        ("BOX GRID PX", |r| r.box_grid_px),
-        ("LAYOUT MLP REL", |r| r.layout_mlp_rel),
-        ("EFFECTIVE RANK", |r| Some(r.effective_rank)),
-        ("ROLLOUT 16 PX", |r| Some(r.rollout16_px)),
-        ("PLANNING %", |r| r.plan_success.map(|s| 100.0 * s as f32)),
-    ];
-    metrics.retain(|(_, f)| c.rows.iter().any(|r| f(r).is_some()));
-    let n = c.rows.len().max(1);
-    let (pw, ph) = (40 + 34 * n, 260);
-    let cols = 4;
-    let legend = 18 * n.div_ceil(5) + 12;
-    let width = cols * pw;
-    let height = metrics.len().div_ceil(cols) * ph + legend;
-    let mut canvas = crate::image::Canvas::new(width, height);
-    for (m, (name, f)) in metrics.iter().enumerate() {
-        let (ox, oy) = ((m % cols) * pw, (m / cols) * ph);
-        canvas.text(ox as i64 + 10, oy as i64 + 8, name, [40, 40, 40], 2);
-        let vals: Vec<Option<f32>> = c.rows.iter().map(f).collect();
-        let max = vals.iter().flatten().cloned().fold(0.0f32, f32::max).max(1e-6);
-        let base = oy + ph - 30;
-        let top = oy + 50;
-        canvas.line(
-            ox as f64 + 15.0,
-            base as f64,
-            (ox + pw - 10) as f64,
-            base as f64,
-            [90, 90, 90],
-            1,
-        );
-        for (i, v) in vals.iter().enumerate() {
-            let Some(v) = v else { continue };
-            let x0 = ox + 20 + 34 * i;
-            let hgt = ((v / max) * (base - top) as f32) as usize;
-            for y in base - hgt..base {
-                for x in x0..x0 + 26 {
-                    canvas.set(x as i64, y as i64, COLOURS[i % COLOURS.len()]);
-                }
-            }
-            let label = if *v >= 10.0 {
-                format!("{v:.0}")
-            } else {
-                format!("{v:.1}")
-            };
-            canvas.text(x0 as i64, (base - hgt) as i64 - 14, &label, [40, 40, 40], 2);
-        }
-    }
-    let ly = metrics.len().div_ceil(cols) * ph + 4;
-    for (i, r) in c.rows.iter().enumerate() {
-        let (x, y) = (10 + (i % 5) * 150, ly + (i / 5) * 18);
-        for yy in y..y + 12 {
-            for xx in x..x + 12 {
-                canvas.set(xx as i64, yy as i64, COLOURS[i % COLOURS.len()]);
-            }
-        }
-        canvas.text(
-            x as i64 + 18,
-            y as i64 + 1,
-            &r.objective.to_uppercase(),
-            [40, 40, 40],
-            2,
-        );
-    }
-    canvas
-}
-
-/// One panel per energy: histograms (over log energy) of observed transitions (green) and
-/// mismatched ones (red).
-fn energy_chart(energies: &[(String, Vec<f32>, Vec<f32>)]) -> crate::image::Canvas {
-    let (pw, ph, cols) = (300usize, 170usize, 3usize);
-    let n = energies.len().max(1);
-    let mut canvas = crate::image::Canvas::new(cols * pw, n.div_ceil(cols) * ph);
-    for (k, (label, obs, mis)) in energies.iter().enumerate() {
-        let (ox, oy) = ((k % cols) * pw, (k / cols) * ph);
-        let name = label.split(' ').next().unwrap_or("").to_uppercase()
-            + if label.contains("head") { " HEAD" } else { " JEPA E" };
-        canvas.text(ox as i64 + 8, oy as i64 + 6, &name, [40, 40, 40], 2);
-        // Energies may be negative (the head): shift to positive before the log.
-        let lo = obs.iter().chain(mis).cloned().fold(f32::INFINITY, f32::min);
-        let tr = |v: f32| (v - lo + 1e-3).ln();
-        let (a, b) = obs
-            .iter()
-            .chain(mis)
-            .map(|&v| tr(v))
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-        let bins = 28;
-        let hist = |vs: &[f32]| -> Vec<f32> {
-            let mut h = vec![0f32; bins];
-            for &v in vs {
-                let i = (((tr(v) - a) / (b - a).max(1e-6)) * bins as f32) as usize;
-                h[i.min(bins - 1)] += 1.0 / vs.len().max(1) as f32;
-            }
-            h
-        };
-        let (ho, hm) = (hist(obs), hist(mis));
-        let max = ho.iter().chain(&hm).cloned().fold(1e-6, f32::max);
-        let base = oy + ph - 12;
-        let top = oy + 30;
-        for i in 0..bins {
-            let x0 = ox + 10 + i * 10;
-            for (h, colour, dx) in [(&ho, [44, 160, 44], 0), (&hm, [214, 39, 40], 5)] {
-                let hgt = ((h[i] / max) * (base - top) as f32) as usize;
-                for y in base - hgt..base {
-                    for x in x0 + dx..x0 + dx + 4 {
-                        canvas.set(x as i64, y as i64, colour);
-                    }
-                }
-            }
-        }
-        canvas.line(
-            ox as f64 + 8.0,
-            base as f64,
-            (ox + pw - 8) as f64,
-            base as f64,
-            [90, 90, 90],
-            1,
-        );
-    }
-    canvas
 }

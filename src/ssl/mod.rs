@@ -3,15 +3,17 @@
 //!
 //! - [`masks`]: I-JEPA's multi-block masks over a grid of patches (context and target blocks as
 //!   index lists), and V-JEPA's tubes of them through a clip.
-//! - [`losses`]: NT-Xent (SimCLR), the BYOL regression loss, the MAE loss over masked patches.
+//! - [`losses`]: each objective's loss as its official implementation computes it (SimCLR,
+//!   BYOL, MAE, I-JEPA, V-JEPA, VICReg, LeJEPA's SIGReg), checked against PyTorch twins.
 //! - [`augment`]: photometric augmentations for the two-view objectives.
 //! - [`model`]: the objectives (I-JEPA, V-JEPA, MC-JEPA, SimCLR, BYOL, MAE, VICReg, SIGReg,
 //!   energy-based) and their heads around one ViT encoder.
 //! - [`train`]: the pretraining loop.
 //! - [`compare`]: `amisim compare`, every objective on the same data and budget, probed and
-//!   planned with.
+//!   planned with; [`charts`] draws its table.
 
 pub mod augment;
+pub mod charts;
 pub mod compare;
 pub mod losses;
 pub mod masks;

@@ -2,14 +2,14 @@
 //!
 //! | objective | views | what is predicted / compared | against collapse |
 //! |---|---|---|---|
-//! | `ijepa` | one frame, multi-block masks | target encoder's (layer-normed) patch tokens of 4 blocks, from the context block, by a narrow predictor | EMA target, predictor |
-//! | `vjepa` | a clip, tube masks | the same over the clip's tokens | EMA target, predictor |
+//! | `ijepa` | one frame, multi-block masks | target encoder's (layer-normed) patch tokens of 4 blocks, from the context block, by a narrow predictor (smooth L1) | EMA target, predictor |
+//! | `vjepa` | a clip, tube masks | the same over the clip's tokens (L1) | EMA target, predictor |
 //! | `mcjepa` | two frames | flow between them (photometric warping) + VICReg content on two augmented views | VICReg |
 //! | `simclr` | two augmented views | NT-Xent of projections | negatives |
 //! | `byol` | two augmented views | target projection from online prediction | EMA target, predictor |
 //! | `mae` | one frame, 75 % patches hidden | pixels of the hidden patches | — (generative) |
 //! | `vicreg` | two augmented views | invariance of projections | variance + covariance |
-//! | `sigreg` | two augmented views | invariance of projections | SIGReg (isotropic Gaussian) |
+//! | `sigreg` | two augmented views | invariance of projections, LeJEPA's `(1 − λ)·inv + λ·SIGReg` | SIGReg (isotropic Gaussian) |
 //! | `energy` | two consecutive frames | an energy head, low on observed pairs, high on mismatched | contrast + magnitude regulariser |
 //!
 //! Every objective trains the same [`VitEncoder`]; its latent (a linear map of the mean token)
@@ -19,7 +19,6 @@ use super::augment::augment;
 use super::losses;
 use super::masks::{self, MaskConfig};
 use crate::perception::{EncoderConfig, EncoderKind, VitEncoder};
-use crate::world_model::loss::{covariance, mse, sigreg, variance};
 use burn::module::Param;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -137,9 +136,12 @@ pub struct SslConfig {
     pub temperature: f32,
     /// VICReg's invariance, variance and covariance weights (the paper's 25, 25, 1).
     pub vicreg: (f32, f32, f32),
-    /// SIGReg's weight against the invariance term, and its random directions.
-    pub sigreg_weight: f32,
+    /// LeJEPA's λ: the loss is `λ·SIGReg + (1 − λ)·invariance`; and SIGReg's random slices
+    /// (fresh every step).
+    pub sigreg_lambda: f32,
     pub sigreg_directions: usize,
+    /// MAE: normalise each target patch by its own mean and std (MAE's `norm_pix_loss`).
+    pub mae_norm_pix: bool,
     /// MC-JEPA: frames are warped in grey at 1/`flow_downsample` of their side; the flow head's
     /// largest displacement in those pixels (a window of (2r+1)² shifts), the flow smoothness
     /// weight and the flow loss's weight against the content term.
@@ -184,8 +186,9 @@ impl SslConfig {
             proj_dim: 64,
             temperature: 0.1,
             vicreg: (25.0, 25.0, 1.0),
-            sigreg_weight: 1.0,
-            sigreg_directions: 64,
+            sigreg_lambda: 0.05,
+            sigreg_directions: 256,
+            mae_norm_pix: false,
             flow_downsample: 2,
             flow_radius: 2,
             flow_smoothness: 0.1,
@@ -257,6 +260,9 @@ impl SslConfig {
         if !(self.mae_ratio > 0.0 && self.mae_ratio < 1.0) {
             return Err(format!("ssl.mae_ratio = {} must be in (0, 1)", self.mae_ratio));
         }
+        if !(0.0..=1.0).contains(&self.sigreg_lambda) {
+            return Err(format!("ssl.sigreg_lambda = {} must be in [0, 1]", self.sigreg_lambda));
+        }
         if !(0.0..1.0).contains(&self.ema_momentum) {
             return Err(format!("ssl.ema_momentum = {} must be in [0, 1)", self.ema_momentum));
         }
@@ -283,7 +289,9 @@ impl SslConfig {
         let w = self.encoder.width;
         let n = self.encoder.tokens();
         let obj = self.objective;
-        let mlp = |i: usize, o: usize| Mlp::new(i, self.proj_hidden, o, device);
+        // Projection heads and BYOL's predictor with batch norm on the hidden layer, as in the
+        // official SimCLR, BYOL, VICReg and LeJEPA heads.
+        let mlp = |i: usize, o: usize| Mlp::with_batch_norm(i, self.proj_hidden, o, device);
         let predictor = |tokens: usize, out: usize| TokenPredictor::new(self, w, tokens, out, device);
         let c = self.encoder.in_channels;
         let p = self.encoder.patch;
@@ -329,10 +337,11 @@ impl SslConfig {
     }
 }
 
-/// `Linear → ReLU → Linear`.
+/// `Linear → ReLU → Linear`, or `Linear → BatchNorm → ReLU → Linear`.
 #[derive(Module, Debug)]
 pub struct Mlp {
     a: Linear,
+    norm: Option<BatchNorm>,
     b: Linear,
 }
 
@@ -340,13 +349,61 @@ impl Mlp {
     pub fn new(input: usize, hidden: usize, output: usize, device: &Device) -> Mlp {
         Mlp {
             a: LinearConfig::new(input, hidden).init(device),
+            norm: None,
             b: LinearConfig::new(hidden, output).init(device),
         }
     }
 
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.b.forward(relu(self.a.forward(x)))
+    /// With batch norm on the hidden layer.
+    pub fn with_batch_norm(input: usize, hidden: usize, output: usize, device: &Device) -> Mlp {
+        Mlp {
+            norm: Some(BatchNorm::new(hidden, device)),
+            ..Mlp::new(input, hidden, output, device)
+        }
     }
+
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let h = self.a.forward(x);
+        let h = match &self.norm {
+            Some(n) => n.forward(h),
+            None => h,
+        };
+        self.b.forward(relu(h))
+    }
+}
+
+/// Batch norm of `[n, d]` rows with the batch's own statistics (mean and biased variance over
+/// the rows, ε 1e-5) and a learned scale and shift per dimension: PyTorch's `BatchNorm1d` in
+/// training mode. The heads that carry it are used in training only (the probes and the world
+/// model read the encoder), so no running statistics are kept; BYOL's EMA target runs it on
+/// its own batch as the official code does.
+#[derive(Module, Debug)]
+pub struct BatchNorm {
+    gamma: Param<Tensor<1>>,
+    beta: Param<Tensor<1>>,
+}
+
+impl BatchNorm {
+    pub fn new(d: usize, device: &Device) -> BatchNorm {
+        BatchNorm {
+            gamma: Param::from_tensor(Tensor::ones([d], device)),
+            beta: Param::from_tensor(Tensor::zeros([d], device)),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        batch_norm(x, self.gamma.val(), self.beta.val())
+    }
+}
+
+/// [`BatchNorm`] as a function of rows `x` `[n, d]`, scale `gamma` and shift `beta` `[d]`
+/// (checked against PyTorch's `F.batch_norm(training=True)` in the parity tests).
+pub fn batch_norm(x: Tensor<2>, gamma: Tensor<1>, beta: Tensor<1>) -> Tensor<2> {
+    let [_, d] = x.dims();
+    let mean = x.clone().mean_dim(0);
+    let centred = x - mean;
+    let var = centred.clone().square().mean_dim(0);
+    centred / (var + 1e-5).sqrt() * gamma.reshape([1, d]) + beta.reshape([1, d])
 }
 
 /// A narrow transformer that reads encoded context tokens and answers at query positions:
@@ -420,15 +477,6 @@ pub fn gather_tokens(x: Tensor<3>, idx: &[Vec<usize>]) -> Tensor<3> {
     x.gather(1, index)
 }
 
-/// Layer norm without learned parameters over the last dimension (I-JEPA normalises its
-/// targets so).
-pub fn layer_norm<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let mean = x.clone().mean_dim(D - 1);
-    let centred = x - mean;
-    let var = centred.clone().square().mean_dim(D - 1);
-    centred / (var + 1e-6).sqrt()
-}
-
 /// The encoder and the heads of one objective.
 #[derive(Module, Debug)]
 pub struct SslModel {
@@ -493,7 +541,7 @@ impl SslModel {
                 let g = cfg.grid();
                 let draws: Vec<masks::Masks> = (0..b).map(|_| masks::sample(&cfg.masks, g, g, rng)).collect();
                 let targets = self.target_tokens(x.clone(), |t, x| t.embed(x));
-                let l = self.jepa_loss(self.encoder.embed(x), &draws, targets);
+                let l = self.jepa_loss(self.encoder.embed(x), &draws, targets, losses::ijepa);
                 let terms = vec![("total", v(&l)), ("prediction", v(&l))];
                 (l, terms)
             }
@@ -511,7 +559,7 @@ impl SslModel {
                 };
                 let frozen_time = time.clone().without_autodiff().detach();
                 let targets = self.target_tokens(clips.clone(), |t, x| embed_clip(t, x, frozen_time));
-                let l = self.jepa_loss(embed_clip(&self.encoder, clips, time), &draws, targets);
+                let l = self.jepa_loss(embed_clip(&self.encoder, clips, time), &draws, targets, losses::vjepa);
                 let terms = vec![("total", v(&l)), ("prediction", v(&l))];
                 (l, terms)
             }
@@ -541,9 +589,9 @@ impl SslModel {
                     .as_ref()
                     .expect("MAE has a decoder")
                     .forward(enc, &visible, &all);
-                let target = self.encoder.patchify(x).detach();
+                let target = losses::patchify(self.encoder.normalise(x), cfg.encoder.patch).detach();
                 let mask = Tensor::<2>::from_data(TensorData::new(mask, [b, n]), &pred.device());
-                let l = losses::mae(pred, target, mask);
+                let l = losses::mae(pred, target, mask, cfg.mae_norm_pix);
                 let terms = vec![("total", v(&l)), ("reconstruction", v(&l))];
                 (l, terms)
             }
@@ -572,9 +620,7 @@ impl SslModel {
                         (l, terms)
                     }
                     Objective::VicReg => {
-                        let (inv, var, cov) = vicreg_terms(e1, e2);
-                        let (wi, wv, wc) = cfg.vicreg;
-                        let l = inv.clone() * wi + var.clone() * wv + cov.clone() * wc;
+                        let [l, inv, var, cov] = losses::vicreg(e1, e2, cfg.vicreg);
                         let terms = vec![
                             ("total", v(&l)),
                             ("invariance", v(&inv)),
@@ -584,11 +630,9 @@ impl SslModel {
                         (l, terms)
                     }
                     _ => {
-                        let centre = (e1.clone() + e2.clone()) / 2.0;
-                        let inv = (mse(e1.clone(), centre.clone()) + mse(e2.clone(), centre)) / 2.0;
                         let dirs = random_directions(cfg.proj_dim, cfg.sigreg_directions, rng, &e1.device());
-                        let sig = sigreg(Tensor::cat(vec![e1, e2], 0), dirs);
-                        let l = inv.clone() + sig.clone() * cfg.sigreg_weight;
+                        let views = Tensor::stack(vec![e1, e2], 0);
+                        let [l, inv, sig] = losses::lejepa(views, dirs, cfg.sigreg_lambda);
                         let terms = vec![("total", v(&l)), ("invariance", v(&inv)), ("sigreg", v(&sig))];
                         (l, terms)
                     }
@@ -600,9 +644,7 @@ impl SslModel {
                 let proj = self.projector.as_ref().expect("a projection head");
                 let e1 = proj.forward(self.encoder.forward(augment(x0.clone(), rng)));
                 let e2 = proj.forward(self.encoder.forward(augment(x0.clone(), rng)));
-                let (inv, var, cov) = vicreg_terms(e1, e2);
-                let (wi, wv, wc) = cfg.vicreg;
-                let content = inv * wi + var * wv + cov * wc;
+                let [content, ..] = losses::vicreg(e1, e2, cfg.vicreg);
                 // Motion: flow from the patch tokens of both frames, judged by warping.
                 let t0 = self.encoder.encode_tokens(self.encoder.embed(x0.clone()));
                 let t1 = self.encoder.encode_tokens(self.encoder.embed(x1.clone()));
@@ -641,22 +683,29 @@ impl SslModel {
         }
     }
 
-    /// The target encoder's layer-normed tokens of `input` (frames or clips, embedded by
-    /// `embed`), computed outside autodiff: what I-JEPA and V-JEPA predict.
+    /// The target encoder's tokens of `input` (frames or clips, embedded by `embed`), computed
+    /// outside autodiff: what I-JEPA and V-JEPA predict, once layer-normed by the loss.
     fn target_tokens<const D: usize>(
         &self,
         input: Tensor<D>,
         embed: impl FnOnce(&VitEncoder, Tensor<D>) -> Tensor<3>,
     ) -> Tensor<3> {
         let target = self.target.as_ref().expect("an EMA target").valid();
-        no_grad(input, |x| layer_norm(target.encode_tokens(embed(&target, x))))
+        no_grad(input, |x| target.encode_tokens(embed(&target, x)))
     }
 
-    /// I-JEPA's loss on embedded tokens `online` `[b, n, w]` (positions included) with one
-    /// mask draw per row: the context encoder sees the context tokens, the predictor answers
-    /// each target block's positions, `targets` (from [`Self::target_tokens`]) give the answers.
-    /// Lists are cut to the batch's shortest, as I-JEPA's collator does.
-    fn jepa_loss(&self, online: Tensor<3>, draws: &[masks::Masks], targets: Tensor<3>) -> Tensor<1> {
+    /// I-JEPA's (and V-JEPA's) loss on embedded tokens `online` `[b, n, w]` (positions
+    /// included) with one mask draw per row: the context encoder sees the context tokens, the
+    /// predictor answers each target block's positions, and `loss` (`losses::ijepa` or
+    /// `losses::vjepa`) compares the answers with the target encoder's tokens `targets` (from
+    /// [`Self::target_tokens`]). Lists are cut to the batch's shortest, as I-JEPA's collator does.
+    fn jepa_loss(
+        &self,
+        online: Tensor<3>,
+        draws: &[masks::Masks],
+        targets: Tensor<3>,
+        loss: fn(Tensor<3>, Tensor<3>, &[Vec<Vec<usize>>]) -> Tensor<1>,
+    ) -> Tensor<1> {
         let nc = draws.iter().map(|m| m.context.len()).min().unwrap_or(0).max(1);
         let nt = draws
             .iter()
@@ -669,19 +718,20 @@ impl SslModel {
             .map(|m| m.context[..nc.min(m.context.len())].to_vec())
             .collect();
         let ctx = self.encoder.encode_tokens(gather_tokens(online, &context));
-        // Every target block of every row, block-major: row `m·b + i` is block m of image i.
-        let at: Vec<Vec<usize>> = (0..blocks)
-            .flat_map(|m| draws.iter().map(move |d| d.targets[m][..nt].to_vec()))
+        // Every target block of every row: `at[m][i]` is block m of image i; the predictor's
+        // rows are block-major (row `m·b + i`), as I-JEPA's `apply_masks` stacks them.
+        let at: Vec<Vec<Vec<usize>>> = (0..blocks)
+            .map(|m| draws.iter().map(|d| d.targets[m][..nt].to_vec()).collect())
             .collect();
+        let queries: Vec<Vec<usize>> = at.iter().flatten().cloned().collect();
         let ctx_rep = Tensor::cat(vec![ctx; blocks], 0);
         let ctx_at: Vec<Vec<usize>> = (0..blocks).flat_map(|_| context.iter().cloned()).collect();
         let pred = self
             .predictor
             .as_ref()
             .expect("a predictor")
-            .forward(ctx_rep, &ctx_at, &at);
-        let targets = Tensor::cat(vec![targets; blocks], 0);
-        mse(pred, gather_tokens(targets, &at).detach())
+            .forward(ctx_rep, &ctx_at, &queries);
+        loss(pred, targets, &at)
     }
 
     /// EMA step of the target networks at `step` of `steps`.
@@ -702,15 +752,6 @@ impl SslModel {
         let b = sx.dims()[0];
         Some(crate::values(head.forward(Tensor::cat(vec![sx, sy], 1)).reshape([b])))
     }
-}
-
-/// VICReg's terms of two batches of embeddings: invariance (MSE), variance and covariance
-/// (each view's, summed).
-pub fn vicreg_terms(e1: Tensor<2>, e2: Tensor<2>) -> (Tensor<1>, Tensor<1>, Tensor<1>) {
-    let inv = mse(e1.clone(), e2.clone());
-    let var = variance(e1.clone()) + variance(e2.clone());
-    let cov = covariance(e1) + covariance(e2);
-    (inv, var, cov)
 }
 
 /// `m` random unit directions in `d` dimensions, `[d, m]`, drawn from `rng`.

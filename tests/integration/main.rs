@@ -14,4 +14,5 @@ mod reliability;
 mod render;
 mod scenes;
 mod ssl;
+mod ssl_parity;
 mod window;

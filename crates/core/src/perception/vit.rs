@@ -76,10 +76,15 @@ impl VitEncoder {
         }
     }
 
+    /// Frames normalised per channel as the encoder sees them (MAE reconstructs these).
+    pub fn normalise(&self, frames: Tensor<4>) -> Tensor<4> {
+        normalise(frames, &self.shift, &self.scale)
+    }
+
     /// Normalised frames cut into rows of patch pixels: `[batch, n, c·p·p]`, patches in
-    /// row-major order (what the embedding reads, and what MAE reconstructs).
+    /// row-major order (what the embedding reads).
     pub fn patchify(&self, frames: Tensor<4>) -> Tensor<3> {
-        let x = normalise(frames, &self.shift, &self.scale);
+        let x = self.normalise(frames);
         let [b, c, h, w] = x.dims();
         let p = self.patch;
         let (gh, gw) = (h / p, w / p);

@@ -64,24 +64,28 @@ pub fn context_contrast(z: Tensor<3>, tau: f32) -> Tensor<1> {
     -diag.sum() / b as f32
 }
 
-/// SIGReg (sketched isotropic Gaussian regularisation, LeJEPA): along each of the unit
-/// `directions` `[d, m]`, the Epps–Pulley distance between the empirical characteristic
-/// function of the projected latents and that of a standard normal,
-/// `Σ_k w_k [(mean cos(t_k p) − e^{−t_k²/2})² + (mean sin(t_k p))²]`, averaged over directions,
-/// with knots `t_k` evenly spaced on `[0.2, 4]` and weights `w_k = e^{−t_k²/2}·Δt`.
+/// SIGReg (sketched isotropic Gaussian regularisation) as LeJEPA computes it, of latents
+/// `[n, d]` along slice directions `[d, m]` (any length; each is scaled to unit length here):
+/// per slice the Epps–Pulley statistic
+/// `N·Σ_k w_k [(mean cos(t_k p) − e^{−t_k²/2})² + (mean sin(t_k p))²]` with 17 knots `t_k` on
+/// `[0, 3]` and trapezoid weights doubled for the symmetric half (`2Δt` inside, `Δt` at the
+/// ends) times `e^{−t_k²/2}` (LeJEPA's `EppsPulley`), averaged over the slices.
 pub fn sigreg(z: Tensor<2>, directions: Tensor<2>) -> Tensor<1> {
-    let p = z.matmul(directions); // [n, m]
+    let n = z.dims()[0];
+    let dirs = directions.clone() / directions.square().sum_dim(0).sqrt();
+    let p = z.matmul(dirs); // [n, m]
     let m = p.dims()[1];
-    let knots = 20;
-    let dt = (4.0 - 0.2) / (knots - 1) as f32;
+    let knots = 17;
+    let dt = 3.0 / (knots - 1) as f32;
     let mut total: Option<Tensor<1>> = None;
     for k in 0..knots {
-        let t = 0.2 + k as f32 * dt;
-        let target = (-t * t / 2.0).exp();
+        let t = k as f32 * dt;
+        let phi = (-t * t / 2.0).exp();
+        let w = if k == 0 || k == knots - 1 { dt } else { 2.0 * dt } * phi;
         let tp = p.clone() * t;
-        let re = tp.clone().cos().mean_dim(0) - target; // [1, m]
+        let re = tp.clone().cos().mean_dim(0) - phi; // [1, m]
         let im = tp.sin().mean_dim(0);
-        let term = (re.square() + im.square()).sum() * (target * dt / m as f32);
+        let term = (re.square() + im.square()).sum() * (w * n as f32 / m as f32);
         total = Some(match total {
             Some(acc) => acc + term,
             None => term,
@@ -120,15 +124,16 @@ mod tests {
 
     #[test]
     fn sigreg_matches_hand_computation_and_prefers_gaussian_latents() {
-        // One direction, two samples at ±1: mean cos(t) − e^{−t²/2} and mean sin = 0.
+        // One direction, two samples at ±1: mean cos(t) − e^{−t²/2} and mean sin = 0; N = 2.
         let z = t2(&[1.0, -1.0], [2, 1]);
-        let u = t2(&[1.0], [1, 1]);
-        let dt = 3.8f32 / 19.0;
-        let expect: f32 = (0..20)
+        let u = t2(&[3.0], [1, 1]); // scaled to unit length inside
+        let dt = 3.0f32 / 16.0;
+        let expect: f32 = (0..17)
             .map(|k| {
-                let t = 0.2 + k as f32 * dt;
+                let t = k as f32 * dt;
                 let g = (-t * t / 2.0).exp();
-                (t.cos() - g).powi(2) * g * dt
+                let w = if k == 0 || k == 16 { dt } else { 2.0 * dt };
+                2.0 * (t.cos() - g).powi(2) * w * g
             })
             .sum();
         assert!((scalar(sigreg(z, u.clone())) - expect).abs() < 1e-5);
