@@ -8,11 +8,9 @@
 //! one cutout square of a fifth of the side filled with that background. The background stays
 //! exactly the background and nothing moves, so every view is a frame these worlds could
 //! render with other colours. The earlier additive brightness and pixel noise (in units of the
-//! channel's spread) shifted every pixel of the sparse agent channel: on those views the
-//! untrained encoder's linear agent probe fell from 9.3 to 18.1 px on Two-Rooms (the agent's
-//! spread is about 20), so the two-view objectives were asked to be invariant to a change
-//! larger than the agent. A grey cutout drew a decoy agent. A channel that is constant in the
-//! image stays constant. All random numbers come from `rng`, so a run is reproducible.
+//! channel's spread) moved every pixel of the sparse agent channel, background included; a
+//! grey cutout (earlier still) drew a decoy agent. A channel that is constant in the image
+//! stays constant. All random numbers come from `rng`, so a run is reproducible.
 
 use burn::prelude::*;
 use rand::{Rng, RngExt};
