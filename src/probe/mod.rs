@@ -267,27 +267,32 @@ pub fn dim_std(x: &[f32], d: usize) -> Vec<f32> {
         .collect()
 }
 
-/// RankMe (Garrido et al., 2023) of rows `x` `[n, d]`: `exp(H(p))` with `p_k = σ_k / ‖σ‖₁ + ε`
-/// (ε = 1e-7), `σ` the singular values of the (uncentred) embedding matrix. Up to `min(n, d)`;
-/// near 1 for collapsed embeddings. Unlike [`effective_rank`] the mean is not removed, so a
-/// constant offset counts as one direction.
-pub fn rank_me(x: &[f32], d: usize) -> f32 {
-    let n = x.len() / d;
-    let mut gram = vec![0.0f64; d * d];
-    for i in 0..n {
-        let row = &x[i * d..(i + 1) * d];
+/// `Σ_i (x_i − mean)(x_i − mean)ᵀ` of rows `x` `[n, d]`, `[d, d]` row-major (the covariance
+/// up to its `n`, or with a zero `mean` the Gram matrix `XᵀX`).
+fn scatter(x: &[f32], d: usize, mean: &[f64]) -> Vec<f64> {
+    let mut m = vec![0.0f64; d * d];
+    for row in x.chunks_exact(d) {
         for p in 0..d {
-            let xp = row[p] as f64;
+            let xp = row[p] as f64 - mean[p];
             for q in p..d {
-                gram[p * d + q] += xp * row[q] as f64;
+                m[p * d + q] += xp * (row[q] as f64 - mean[q]);
             }
         }
     }
     for p in 0..d {
         for q in 0..p {
-            gram[p * d + q] = gram[q * d + p];
+            m[p * d + q] = m[q * d + p];
         }
     }
+    m
+}
+
+/// RankMe (Garrido et al., 2023) of rows `x` `[n, d]`: `exp(H(p))` with `p_k = σ_k / ‖σ‖₁ + ε`
+/// (ε = 1e-7), `σ` the singular values of the (uncentred) embedding matrix. Up to `min(n, d)`;
+/// near 1 for collapsed embeddings. Unlike [`effective_rank`] the mean is not removed, so a
+/// constant offset counts as one direction.
+pub fn rank_me(x: &[f32], d: usize) -> f32 {
+    let gram = scatter(x, d, &vec![0.0; d]);
     let sigma: Vec<f64> = symmetric_eigenvalues(gram, d)
         .into_iter()
         .map(|e| e.max(0.0).sqrt())
@@ -303,22 +308,7 @@ pub fn rank_me(x: &[f32], d: usize) -> f32 {
 /// Effective rank of rows `x` `[n, d]`: `exp(H(p))` with `p` the normalised eigenvalues of the
 /// covariance (Roy & Vetterli, 2007). `d` for isotropic latents, 1 for a collapsed line.
 pub fn effective_rank(x: &[f32], d: usize) -> f32 {
-    let n = x.len() / d;
-    let mean = column_means(x, d);
-    let mut cov = vec![0.0f64; d * d];
-    for i in 0..n {
-        for p in 0..d {
-            let xp = x[i * d + p] as f64 - mean[p];
-            for q in p..d {
-                cov[p * d + q] += xp * (x[i * d + q] as f64 - mean[q]);
-            }
-        }
-    }
-    for p in 0..d {
-        for q in 0..p {
-            cov[p * d + q] = cov[q * d + p];
-        }
-    }
+    let cov = scatter(x, d, &column_means(x, d));
     let eig = symmetric_eigenvalues(cov, d);
     let total: f64 = eig.iter().map(|e| e.max(0.0)).sum();
     if total <= 0.0 {

@@ -754,12 +754,11 @@ impl SslModel {
     }
 }
 
-/// `m` random unit directions in `d` dimensions, `[d, m]`, drawn from `rng`.
+/// `m` random Gaussian directions in `d` dimensions, `[d, m]`, drawn from `rng` (SIGReg scales
+/// each to unit length).
 fn random_directions(d: usize, m: usize, rng: &mut impl Rng, device: &Device) -> Tensor<2> {
     let v: Vec<f32> = (0..d * m).map(|_| super::augment::normal(rng)).collect();
-    let t = Tensor::<2>::from_data(TensorData::new(v, [d, m]), device);
-    let norm = t.clone().square().sum_dim(0).sqrt();
-    t / norm
+    Tensor::<2>::from_data(TensorData::new(v, [d, m]), device)
 }
 
 /// The energy head on matched pairs `(s_x[i], s_y[i])` and mismatched ones `(s_x[i], s_y[i+1])`:

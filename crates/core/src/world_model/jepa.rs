@@ -314,8 +314,8 @@ impl Jepa {
                 burn::tensor::Distribution::Normal(0.0, 1.0),
                 &z3.device(),
             );
-            let norm = dirs.clone().square().sum_dim(0).sqrt();
-            sigreg(z3.clone().reshape([b * t, d]), dirs / norm)
+            // `sigreg` scales each slice to unit length.
+            sigreg(z3.clone().reshape([b * t, d]), dirs)
         } else {
             Tensor::zeros([1], &z3.device())
         };
