@@ -52,7 +52,7 @@ fn batch_seed(seed: u64, b: usize) -> u64 {
 }
 
 /// Ground-truth layout of one episode as a flat row (see `layout_columns`).
-fn layout_row(state: &EnvState) -> Vec<f32> {
+pub fn layout_row(state: &EnvState) -> Vec<f32> {
     match &state.layout {
         Some(l) => l
             .drawn
@@ -67,7 +67,8 @@ fn layout_row(state: &EnvState) -> Vec<f32> {
     }
 }
 
-fn layout_columns(scene: &Scene) -> Vec<String> {
+/// Names of the columns of [`layout_row`] for `scene`.
+pub fn layout_columns(scene: &Scene) -> Vec<String> {
     match scene {
         Scene::TopDown(s) => s
             .walls

@@ -169,6 +169,8 @@ pub struct VecEnv {
     rngs: Vec<ChaCha8Rng>,
     /// Action components that were NaN or ∞ (the world took 0 in their place).
     non_finite_actions: u64,
+    /// Observations as `[n, h, w, c]` instead of `[n, c, h, w]` (see [`VecEnv::channels_last`]).
+    channels_last: bool,
 }
 
 impl VecEnv {
@@ -253,6 +255,7 @@ impl VecEnv {
             seed: 0,
             rngs: (0..n).map(|i| env_rng(0, i)).collect(),
             non_finite_actions: 0,
+            channels_last: false,
         };
         // Meshes and materials become drawable a few frames after they are added (more when
         // another app shares the device, as `amisim run`'s window does); draw until the frame
@@ -289,8 +292,7 @@ impl VecEnv {
     /// Starts a new episode in every environment, drawn from `seed`, and returns the first
     /// observations.
     pub fn reset(&mut self, seed: u64) -> Result<Obs, EnvError> {
-        self.seed = seed;
-        self.rngs = (0..self.n).map(|i| env_rng(seed, i)).collect();
+        self.reseed(seed);
         let states = self
             .rngs
             .iter_mut()
@@ -300,19 +302,45 @@ impl VecEnv {
         self.render()
     }
 
+    /// Environment `i`'s episodes are drawn from `env_rng(seed, i)` from now on; the states
+    /// stay as they are.
+    pub fn reseed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.rngs = (0..self.n).map(|i| env_rng(seed, i)).collect();
+    }
+
     /// Starts a new episode in environment `i` only (drawn from its own RNG stream); the
     /// frame shows up in the next observation.
     pub fn reset_one(&mut self, i: usize) -> Result<(), EnvError> {
-        let state = sim::sample_episode(&self.scene, &mut self.rngs[i])?;
-        let mut envs = self.app.world_mut().resource_mut::<Envs>();
-        envs.states[i] = state;
-        envs.layout_dirty[i] = true;
+        let state = self.draw_episode(i)?;
+        self.set_state(i, state);
         Ok(())
+    }
+
+    /// The next episode start of environment `i`'s RNG stream, without placing it.
+    pub fn draw_episode(&mut self, i: usize) -> Result<EnvState, EnvError> {
+        Ok(sim::sample_episode(&self.scene, &mut self.rngs[i])?)
+    }
+
+    /// Replaces environment `i`'s state; its view follows at the next render.
+    pub fn set_state(&mut self, i: usize, state: EnvState) {
+        let mut envs = self.app.world_mut().resource_mut::<Envs>();
+        if envs.states[i].layout != state.layout {
+            envs.layout_dirty[i] = true;
+        }
+        envs.states[i] = state;
     }
 
     /// Applies one action per environment (clipped to the scene's limits) in one fixed step,
     /// draws the frame and returns observations and ground truth.
     pub fn step(&mut self, actions: &[[f32; 2]]) -> Result<(Obs, Vec<Info>), EnvError> {
+        self.advance(actions)?;
+        let obs = self.render()?;
+        Ok((obs, self.info()))
+    }
+
+    /// Applies one action per environment in one fixed step, without drawing.
+    pub fn advance(&mut self, actions: &[[f32; 2]]) -> Result<(), EnvError> {
         if actions.len() != self.n {
             return Err(EnvError::ActionCount {
                 expected: self.n,
@@ -330,8 +358,7 @@ impl VecEnv {
         }
         self.app.world_mut().resource_mut::<Envs>().pending = Some(actions.to_vec());
         self.app.world_mut().run_schedule(bevy::app::FixedMain);
-        let obs = self.render()?;
-        Ok((obs, self.info()))
+        Ok(())
     }
 
     /// Action components that were NaN or ∞ so far (each taken as 0).
@@ -347,12 +374,8 @@ impl VecEnv {
     /// Replaces the states (e.g. to render chosen positions); views follow at the next render.
     pub fn set_states(&mut self, states: Vec<EnvState>) {
         assert_eq!(states.len(), self.n, "one state per environment");
-        let mut envs = self.app.world_mut().resource_mut::<Envs>();
         for (i, s) in states.into_iter().enumerate() {
-            if envs.states[i].layout != s.layout {
-                envs.layout_dirty[i] = true;
-            }
-            envs.states[i] = s;
+            self.set_state(i, s);
         }
     }
 
@@ -392,12 +415,39 @@ impl VecEnv {
         Ok(self.split_tiles(&rgba))
     }
 
-    /// Cuts the RGBA grid into `[n, 3, tile, tile]`.
+    /// Observations as `[n, h, w, c]` (Gymnasium's and stable-worldmodel's image layout) from
+    /// now on, or as `[n, c, h, w]` (the agent's; the default). The tiles are cut into either
+    /// layout in one pass.
+    pub fn channels_last(&mut self, on: bool) {
+        self.channels_last = on;
+    }
+
+    /// Cuts the RGBA grid into `[n, 3, tile, tile]` (or `[n, tile, tile, 3]`).
     fn split_tiles(&self, rgba: &[u8]) -> Obs {
         let t = self.tiling.tile as usize;
         let width = self.tiling.width() as usize;
         let plane = t * t;
         let mut frames = vec![0u8; self.n * 3 * plane];
+        if self.channels_last {
+            for i in 0..self.n {
+                let o = self.tiling.origin(i);
+                let (ox, oy) = (o.x as usize, o.y as usize);
+                let out = &mut frames[i * 3 * plane..(i + 1) * 3 * plane];
+                for y in 0..t {
+                    let row = &rgba[((oy + y) * width + ox) * 4..((oy + y) * width + ox + t) * 4];
+                    for (px, dst) in row
+                        .chunks_exact(4)
+                        .zip(out[y * t * 3..(y + 1) * t * 3].chunks_exact_mut(3))
+                    {
+                        dst.copy_from_slice(&px[..3]);
+                    }
+                }
+            }
+            return Obs {
+                frames,
+                shape: [self.n, t, t, 3],
+            };
+        }
         for i in 0..self.n {
             let o = self.tiling.origin(i);
             let (ox, oy) = (o.x as usize, o.y as usize);

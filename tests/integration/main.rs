@@ -6,6 +6,7 @@ mod collect;
 mod conv;
 mod eval;
 mod fuzz;
+mod gym;
 mod hierarchy;
 mod jepa;
 mod physics;

@@ -68,6 +68,15 @@ pub fn encode(model: &Jepa, obs: &Observations, device: &Device) -> Vec<f32> {
     counted(crate::values(model.encode(obs.tensor(device))))
 }
 
+/// `model`'s open-loop prediction from latents `z` `[b, d]` under `actions` `[b, steps, 2]`:
+/// `[b, steps, d]` row-major, step k the latent after action k.
+pub fn predict(model: &Jepa, z: &[f32], actions: &[f32], b: usize, steps: usize, device: &Device) -> Vec<f32> {
+    let d = model.latent();
+    let z0 = Tensor::<2>::from_data(TensorData::new(z.to_vec(), [b, d]), device);
+    let a = Tensor::<3>::from_data(TensorData::new(actions.to_vec(), [b, steps, 2]), device);
+    crate::values(model.predictor.rollout(z0, a))
+}
+
 thread_local! {
     /// Non-finite values the encoder has produced on this thread (see [`Agent::act`]).
     static NON_FINITE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
