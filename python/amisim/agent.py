@@ -92,8 +92,9 @@ class Agent:
     def act(self, obs: Any, goal: Any, *, reset: Any = None, active: Any = None) -> np.ndarray:
         """Actions ``(num_envs, 2)`` float32 for observations and goal observations
         ``(num_envs, H, W, 3)`` (or ``(num_envs, 3, H, W)``) uint8. ``reset``: the environments
-        whose episode starts with this observation (a mask, e.g. ``terminated | truncated`` of
-        the last step); ``active``: the environments to act in (the others get 0)."""
+        whose episode starts with this observation (a mask: ``info["started"]`` of the vector
+        environment, whose new episodes begin at the step after the one that ended them);
+        ``active``: the environments to act in (the others get 0)."""
         if reset is not None:
             self.reset(reset)
         o, g = _chw(obs, "obs"), _chw(goal, "goal")

@@ -87,3 +87,19 @@ def test_dataset_round_trip(tmp_path):
         amisim.write_dataset(tmp_path / "e", "two_rooms", frames, actions[:, :2], states)
     with pytest.raises(amisim.AmisimError, match="header.json"):
         amisim.load_dataset(tmp_path / "nothing")
+
+
+def test_agent_follows_next_step_autoreset(agent, short_scene):
+    """The agent forgets an environment when its new episode starts (`info["started"]`)."""
+    env = amisim.make_vec(short_scene, num_envs=2, seed=3)
+    obs, info = env.reset()
+    started = np.ones(2, bool)
+    goals = [info["goal"].copy()]
+    for _ in range(5):
+        actions = agent.act(obs, info["goal"], reset=started)
+        obs, reward, terminated, truncated, info = env.step(actions)
+        started = info["started"]
+        goals.append(info["goal"].copy())
+    # 3-step episodes: new episodes (and goals) began at the 4th step.
+    assert not np.array_equal(goals[0], goals[4])
+    assert agent.trace()["planned"].all()
