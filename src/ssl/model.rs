@@ -29,6 +29,10 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+/// A masked-prediction loss: predicted tokens, target tokens, and per sample the target
+/// blocks' token indices (`losses::ijepa`, `losses::vjepa`).
+type TokenLoss = fn(Tensor<3>, Tensor<3>, &[Vec<Vec<usize>>]) -> Tensor<1>;
+
 /// A pretraining objective.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -699,13 +703,7 @@ impl SslModel {
     /// predictor answers each target block's positions, and `loss` (`losses::ijepa` or
     /// `losses::vjepa`) compares the answers with the target encoder's tokens `targets` (from
     /// [`Self::target_tokens`]). Lists are cut to the batch's shortest, as I-JEPA's collator does.
-    fn jepa_loss(
-        &self,
-        online: Tensor<3>,
-        draws: &[masks::Masks],
-        targets: Tensor<3>,
-        loss: fn(Tensor<3>, Tensor<3>, &[Vec<Vec<usize>>]) -> Tensor<1>,
-    ) -> Tensor<1> {
+    fn jepa_loss(&self, online: Tensor<3>, draws: &[masks::Masks], targets: Tensor<3>, loss: TokenLoss) -> Tensor<1> {
         let nc = draws.iter().map(|m| m.context.len()).min().unwrap_or(0).max(1);
         let nt = draws
             .iter()

@@ -62,11 +62,14 @@ fn f(params: &serde_json::Value, key: &str) -> f32 {
     params[key].as_f64().unwrap_or_else(|| panic!("{key}")) as f32
 }
 
+/// Reads one leaf's gradient out of the gradients of a backward pass.
+type GradOf = Box<dyn Fn(&burn::tensor::Gradients) -> Vec<f32>>;
+
 /// Runs one case: its loss and the gradients it names, as `(name, tensor)` pairs.
 fn run(c: &Case) -> (f32, Vec<(String, Vec<f32>)>) {
     let t2 = |k: &str| tensor::<2>(&c.inputs[k]);
     let t3 = |k: &str| tensor::<3>(&c.inputs[k]);
-    let grads_of = |loss: Tensor<1>, leaves: Vec<(&str, Box<dyn Fn(&burn::tensor::Gradients) -> Vec<f32>>)>| {
+    let grads_of = |loss: Tensor<1>, leaves: Vec<(&str, GradOf)>| {
         let value = amisim::values(loss.clone())[0];
         let g = loss.backward();
         (
