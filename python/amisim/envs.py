@@ -65,7 +65,44 @@ def _seed_from(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31))
 
 
-class AmisimVectorEnv(VectorEnv):
+class _Scene:
+    """What the vector and the single environment share: the native environments, the spaces
+    of one environment, and the batch's observations and info."""
+
+    def _open(self, scene: str, num_envs: int, render_mode: str | None) -> tuple[spaces.Box, spaces.Box]:
+        """Opens ``num_envs`` environments of ``scene``; returns one environment's observation
+        and action spaces."""
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode: only 'rgb_array' is supported, got {render_mode!r}")
+        self._envs = _amisim.Envs(scene, num_envs, True)
+        self.scene = scene
+        self.render_mode = render_mode
+        self.state_names: list[str] = self._envs.state_names
+        self._keep = _columns(self.state_names)
+        self.max_episode_steps = self._envs.max_steps
+        self._obs: np.ndarray | None = None
+        #: The goal observations of the running episodes, ``(num_envs, H, W, 3)``.
+        self._goal: np.ndarray | None = None
+        h, w, c = self._envs.frame_shape
+        m = self._envs.max_action
+        return spaces.Box(0, 255, (h, w, c), np.uint8), spaces.Box(-m, m, (2,), np.float32)
+
+    def _batch(self, r: dict) -> tuple[np.ndarray, dict[str, Any]]:
+        """The observations and the info of every environment of a native result."""
+        info = {
+            "state": _array(r["state"])[:, self._keep],
+            "goal_state": _array(r["goal_state"])[:, self._keep],
+            "goal": self._goal.copy(),
+            "success": _array(r["success"]),
+            "goal_distance": _array(r["goal_distance"]),
+            "collided": _array(r["collided"]),
+            "steps": _array(r["steps"]).astype(np.int64),
+            "layout": _array(r["layout"]),
+        }
+        return _array(r["obs"]), info
+
+
+class AmisimVectorEnv(_Scene, VectorEnv):
     """``num_envs`` environments of one scene, drawn together in one Bevy frame.
 
     Autoreset is ``NEXT_STEP``: an environment whose episode ended (``terminated`` at the goal,
@@ -79,23 +116,10 @@ class AmisimVectorEnv(VectorEnv):
     def __init__(self, scene: str = "two_rooms", num_envs: int = 1, render_mode: str | None = "rgb_array"):
         if num_envs < 1:
             raise ValueError(f"num_envs must be at least 1, got {num_envs}")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode: only 'rgb_array' is supported, got {render_mode!r}")
-        self._envs = _amisim.Envs(scene, num_envs, True)
-        self.scene = scene
+        self.single_observation_space, self.single_action_space = self._open(scene, num_envs, render_mode)
         self.num_envs = num_envs
-        self.state_names: list[str] = self._envs.state_names
-        self._keep = _columns(self.state_names)
-        self.render_mode = render_mode
-        h, w, c = self._envs.frame_shape
-        m = self._envs.max_action
-        self.max_episode_steps = self._envs.max_steps
-        self.single_observation_space = spaces.Box(0, 255, (h, w, c), np.uint8)
-        self.single_action_space = spaces.Box(-m, m, (2,), np.float32)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._obs: np.ndarray | None = None
-        self._goal: np.ndarray | None = None
         self._first_seed: int | None = None
 
     def reset(self, *, seed: int | Sequence[int] | None = None, options: dict | None = None):
@@ -134,19 +158,9 @@ class AmisimVectorEnv(VectorEnv):
         )
 
     def _unpack(self, r: dict) -> tuple[np.ndarray, dict[str, Any]]:
-        obs = _array(r["obs"])
+        obs, info = self._batch(r)
+        info["started"] = _array(r["started"])
         self._obs = obs
-        info = {
-            "state": _array(r["state"])[:, self._keep],
-            "goal_state": _array(r["goal_state"])[:, self._keep],
-            "goal": self._goal.copy(),
-            "success": _array(r["success"]),
-            "goal_distance": _array(r["goal_distance"]),
-            "collided": _array(r["collided"]),
-            "steps": _array(r["steps"]).astype(np.int64),
-            "layout": _array(r["layout"]),
-            "started": _array(r["started"]),
-        }
         return obs, info
 
     def render(self) -> np.ndarray | None:
@@ -159,7 +173,7 @@ class AmisimVectorEnv(VectorEnv):
         return self._envs.non_finite_actions
 
 
-class AmisimEnv(gym.Env):
+class AmisimEnv(_Scene, gym.Env):
     """One environment of a scene (``render_mode="rgb_array"``).
 
     Every episode is drawn from a seed of its own: ``reset(seed=s)`` draws it from ``s``, a
@@ -173,20 +187,7 @@ class AmisimEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, scene: str = "two_rooms", render_mode: str | None = "rgb_array"):
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode: only 'rgb_array' is supported, got {render_mode!r}")
-        self._envs = _amisim.Envs(scene, 1, True)
-        self.scene = scene
-        self.state_names: list[str] = self._envs.state_names
-        self._keep = _columns(self.state_names)
-        self.render_mode = render_mode
-        h, w, c = self._envs.frame_shape
-        m = self._envs.max_action
-        self.max_episode_steps = self._envs.max_steps
-        self.observation_space = spaces.Box(0, 255, (h, w, c), np.uint8)
-        self.action_space = spaces.Box(-m, m, (2,), np.float32)
-        self._obs: np.ndarray | None = None
-        self._goal: np.ndarray | None = None
+        self.observation_space, self.action_space = self._open(scene, 1, render_mode)
         self._seed = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -198,7 +199,7 @@ class AmisimEnv(gym.Env):
         super().reset(seed=seed)
         self._seed = int(seed) if seed is not None else _seed_from(self.np_random)
         r = self._envs.reset(self._seed)
-        self._goal = _array(self._envs.goal_frames())[0]
+        self._goal = _array(self._envs.goal_frames())
         options = options or {}
         if options.get("state") is not None:
             r = self._place(options["state"])
@@ -227,7 +228,7 @@ class AmisimEnv(gym.Env):
 
     def goal_observation(self) -> np.ndarray | None:
         """The goal observation of the running episode, as the environment draws it."""
-        return None if self._goal is None else self._goal.copy()
+        return None if self._goal is None else self._goal[0].copy()
 
     # stable-worldmodel's hooks for its dataset evaluation.
     def _set_episode(self, episode_seed: Any) -> None:
@@ -241,29 +242,28 @@ class AmisimEnv(gym.Env):
     def _set_goal_state(self, goal_state: Any) -> None:
         """Makes the agent's place in a ``state`` row (the box's, in a scene with one) the goal."""
         self._envs.set_goal(0, _full_row(goal_state, self.state_names))
-        self._goal = _array(self._envs.goal_frames())[0]
+        self._goal = _array(self._envs.goal_frames())
 
     def _place(self, state: Any) -> dict:
         return self._envs.set_agent(0, _full_row(state, self.state_names))
 
     def _unpack(self, r: dict) -> tuple[np.ndarray, dict[str, Any]]:
-        obs = _array(r["obs"])[0]
-        self._obs = obs
-        state = _array(r["state"])[0, self._keep]
+        obs, b = self._batch(r)
+        self._obs = obs = obs[0]
+        state = b["state"][0]
         info = {
             "state": state,
-            "goal_state": _array(r["goal_state"])[0, self._keep],
+            "goal_state": b["goal_state"][0],
             "proprio": state[:3].copy(),
-            "goal": self._goal.copy(),
-            "success": bool(_array(r["success"])[0]),
-            "goal_distance": float(_array(r["goal_distance"])[0]),
-            "collided": bool(_array(r["collided"])[0]),
-            "steps": int(_array(r["steps"])[0]),
-            "layout": _array(r["layout"])[0],
+            "goal": b["goal"][0],
+            "success": bool(b["success"][0]),
+            "goal_distance": float(b["goal_distance"][0]),
+            "collided": bool(b["collided"][0]),
+            "steps": int(b["steps"][0]),
+            "layout": b["layout"][0],
             "episode_seed": self._seed,
         }
         return obs, info
-
 
 def make(scene: str = "two_rooms", render_mode: str | None = "rgb_array") -> AmisimEnv:
     """One environment of ``scene``: a shipped scene's name or a path to a scene file."""

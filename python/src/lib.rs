@@ -6,7 +6,7 @@
 //! bytearray, which numpy then views without copying (`np.frombuffer`, writable).
 
 use amisim::agent::{Agent as CoreAgent, Observations, Trace};
-use amisim::data::dataset::{shard_path, write_header, DatasetHeader, Shard, FORMAT};
+use amisim::data::dataset::{shard_path, Provenance, Shard};
 use amisim::data::Episodes;
 use amisim::world::gym::{GymEnvs, GymStep};
 use amisim::world::sim::{EnvState, STATE_DIM, STATE_NAMES};
@@ -67,15 +67,8 @@ fn actions_from(bytes: &[u8], n: usize) -> PyResult<Vec<[f32; 2]>> {
             bytes.len()
         )));
     }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| {
-            [
-                f32::from_le_bytes(c[0..4].try_into().unwrap()),
-                f32::from_le_bytes(c[4..8].try_into().unwrap()),
-            ]
-        })
-        .collect())
+    let v: Vec<f32> = amisim::le_f32s(bytes).collect();
+    Ok(v.chunks_exact(2).map(|a| [a[0], a[1]]).collect())
 }
 
 fn states_rows(states: &[EnvState]) -> Vec<f32> {
@@ -170,8 +163,8 @@ impl Envs {
 
     /// The largest action component the world takes (actions are clipped to it).
     #[getter]
-    fn max_action(&self) -> f32 {
-        amisim::agents::world(self.envs.scene()).map_or(1.0, |w| w.max_step)
+    fn max_action(&self) -> PyResult<f32> {
+        Ok(amisim::agents::world(self.envs.scene()).map_err(err)?.max_step)
     }
 
     #[getter]
@@ -531,8 +524,6 @@ fn write_dataset(
             columns.join(", ")
         )));
     }
-    let out = Path::new(dir);
-    std::fs::create_dir_all(out).map_err(|e| AmisimError::new_err(format!("creating {dir}: {e}")))?;
     let shard = Shard {
         episodes: e,
         steps: t1 - 1,
@@ -545,9 +536,8 @@ fn write_dataset(
         layout_width,
         first_episode: 0,
     };
-    let path = shard_path(out, 0);
-    let header = DatasetHeader {
-        format: FORMAT.into(),
+    let out = Path::new(dir);
+    let from = Provenance {
         scene: s.name().into(),
         scene_file: amisim::world::scene::resolve_scene_path(scene_name)
             .display()
@@ -555,16 +545,10 @@ fn write_dataset(
         seed,
         policy: policy.into(),
         settings: serde_json::json!({ "written_by": "python" }),
-        episodes: e,
-        steps_per_episode: t1 - 1,
-        frame_shape: [c, h, w],
-        state_names: STATE_NAMES.iter().map(|s| s.to_string()).collect(),
         layout_columns: columns,
-        shards: vec![path.file_name().unwrap().to_string_lossy().into_owned()],
     };
-    shard.write(&path, &header).map_err(err)?;
-    write_header(out, &header).map_err(err)?;
-    Ok(path.display().to_string())
+    shard.write_dataset(out, from).map_err(err)?;
+    Ok(shard_path(out, 0).display().to_string())
 }
 
 /// The layout row of each environment's episode (what a dataset's `layout` holds) and the

@@ -189,7 +189,7 @@ def test_dataset_hooks_replay_a_recorded_state():
     u._set_state(state)
     u._set_goal_state(goal_state)
     assert np.array_equal(u.render(), frame)
-    assert np.array_equal(u._goal, goal_frame)
+    assert np.array_equal(u.goal_observation(), goal_frame)
     obs, *_, info = other.step(np.zeros(2, np.float32))
     np.testing.assert_allclose(info["goal_state"][:2], goal_state[:2])
     assert info["goal_distance"] == pytest.approx(np.linalg.norm(state[:2] - goal_state[:2]), abs=1e-4)

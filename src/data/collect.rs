@@ -1,7 +1,7 @@
 //! `amisim collect`: runs an exploration policy in many environments at once and writes the
 //! episodes as safetensors shards.
 
-use super::dataset::{shard_path, write_header, DatasetHeader, Shard, FORMAT};
+use super::dataset::{shard_path, write_header, DatasetHeader, Provenance, Shard, FORMAT};
 use crate::image::{contact_sheet, save_rgb_png};
 use crate::world::policy::{plan_episode, PolicyKind, RandomWalkConfig};
 use crate::world::scene::{resolve_scene_path, Axis, Scene};
@@ -318,24 +318,16 @@ impl Recorder {
                 out.display()
             );
         }
-        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-        let shard = shard_path(out, 0);
-        let header = DatasetHeader {
-            format: FORMAT.into(),
-            scene: self.scene.clone(),
-            scene_file: self.scene_file.clone(),
-            seed,
-            policy: policy.into(),
-            settings,
-            episodes: self.pieces.episodes,
-            steps_per_episode: self.steps,
-            frame_shape: self.pieces.frame_shape,
-            state_names: STATE_NAMES.iter().map(|s| s.to_string()).collect(),
-            layout_columns: self.columns.clone(),
-            shards: vec![shard.file_name().unwrap().to_string_lossy().into_owned()],
-        };
-        self.pieces.write(&shard, &header)?;
-        write_header(out, &header)?;
-        Ok(header)
+        self.pieces.write_dataset(
+            out,
+            Provenance {
+                scene: self.scene.clone(),
+                scene_file: self.scene_file.clone(),
+                seed,
+                policy: policy.into(),
+                settings,
+                layout_columns: self.columns.clone(),
+            },
+        )
     }
 }

@@ -195,6 +195,44 @@ impl Shard {
     }
 }
 
+/// Where a dataset's episodes come from: what its header says besides what the episodes
+/// themselves determine.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub scene: String,
+    pub scene_file: String,
+    pub seed: u64,
+    pub policy: String,
+    pub settings: serde_json::Value,
+    pub layout_columns: Vec<String>,
+}
+
+impl Shard {
+    /// Writes the shard as a dataset folder of its own: `out/shard-00000.safetensors` and
+    /// `header.json`, each atomically.
+    pub fn write_dataset(&self, out: &Path, from: Provenance) -> Result<DatasetHeader> {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let shard = shard_path(out, 0);
+        let header = DatasetHeader {
+            format: FORMAT.into(),
+            scene: from.scene,
+            scene_file: from.scene_file,
+            seed: from.seed,
+            policy: from.policy,
+            settings: from.settings,
+            episodes: self.episodes,
+            steps_per_episode: self.steps,
+            frame_shape: self.frame_shape,
+            state_names: crate::world::sim::STATE_NAMES.iter().map(|s| s.to_string()).collect(),
+            layout_columns: from.layout_columns,
+            shards: vec![shard.file_name().unwrap().to_string_lossy().into_owned()],
+        };
+        self.write(&shard, &header)?;
+        write_header(out, &header)?;
+        Ok(header)
+    }
+}
+
 /// Path of shard `k` in `dir`.
 pub fn shard_path(dir: &Path, k: usize) -> PathBuf {
     dir.join(format!("shard-{k:05}.safetensors"))

@@ -422,48 +422,48 @@ impl VecEnv {
         self.channels_last = on;
     }
 
+    /// `[c, h, w]` of one observation (`[h, w, c]` when [`channels_last`](Self::channels_last)).
+    pub fn frame_shape(&self) -> [usize; 3] {
+        let t = self.tiling.tile as usize;
+        if self.channels_last {
+            [t, t, 3]
+        } else {
+            [3, t, t]
+        }
+    }
+
     /// Cuts the RGBA grid into `[n, 3, tile, tile]` (or `[n, tile, tile, 3]`).
     fn split_tiles(&self, rgba: &[u8]) -> Obs {
         let t = self.tiling.tile as usize;
         let width = self.tiling.width() as usize;
         let plane = t * t;
         let mut frames = vec![0u8; self.n * 3 * plane];
-        if self.channels_last {
-            for i in 0..self.n {
-                let o = self.tiling.origin(i);
-                let (ox, oy) = (o.x as usize, o.y as usize);
-                let out = &mut frames[i * 3 * plane..(i + 1) * 3 * plane];
-                for y in 0..t {
-                    let row = &rgba[((oy + y) * width + ox) * 4..((oy + y) * width + ox + t) * 4];
-                    for (px, dst) in row
-                        .chunks_exact(4)
-                        .zip(out[y * t * 3..(y + 1) * t * 3].chunks_exact_mut(3))
-                    {
-                        dst.copy_from_slice(&px[..3]);
-                    }
-                }
-            }
-            return Obs {
-                frames,
-                shape: [self.n, t, t, 3],
-            };
-        }
         for i in 0..self.n {
             let o = self.tiling.origin(i);
             let (ox, oy) = (o.x as usize, o.y as usize);
             let out = &mut frames[i * 3 * plane..(i + 1) * 3 * plane];
             for y in 0..t {
                 let row = &rgba[((oy + y) * width + ox) * 4..((oy + y) * width + ox + t) * 4];
-                for x in 0..t {
-                    for c in 0..3 {
-                        out[c * plane + y * t + x] = row[x * 4 + c];
+                if self.channels_last {
+                    for (px, dst) in row
+                        .chunks_exact(4)
+                        .zip(out[y * t * 3..(y + 1) * t * 3].chunks_exact_mut(3))
+                    {
+                        dst.copy_from_slice(&px[..3]);
+                    }
+                } else {
+                    for x in 0..t {
+                        for c in 0..3 {
+                            out[c * plane + y * t + x] = row[x * 4 + c];
+                        }
                     }
                 }
             }
         }
+        let [a, b, c] = self.frame_shape();
         Obs {
             frames,
-            shape: [self.n, 3, t, t],
+            shape: [self.n, a, b, c],
         }
     }
 }

@@ -38,7 +38,6 @@ pub struct GymEnvs {
     ended: Vec<bool>,
     /// Resets so far (the first one before any step is required).
     resets: u64,
-    channels_last: bool,
 }
 
 impl GymEnvs {
@@ -53,7 +52,6 @@ impl GymEnvs {
             goal_states: Vec::new(),
             ended: vec![false; n],
             resets: 0,
-            channels_last,
         })
     }
 
@@ -67,12 +65,7 @@ impl GymEnvs {
 
     /// `[c, h, w]` (or `[h, w, c]`) of one observation.
     pub fn frame_shape(&self) -> [usize; 3] {
-        let t = self.env.tiling().tile as usize;
-        if self.channels_last {
-            [t, t, 3]
-        } else {
-            [3, t, t]
-        }
+        self.env.frame_shape()
     }
 
     /// Goal observations `[n, c, h, w]` of the running episodes.
@@ -164,12 +157,27 @@ impl GymEnvs {
         apply_row(&mut at, row, "goal_state")?;
         s.goal = at.pushable.unwrap_or(at.agent);
         let g = sim::goal_state(self.env.scene(), &s);
-        self.env.set_state(i, g.clone());
-        let drawn = self.env.render()?;
-        let len = drawn.frames.len() / self.num_envs();
-        self.goal_frames[i * len..(i + 1) * len].copy_from_slice(drawn.frame(i));
-        self.goal_states[i] = g;
+        self.draw_goals(&[i], vec![g])?;
         self.env.set_state(i, s);
+        Ok(())
+    }
+
+    /// Makes `goals` the goal states of the environments `which` and draws their goal frames:
+    /// every environment rendered once, those of `which` in their goal state (the others as
+    /// they are, not read). The environments of `which` are left in their goal state.
+    fn draw_goals(&mut self, which: &[usize], goals: Vec<EnvState>) -> Result<()> {
+        for (&i, g) in which.iter().zip(&goals) {
+            self.env.set_state(i, g.clone());
+        }
+        let drawn = self.env.render()?;
+        if self.goal_frames.len() != drawn.frames.len() {
+            self.goal_frames = vec![0; drawn.frames.len()];
+        }
+        let len = drawn.frames.len() / self.num_envs();
+        for (&i, g) in which.iter().zip(goals) {
+            self.goal_frames[i * len..(i + 1) * len].copy_from_slice(drawn.frame(i));
+            self.goal_states[i] = g;
+        }
         Ok(())
     }
 
@@ -189,22 +197,8 @@ impl GymEnvs {
         let n = self.num_envs();
         let mut started = vec![false; n];
         if !which.is_empty() {
-            let scene = self.env.scene().clone();
-            let goals: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(&scene, s)).collect();
-            // The goal frames: the new episodes' goal states in one render of every
-            // environment (the others are drawn as they are and not read).
-            for (&i, g) in which.iter().zip(&goals) {
-                self.env.set_state(i, g.clone());
-            }
-            let drawn = self.env.render()?;
-            if self.goal_frames.len() != drawn.frames.len() {
-                self.goal_frames = vec![0; drawn.frames.len()];
-            }
-            let len = drawn.frames.len() / n;
-            for (&i, g) in which.iter().zip(goals) {
-                self.goal_frames[i * len..(i + 1) * len].copy_from_slice(drawn.frame(i));
-                self.goal_states[i] = g;
-            }
+            let goals: Vec<EnvState> = starts.iter().map(|s| sim::goal_state(self.env.scene(), s)).collect();
+            self.draw_goals(which, goals)?;
             for (&i, s) in which.iter().zip(starts) {
                 self.env.set_state(i, s);
                 started[i] = true;
