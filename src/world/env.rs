@@ -223,7 +223,7 @@ impl VecEnv {
             pending: None,
             layout_dirty: vec![true; n],
         });
-        let targets = new_targets(&mut app.world_mut().resource_mut::<Assets<Image>>(), &scene, n, tiling);
+        let targets = new_targets(&mut app.world_mut().resource_mut::<Assets<Image>>(), tiling);
         let rgba = Arc::new(Mutex::new(None));
         let readback = FrameReadback {
             targets,

@@ -149,13 +149,15 @@ impl GymEnvs {
     }
 
     /// Gives environment `i`'s episode a new goal: the agent's place (or, with a box, the box's)
-    /// in the state row `row`; draws its goal observation.
+    /// in the state row `row`, and its heading (the first-person goal pose); draws its goal
+    /// observation.
     pub fn set_goal(&mut self, i: usize, row: &[f32]) -> Result<()> {
         self.check(i)?;
         let mut s = self.env.states()[i].clone();
         let mut at = s.clone();
         apply_row(&mut at, row, "goal_state")?;
         s.goal = at.pushable.unwrap_or(at.agent);
+        s.goal_heading = at.heading;
         let g = sim::goal_state(self.env.scene(), &s);
         self.draw_goals(&[i], vec![g])?;
         self.env.set_state(i, s);

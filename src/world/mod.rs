@@ -2,6 +2,7 @@
 //! environments at once into video observations.
 
 pub mod env;
+pub mod first_person;
 pub mod gym;
 pub mod layout;
 pub mod oracle;

@@ -5,12 +5,11 @@
 //! - Top-down scenes: one orthographic `Camera2d` over a grid of sprite arenas. Channels are
 //!   colour-coded: red = agent (a Gaussian blob), green = walls, blue = box; each drawn
 //!   channel stays intact where the blob overlaps it.
-//! - First-person scenes: one `Camera3d` per environment, each drawing into its own small
-//!   target; all targets are copied back in one submission. Each environment's room stands
-//!   apart from the others.
+//! - First-person scenes: no camera; one render pass draws every environment's view into its
+//!   tile (see [`super::first_person`]).
 
 use super::env::Envs;
-use super::scene::{FirstPersonScene, Scene, Shape, TopDownScene};
+use super::scene::{Scene, TopDownScene};
 use bevy::asset::RenderAssetUsages;
 use bevy::asset::{embedded_asset, embedded_path, AssetPath};
 use bevy::camera::{RenderTarget, ScalingMode};
@@ -61,10 +60,8 @@ impl Tiling {
 
 /// The frame read back after the last render, shared between the main and render worlds.
 ///
-/// The frame is a grid of tiles (`width × height` RGBA). It is drawn into one or more target
-/// images, each covering a rectangle of the grid: top-down scenes draw the whole grid into one
-/// target; first-person scenes give each camera a target of its own (a camera drawing into a
-/// viewport of a shared target would load and store the whole target in every pass).
+/// The frame is a grid of tiles (`width × height` RGBA), drawn into target images that each
+/// cover a rectangle of the grid (today one target covers the whole grid).
 #[derive(Resource, Clone)]
 pub struct FrameReadback {
     /// Target images and the grid position of their top-left pixel.
@@ -109,13 +106,11 @@ impl Plugin for RenderViewsPlugin {
                 );
             }
             Scene::FirstPerson(_) => {
-                app.insert_resource(GlobalAmbientLight {
-                    color: Color::WHITE,
-                    brightness: 1500.0,
-                    ..default()
+                app.add_plugins(super::first_person::FirstPersonPlugin {
+                    scene: self.scene.clone(),
+                    tiling: self.tiling,
+                    readback: self.readback.clone(),
                 });
-                app.add_systems(Startup, spawn_first_person_views);
-                app.add_systems(PostUpdate, sync_first_person_views.before(TransformSystems::Propagate));
             }
         }
         let render_app = app.sub_app_mut(RenderApp);
@@ -125,17 +120,11 @@ impl Plugin for RenderViewsPlugin {
 }
 
 #[derive(Resource)]
-struct TilingRes(Tiling);
+pub(super) struct TilingRes(pub(super) Tiling);
 
-/// Creates the offscreen targets the environments draw into: one for the whole grid
-/// (top-down), or one per environment (first-person).
-pub fn new_targets(images: &mut Assets<Image>, scene: &Scene, n: usize, tiling: Tiling) -> Vec<(Handle<Image>, UVec2)> {
-    match scene {
-        Scene::TopDown(_) => vec![(new_target(images, tiling.width(), tiling.height()), UVec2::ZERO)],
-        Scene::FirstPerson(_) => (0..n)
-            .map(|i| (new_target(images, tiling.tile, tiling.tile), tiling.origin(i)))
-            .collect(),
-    }
+/// Creates the offscreen target every environment draws into: one grid of tiles.
+pub fn new_targets(images: &mut Assets<Image>, tiling: Tiling) -> Vec<(Handle<Image>, UVec2)> {
+    vec![(new_target(images, tiling.width(), tiling.height()), UVec2::ZERO)]
 }
 
 fn new_target(images: &mut Assets<Image>, width: u32, height: u32) -> Handle<Image> {
@@ -199,13 +188,6 @@ fn top_down_scene(scene: &Scene) -> &TopDownScene {
     match scene {
         Scene::TopDown(s) => s,
         Scene::FirstPerson(_) => unreachable!("top-down system on a first-person scene"),
-    }
-}
-
-fn first_person_scene(scene: &Scene) -> &FirstPersonScene {
-    match scene {
-        Scene::FirstPerson(s) => s,
-        Scene::TopDown(_) => unreachable!("first-person system on a top-down scene"),
     }
 }
 
@@ -313,131 +295,10 @@ fn sync_top_down_views(
     }
 }
 
-/// Origin of environment `i`'s first-person room in the world.
-fn room_origin(s: &FirstPersonScene, i: usize) -> Vec3 {
-    // Rooms stand three room-widths apart: beyond the cameras' far plane (two widths).
-    Vec3::new(i as f32 * 4.0 * s.size, 0.0, 0.0)
-}
-
-fn spawn_first_person_views(
-    mut commands: Commands,
-    mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<StandardMaterial>>,
-    envs: Res<Envs>,
-    readback: Res<FrameReadback>,
-) {
-    let s = first_person_scene(&envs.scene);
-    let material = |materials: &mut Assets<StandardMaterial>, c: Color| {
-        materials.add(StandardMaterial {
-            base_color: c,
-            perceptual_roughness: 0.9,
-            ..default()
-        })
-    };
-    let floor_mat = material(&mut materials, Color::linear_rgb(0.35, 0.33, 0.3));
-    // Each wall its own shade, so the agent can tell where it faces.
-    let wall_mats = [
-        material(&mut materials, Color::linear_rgb(0.75, 0.72, 0.65)),
-        material(&mut materials, Color::linear_rgb(0.55, 0.6, 0.7)),
-        material(&mut materials, Color::linear_rgb(0.7, 0.6, 0.5)),
-        material(&mut materials, Color::linear_rgb(0.5, 0.65, 0.55)),
-    ];
-    let object_mats: Vec<_> = s
-        .objects
-        .iter()
-        .map(|o| material(&mut materials, Color::linear_rgb(o.color.0, o.color.1, o.color.2)))
-        .collect();
-    let floor = meshes.add(Cuboid::new(s.size, 0.02, s.size));
-    let wall_t = 0.1;
-    let wall_x = meshes.add(Cuboid::new(s.size + 2.0 * wall_t, s.wall_height, wall_t));
-    let wall_z = meshes.add(Cuboid::new(wall_t, s.wall_height, s.size + 2.0 * wall_t));
-    let object_meshes: Vec<Handle<Mesh>> = s
-        .objects
-        .iter()
-        .map(|o| match o.shape {
-            Shape::Cube => meshes.add(Cuboid::new(2.0 * o.radius, o.height, 2.0 * o.radius)),
-            Shape::Sphere => meshes.add(Sphere::new(o.radius)),
-            Shape::Cylinder => meshes.add(Cylinder::new(o.radius, o.height)),
-        })
-        .collect();
-    commands.spawn((
-        DirectionalLight {
-            illuminance: 3000.0,
-            shadow_maps_enabled: false,
-            ..default()
-        },
-        Transform::from_xyz(0.0, 10.0, 0.0).looking_at(Vec3::new(0.4, 0.0, 0.7), Vec3::Y),
-    ));
-    let h = s.wall_height / 2.0;
-    let half = s.size / 2.0;
-    for i in 0..envs.states.len() {
-        let o = room_origin(s, i);
-        commands.spawn((
-            Mesh3d(floor.clone()),
-            MeshMaterial3d(floor_mat.clone()),
-            Transform::from_translation(o + Vec3::new(half, -0.01, half)),
-        ));
-        let walls = [
-            (wall_x.clone(), Vec3::new(half, h, -wall_t / 2.0)),
-            (wall_z.clone(), Vec3::new(s.size + wall_t / 2.0, h, half)),
-            (wall_x.clone(), Vec3::new(half, h, s.size + wall_t / 2.0)),
-            (wall_z.clone(), Vec3::new(-wall_t / 2.0, h, half)),
-        ];
-        for (k, (mesh, at)) in walls.into_iter().enumerate() {
-            commands.spawn((
-                Mesh3d(mesh),
-                MeshMaterial3d(wall_mats[k].clone()),
-                Transform::from_translation(o + at),
-            ));
-        }
-        for (k, obj) in s.objects.iter().enumerate() {
-            let y = match obj.shape {
-                Shape::Sphere => obj.radius,
-                _ => obj.height / 2.0,
-            };
-            commands.spawn((
-                Mesh3d(object_meshes[k].clone()),
-                MeshMaterial3d(object_mats[k].clone()),
-                Transform::from_translation(o + Vec3::new(obj.at.0, y, obj.at.1)),
-            ));
-        }
-        commands.spawn((
-            AgentView(i),
-            Camera3d::default(),
-            Camera {
-                order: i as isize,
-                clear_color: ClearColorConfig::Custom(Color::linear_rgb(0.45, 0.6, 0.85)),
-                ..default()
-            },
-            RenderTarget::from(readback.targets[i].0.clone()),
-            Projection::Perspective(PerspectiveProjection {
-                fov: s.fov_degrees.to_radians(),
-                near: 0.05,
-                far: s.size * 2.0,
-                ..default()
-            }),
-            Transform::default(),
-            Msaa::Off,
-            Tonemapping::None,
-            DebandDither::Disabled,
-        ));
-    }
-}
-
-fn sync_first_person_views(envs: Res<Envs>, mut cameras: Query<(&AgentView, &mut Transform)>) {
-    let s = first_person_scene(&envs.scene);
-    for (v, mut t) in &mut cameras {
-        let st = &envs.states[v.0];
-        let eye = room_origin(s, v.0) + Vec3::new(st.agent.x, s.agent.eye_height, st.agent.y);
-        let dir = Vec3::new(st.heading.cos(), 0.0, st.heading.sin());
-        *t = Transform::from_translation(eye).looking_to(dir, Vec3::Y);
-    }
-}
-
 /// Render-world system: after the frame is submitted, copy every target into one buffer (one
 /// submission, one map), wait for it and hand the packed RGBA grid to the main world. Runs
 /// every frame, so the frame read is the one just drawn (no frame of lag).
-fn read_back_frame(
+pub(super) fn read_back_frame(
     readback: Res<FrameReadback>,
     images: Res<RenderAssets<GpuImage>>,
     device: Res<RenderDevice>,

@@ -167,11 +167,50 @@ pub struct FirstPersonScene {
     pub fov_degrees: f32,
     pub agent: FirstPersonAgentSpec,
     pub objects: Vec<ObjectSpec>,
+    /// Walls inside the room, floor to ceiling (none by default).
+    #[serde(default)]
+    pub walls: Vec<InnerWall>,
     /// The object to reach: `Named("red_cube")`, or `Random` (one of the objects, per episode).
     pub goal: GoalObject,
+    /// The goal image is the view from the goal pose: this far (metres) in front of the goal
+    /// object's surface, facing it, on a side drawn per episode.
+    #[serde(default = "default_goal_gap")]
+    pub goal_gap: f32,
     /// Start keeps at least this distance from walls and objects.
     pub margin: f32,
+    /// Where episodes may start relative to the goal.
+    #[serde(default)]
+    pub start: StartRule,
     pub episode: EpisodeSpec,
+}
+
+fn default_goal_gap() -> f32 {
+    0.25
+}
+
+/// An axis-aligned wall inside a first-person room, from the floor to `wall_height`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InnerWall {
+    /// Corners on the floor: (x, z).
+    pub min: (f32, f32),
+    pub max: (f32, f32),
+    /// Linear RGB in `0..=1` (light grey by default).
+    #[serde(default)]
+    pub color: Option<(f32, f32, f32)>,
+}
+
+/// Where a first-person episode may start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRule {
+    /// The start is at least this far (metres) from the goal pose.
+    #[serde(default)]
+    pub min_goal_distance: f32,
+    /// The straight line from the start to the goal pose crosses an inner wall: the goal is
+    /// out of direct reach and the agent has to find the way round.
+    #[serde(default)]
+    pub behind_wall: bool,
 }
 
 /// The body and controls of a first-person agent. Action = (forward speed, turn rate).
@@ -263,6 +302,14 @@ impl Scene {
         match self {
             Scene::TopDown(s) => Some(s),
             Scene::FirstPerson(_) => None,
+        }
+    }
+
+    /// The first-person scene, if this is one.
+    pub fn first_person(&self) -> Option<&FirstPersonScene> {
+        match self {
+            Scene::FirstPerson(s) => Some(s),
+            Scene::TopDown(_) => None,
         }
     }
 
@@ -438,6 +485,17 @@ impl TopDownScene {
 }
 
 impl FirstPersonScene {
+    /// The inner walls as rectangles on the floor.
+    pub fn wall_rects(&self) -> Vec<super::layout::Rect> {
+        self.walls
+            .iter()
+            .map(|w| super::layout::Rect {
+                min: glam::Vec2::new(w.min.0, w.min.1),
+                max: glam::Vec2::new(w.max.0, w.max.1),
+            })
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), (String, String)> {
         positive("size", self.size)?;
         positive("wall_height", self.wall_height)?;
@@ -488,6 +546,43 @@ impl FirstPersonScene {
             if self.objects[..i].iter().any(|p| p.name == o.name) {
                 return Err((format!("objects[{i}].name"), format!("`{}` is used twice", o.name)));
             }
+        }
+        for (i, w) in self.walls.iter().enumerate() {
+            let ok = [w.min.0, w.min.1, w.max.0, w.max.1].iter().all(|v| v.is_finite())
+                && w.min.0 < w.max.0
+                && w.min.1 < w.max.1;
+            if !ok {
+                return Err((
+                    format!("walls[{i}]"),
+                    format!("needs finite corners with min < max on both axes, got min {:?} max {:?}", w.min, w.max),
+                ));
+            }
+            if let Some(c) = w.color {
+                if ![c.0, c.1, c.2].iter().all(|v| (0.0..=1.0).contains(v)) {
+                    return Err((
+                        format!("walls[{i}].color"),
+                        format!("components must be in 0..=1, got {c:?}"),
+                    ));
+                }
+            }
+        }
+        if !(self.goal_gap.is_finite() && self.goal_gap >= 0.0) {
+            return Err((
+                "goal_gap".into(),
+                format!("must be zero or positive, got {}", self.goal_gap),
+            ));
+        }
+        if !(self.start.min_goal_distance.is_finite() && self.start.min_goal_distance >= 0.0) {
+            return Err((
+                "start.min_goal_distance".into(),
+                format!("must be zero or positive, got {}", self.start.min_goal_distance),
+            ));
+        }
+        if self.start.behind_wall && self.walls.is_empty() {
+            return Err((
+                "start.behind_wall".into(),
+                "needs at least one entry in `walls` to stand behind".into(),
+            ));
         }
         if let GoalObject::Named(n) = &self.goal {
             if !self.objects.iter().any(|o| &o.name == n) {

@@ -26,6 +26,9 @@ pub struct EnvState {
     pub goal: Vec2,
     /// Index of the goal object (first-person).
     pub goal_object: Option<usize>,
+    /// Heading of the goal pose (first-person: `goal` is where the goal image is seen from,
+    /// facing the goal object; 0 for top-down scenes).
+    pub goal_heading: f32,
     /// Steps taken in this episode.
     pub steps: u32,
     /// Whether the last step was blocked by a wall, object or box that did not move.
@@ -39,7 +42,8 @@ impl EnvState {
             Scene::TopDown(_) => self.pushable.unwrap_or(self.agent).distance(self.goal),
             Scene::FirstPerson(s) => {
                 let o = &s.objects[self.goal_object.unwrap_or(0)];
-                (self.agent.distance(self.goal) - o.radius - s.agent.radius).max(0.0)
+                let centre = Vec2::new(o.at.0, o.at.1);
+                (self.agent.distance(centre) - o.radius - s.agent.radius).max(0.0)
             }
         }
     }
@@ -178,6 +182,7 @@ fn sample_top_down(s: &TopDownScene, rng: &mut impl Rng) -> Result<EnvState, Pla
         pushable,
         goal,
         goal_object: None,
+        goal_heading: 0.0,
         steps: 0,
         collided: false,
     })
@@ -211,35 +216,67 @@ fn place(
 }
 
 fn sample_first_person(s: &FirstPersonScene, rng: &mut impl Rng) -> Result<EnvState, PlacementError> {
+    let fail = |what| PlacementError {
+        scene: s.name.clone(),
+        what,
+        tries: PLACEMENT_TRIES,
+    };
     let goal_object = match &s.goal {
         GoalObject::Named(n) => s.objects.iter().position(|o| &o.name == n).unwrap_or(0),
         GoalObject::Random => rng.random_range(0..s.objects.len()),
     };
-    let r = s.agent.radius + s.margin;
+    let walls = s.wall_rects();
+    let r = s.agent.radius;
+    // Free for the agent's body, with `margin` to spare.
+    let free = |p: Vec2, margin: f32| {
+        let m = r + margin;
+        p.x >= m
+            && p.y >= m
+            && p.x <= s.size - m
+            && p.y <= s.size - m
+            && s.objects
+                .iter()
+                .all(|o| p.distance(Vec2::new(o.at.0, o.at.1)) >= o.radius + m)
+            && walls.iter().all(|w| w.distance(p) >= m)
+    };
+    // The goal pose: in front of the goal object, facing it, on a side that is free.
+    let o = &s.objects[goal_object];
+    let centre = Vec2::new(o.at.0, o.at.1);
+    let mut goal = None;
     for _ in 0..PLACEMENT_TRIES {
-        let p = Vec2::new(rng.random_range(r..s.size - r), rng.random_range(r..s.size - r));
-        if s.objects
-            .iter()
-            .all(|o| p.distance(Vec2::new(o.at.0, o.at.1)) >= o.radius + r)
-        {
-            let o = &s.objects[goal_object];
-            return Ok(EnvState {
-                layout: None,
-                agent: p,
-                heading: rng.random_range(-std::f32::consts::PI..std::f32::consts::PI),
-                pushable: None,
-                goal: Vec2::new(o.at.0, o.at.1),
-                goal_object: Some(goal_object),
-                steps: 0,
-                collided: false,
-            });
+        let a = rng.random_range(-std::f32::consts::PI..std::f32::consts::PI);
+        let p = centre + Vec2::new(a.cos(), a.sin()) * (o.radius + r + s.goal_gap);
+        if free(p, 1e-3) {
+            goal = Some((p, wrap_angle(a + std::f32::consts::PI)));
+            break;
         }
     }
-    Err(PlacementError {
-        scene: s.name.clone(),
-        what: "the agent",
-        tries: PLACEMENT_TRIES,
-    })
+    let (goal, goal_heading) = goal.ok_or_else(|| fail("the goal pose (no free side of the goal object)"))?;
+    for _ in 0..PLACEMENT_TRIES {
+        let p = Vec2::new(rng.random_range(0.0..s.size), rng.random_range(0.0..s.size));
+        if !free(p, s.margin) || p.distance(goal) < s.start.min_goal_distance {
+            continue;
+        }
+        if s.start.behind_wall && !walls.iter().any(|w| sweep(p, goal - p, w).is_some()) {
+            continue;
+        }
+        // Not at the goal already.
+        if p.distance(centre) - o.radius - r <= s.episode.success_radius {
+            continue;
+        }
+        return Ok(EnvState {
+            layout: None,
+            agent: p,
+            heading: rng.random_range(-std::f32::consts::PI..std::f32::consts::PI),
+            pushable: None,
+            goal,
+            goal_object: Some(goal_object),
+            goal_heading,
+            steps: 0,
+            collided: false,
+        });
+    }
+    Err(fail("the agent"))
 }
 
 /// Clips an action to the scene's limits.
@@ -269,6 +306,10 @@ pub fn goal_state(scene: &Scene, s: &EnvState) -> EnvState {
             let to_edge = half / dir.x.abs().max(dir.y.abs());
             g.pushable = Some(s.goal);
             g.agent = s.goal - dir * (to_edge + t.agent.radius + 0.5);
+        }
+        (Scene::FirstPerson(_), _) => {
+            g.agent = s.goal;
+            g.heading = s.goal_heading;
         }
         _ => g.agent = s.goal,
     }
@@ -395,6 +436,15 @@ fn step_first_person(s: &FirstPersonScene, state: &mut EnvState, action: [f32; 2
             hit = true;
         }
     }
+    // Inner walls: rectangles grown by `r`.
+    for w in s.wall_rects() {
+        if let Some(tw) = sweep(state.agent, d, &w.expand(r)) {
+            if tw < t {
+                t = tw;
+                hit = true;
+            }
+        }
+    }
     // Objects: circles of radius `o.radius + r`.
     for o in &s.objects {
         let c = Vec2::new(o.at.0, o.at.1);
@@ -464,7 +514,8 @@ pub fn inside_wall(scene: &Scene, state: &EnvState) -> bool {
         Scene::FirstPerson(s) => {
             let r = s.agent.radius;
             let p = state.agent;
-            p.x < r - 1e-4 || p.y < r - 1e-4 || p.x > s.size - r + 1e-4 || p.y > s.size - r + 1e-4
+            let in_wall = s.wall_rects().iter().any(|w| w.expand(r - 1e-4).contains_strict(p));
+            in_wall || p.x < r - 1e-4 || p.y < r - 1e-4 || p.x > s.size - r + 1e-4 || p.y > s.size - r + 1e-4
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 #[test]
 fn ten_thousand_random_steps_never_leave_an_agent_inside_a_wall() {
-    for name in ["two_rooms", "four_rooms", "push_box", "room_3d"] {
+    for name in ["two_rooms", "four_rooms", "push_box", "room_3d", "two_rooms_3d"] {
         let scene = Scene::load(name).unwrap();
         let mut rng = env_rng(7, 0);
         let mut state = sim::sample_episode(&scene, &mut rng).unwrap();
@@ -132,6 +132,54 @@ fn first_person_moves_forward_and_turns() {
         "turn clipped to 20°: {}",
         state.heading
     );
+}
+
+#[test]
+fn first_person_inner_walls_block_and_their_door_lets_through() {
+    let scene = Scene::load("two_rooms_3d").unwrap();
+    let fp = scene.first_person().unwrap().clone();
+    let mut state = sim::sample_episode(&scene, &mut env_rng(2, 0)).unwrap();
+    // Straight at the wall (x = 3.9 .. 4.1) away from the door (z 3.25 .. 4.75): stopped at
+    // the wall's face less the body's radius.
+    state.agent = Vec2::new(2.0, 1.5);
+    state.heading = 0.0;
+    for _ in 0..20 {
+        sim::step(&scene, &mut state, [0.3, 0.0]);
+    }
+    assert!(state.collided);
+    assert!((state.agent.x - (3.9 - fp.agent.radius)).abs() < 0.01, "{:?}", state.agent);
+    // Through the door's middle: into the other room.
+    state.agent = Vec2::new(2.0, 4.0);
+    for _ in 0..20 {
+        sim::step(&scene, &mut state, [0.3, 0.0]);
+        assert!(!inside_wall(&scene, &state));
+    }
+    assert!(state.agent.x > 5.0, "did not pass the door: {:?}", state.agent);
+}
+
+#[test]
+fn first_person_episodes_start_behind_the_wall_and_the_goal_pose_faces_the_object() {
+    use amisim::world::layout::Rect;
+    let scene = Scene::load("two_rooms_3d").unwrap();
+    let fp = scene.first_person().unwrap().clone();
+    let walls: Vec<Rect> = fp.wall_rects();
+    let mut rng = env_rng(3, 0);
+    for _ in 0..500 {
+        let s = sim::sample_episode(&scene, &mut rng).unwrap();
+        assert!(!s.success(&scene));
+        // The wall stands between start and goal pose.
+        assert!(walls.iter().any(|w| sim::sweep(s.agent, s.goal - s.agent, w).is_some()));
+        // The goal pose faces its object, `goal_gap` from its surface.
+        let o = &fp.objects[s.goal_object.unwrap()];
+        let centre = Vec2::new(o.at.0, o.at.1);
+        let to_object = (centre - s.goal).normalize();
+        assert!((Vec2::from_angle(s.goal_heading) - to_object).length() < 1e-4);
+        let gap = s.goal.distance(centre) - o.radius - fp.agent.radius;
+        assert!((gap - fp.goal_gap).abs() < 1e-4, "{gap}");
+        let g = sim::goal_state(&scene, &s);
+        assert!(g.success(&scene), "the goal pose reaches the goal");
+        assert!(!inside_wall(&scene, &g));
+    }
 }
 
 #[test]
