@@ -7,6 +7,7 @@
 //! `random` or `oracle` (the baselines), `default`, a preset of the scene's folder, a `.ron`
 //! file, or a folder holding an `agent.ron`.
 
+use crate::actor::planner::PlannerConfig;
 use crate::agent::{load_models, AgentSpec, Mode, ModelFile, Models, World, SPEC_FILE};
 use crate::configurator::{GoalKind, Task};
 use crate::world::env::env_rng;
@@ -192,6 +193,21 @@ pub fn world(scene: &Scene) -> Result<World> {
     })
 }
 
+/// The planner an agent of `scene` starts from: the defaults, with first-person scenes'
+/// actions (metres forward, radians turned per step) sampled and bounded at their own scale.
+pub fn default_planner(scene: &Scene) -> PlannerConfig {
+    let mut p = PlannerConfig::default();
+    if let Some(s) = scene.first_person() {
+        let max = s.agent.max_forward.max(s.agent.max_turn_degrees.to_radians());
+        p.max_action = max;
+        p.init_std = 0.7 * max;
+        p.min_std = 0.1 * max;
+        // The exploration walk never backs up (see world::policy).
+        p.forward_only = true;
+    }
+    p
+}
+
 /// An agent's spec, models and files, ready to build.
 pub struct Opened {
     pub name: String,
@@ -238,8 +254,11 @@ pub fn open(names: &[String], scene: &str, sets: &[String]) -> Result<Vec<Opened
         .iter()
         .flatten()
         .find(|o| o.spec.learned() && o.spec.mode != Mode::Mode1)
-        .map(|o| o.spec.planner.clone())
-        .unwrap_or_default();
+        .map(|o| o.spec.planner.clone());
+    let paired = match paired {
+        Some(p) => p,
+        None => default_planner(&Scene::load(scene)?),
+    };
     // The oracle takes the planner's entries of `sets` (the rest describe learned agents).
     let planner_sets: Vec<String> = sets.iter().filter(|s| s.starts_with("planner.")).cloned().collect();
     for i in oracles {

@@ -753,22 +753,37 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
+        // Positions are in pixels in top-down scenes, in metres in first-person ones.
+        let u = if amisim::world::Scene::load(&a.scene)?.first_person().is_some() {
+            "m"
+        } else {
+            "px"
+        };
         println!("checkpoint {} (step {})", path.display(), ck.step);
         println!(
             "probe targets: {:?}; {} train frames, {} held-out frames",
             report.targets, report.train_frames, report.test_frames
         );
         println!(
-            "linear probe RMSE {:.2} px, MLP probe RMSE {:.2} px",
+            "linear probe RMSE {:.2} {u}, MLP probe RMSE {:.2} {u}",
             report.linear_rmse_px, report.mlp_rmse_px
         );
         println!(
             "effective rank {:.1}, RankMe {:.1} of {}; per-dimension std min {:.3}, mean {:.3}",
             report.effective_rank, report.rank_me, report.latent_dim, report.min_dim_std, report.mean_dim_std
         );
-        println!("rollout probe RMSE (px) by step: {}", by_step(&report.rollout_rmse_px));
+        println!("rollout probe RMSE ({u}) by step: {}", by_step(&report.rollout_rmse_px));
+        if let Some(h) = &report.heading {
+            println!(
+                "heading: linear probe RMSE {:.1}°, MLP {:.1}° (one guess for all: {:.1}°); rollout by step: {}",
+                h.linear_rmse_deg,
+                h.mlp_rmse_deg,
+                h.constant_rmse_deg,
+                by_step(&h.rollout_rmse_deg)
+            );
+        }
         if let Some(sp) = &report.spatial_rollout_rmse_px {
-            println!("spatial predictor's rollout probe RMSE (px) by step: {}", by_step(sp));
+            println!("spatial predictor's rollout probe RMSE ({u}) by step: {}", by_step(sp));
         }
         for l in &report.layout {
             println!(
@@ -779,7 +794,7 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
         if report.by_target.len() > 1 {
             for t in &report.by_target {
                 println!(
-                    "  {}: linear {:.2} px, MLP {:.2} px, rollout by step: {}",
+                    "  {}: linear {:.2} {u}, MLP {:.2} {u}, rollout by step: {}",
                     t.target,
                     t.linear_rmse_px,
                     t.mlp_rmse_px,
@@ -792,7 +807,7 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
 }
 
 fn run_command(a: RunArgs) -> Result<()> {
-    amisim::ui::agent::load_top_down(&a.scene)?;
+    amisim::ui::agent::load_scene(&a.scene)?;
     if !(a.steps_per_second.is_finite() && a.steps_per_second > 0.0) {
         anyhow::bail!("--steps-per-second {} must be a positive number", a.steps_per_second);
     }

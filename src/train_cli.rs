@@ -328,13 +328,26 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     let probe_train = Episodes::collect(&CollectConfig::random_walk(&scene, 300, 16, 128, 2_000_003))?;
     let probe_test = Episodes::collect(&CollectConfig::random_walk(&scene, 100, 16, 100, 2_000_004))?;
     let p = amisim::probe::probe(&ck.model, &probe_train, &probe_test, 300);
-    let m1 = format!(
-        "position probe linear {:.2} px, MLP {:.2} px, rollout at 16 steps {:.2} px, effective rank {:.1}",
+    let u = if amisim::world::Scene::load(&scene)?.first_person().is_some() {
+        "m"
+    } else {
+        "px"
+    };
+    let mut m1 = format!(
+        "position probe linear {:.2} {u}, MLP {:.2} {u}, rollout at 16 steps {:.2} {u}, effective rank {:.1}",
         p.linear_rmse_px,
         p.mlp_rmse_px,
         p.rollout_rmse_px.last().copied().unwrap_or(f32::NAN),
         p.effective_rank
     );
+    if let Some(h) = &p.heading {
+        m1 += &format!(
+            "; heading linear {:.1}°, MLP {:.1}°, rollout at 16 steps {:.1}°",
+            h.linear_rmse_deg,
+            h.mlp_rmse_deg,
+            h.rollout_rmse_deg.last().copied().unwrap_or(f32::NAN)
+        );
+    }
     println!("level 1: {m1}");
     rows.push(("encoder + level 1".into(), status, t0.elapsed().as_secs_f64(), m1));
     // 2–4: level 2, critic, mode 1, each skipped when its model is there.
@@ -347,7 +360,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     for (name, key, file, run) in stages {
         if key == "mode1" {
             // The run folder's agents, the teacher among them (`agent.ron`).
-            write_presets(&a.out)?;
+            write_presets(&a.out, &amisim::world::Scene::load(&scene)?)?;
         }
         let t = Instant::now();
         let mut s = stage_args(&a, key);
@@ -367,7 +380,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         };
         rows.push((name.into(), status, t.elapsed().as_secs_f64(), metric));
     }
-    let written = write_presets(&a.out)?;
+    let written = write_presets(&a.out, &amisim::world::Scene::load(&scene)?)?;
     println!(
         "agents: {} in {} (`amisim eval --scene {scene} --agent {}` plays agent.ron)",
         written.join(", "),
@@ -387,8 +400,18 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
 /// else flat CEM), and the presets `cem`, `hierarchical`, `critic`, `mode1` and `configured`
 /// where their models are there — the layout of the shipped `assets/<scene>/`. Returns the
 /// names written.
-pub fn write_presets(dir: &Path) -> Result<Vec<String>> {
+pub fn write_presets(dir: &Path, scene: &amisim::world::Scene) -> Result<Vec<String>> {
     let has = |f: &str| dir.join(f).exists();
+    // First-person actions are (metres forward, radians turned) per step: the planner samples
+    // and bounds them at that scale. Hierarchical macro-actions are top-down displacements, so
+    // a first-person run's agent plans flat.
+    let fp = scene.first_person().map(|_| {
+        let p = amisim::agents::default_planner(scene);
+        format!(
+            "max_action: {:.3}, init_std: {:.3}, min_std: {:.3}, forward_only: {}",
+            p.max_action, p.init_std, p.min_std, p.forward_only
+        )
+    });
     let (l2, critic, mode1) = (
         has(LEVEL2_CHECKPOINT),
         has("critic.safetensors"),
@@ -400,10 +423,24 @@ pub fn write_presets(dir: &Path) -> Result<Vec<String>> {
         written.push(format!("{name}.ron"));
         Ok(())
     };
-    let cem = "(\n    mode: Plan,\n    models: [\"checkpoint.safetensors\"],\n)\n";
+    let planner = |entries: &str| match (&fp, entries.is_empty()) {
+        (Some(f), true) => format!("    planner: ({f}),\n"),
+        (Some(f), false) => format!("    planner: ({entries}, {f}),\n"),
+        (None, true) => String::new(),
+        (None, false) => format!("    planner: ({entries}),\n"),
+    };
+    let cem = format!(
+        "(\n    mode: Plan,\n    models: [\"checkpoint.safetensors\"],\n{})\n",
+        planner("")
+    );
+    let cem = cem.as_str();
     let hierarchical = "(\n    mode: Hierarchical,\n    models: [\"checkpoint.safetensors\"],\n    level2: \"level2.safetensors\",\n)\n";
-    let with_critic = "(\n    mode: Plan,\n    models: [\"checkpoint.safetensors\"],\n    critic: \"critic.safetensors\",\n    planner: (horizon: 4, cost: (distance: L2, horizon: Closest, effort: 0.0, critic: 1.0)),\n)\n";
-    let default = if l2 {
+    let with_critic = format!(
+        "(\n    mode: Plan,\n    models: [\"checkpoint.safetensors\"],\n    critic: \"critic.safetensors\",\n{})\n",
+        planner("horizon: 4, cost: (distance: L2, horizon: Closest, effort: 0.0, critic: 1.0)")
+    );
+    let with_critic = with_critic.as_str();
+    let default = if l2 && fp.is_none() {
         hierarchical
     } else if critic {
         with_critic
@@ -434,6 +471,7 @@ pub fn write_presets(dir: &Path) -> Result<Vec<String>> {
         )?;
     }
     let mut configured = String::from("// The configured agent: configurator, memories, critic, mode 1 and mode 2.\n(\n    mode: Configured,\n    models: [\"checkpoint.safetensors\"],\n");
+    configured += &planner("");
     for (on, entry) in [(l2, "level2"), (critic, "critic"), (mode1, "mode1")] {
         if on {
             configured += &format!("    {entry}: \"{entry}.safetensors\",\n");

@@ -84,8 +84,8 @@ class _Scene:
         #: The goal observations of the running episodes, ``(num_envs, H, W, 3)``.
         self._goal: np.ndarray | None = None
         h, w, c = self._envs.frame_shape
-        m = self._envs.max_action
-        return spaces.Box(0, 255, (h, w, c), np.uint8), spaces.Box(-m, m, (2,), np.float32)
+        high = np.array(self._envs.action_high, np.float32)
+        return spaces.Box(0, 255, (h, w, c), np.uint8), spaces.Box(-high, high, (2,), np.float32)
 
     def _batch(self, r: dict) -> tuple[np.ndarray, dict[str, Any]]:
         """The observations and the info of every environment of a native result."""

@@ -167,6 +167,16 @@ impl Envs {
         Ok(amisim::agents::world(self.envs.scene()).map_err(err)?.max_step)
     }
 
+    /// The largest action per component: (step x, step y) top-down, (metres forward, radians
+    /// turned) first-person.
+    #[getter]
+    fn action_high(&self) -> (f32, f32) {
+        match self.envs.scene() {
+            Scene::TopDown(s) => (s.agent.max_step, s.agent.max_step),
+            Scene::FirstPerson(s) => (s.agent.max_forward, s.agent.max_turn_degrees.to_radians()),
+        }
+    }
+
     #[getter]
     fn first_person(&self) -> bool {
         matches!(self.envs.scene(), Scene::FirstPerson(_))

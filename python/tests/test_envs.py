@@ -27,6 +27,19 @@ def test_registered_with_gymnasium():
     assert obs.shape == (3,) + env.observation_space.shape
 
 
+def test_first_person_scene_through_gymnasium():
+    env = amisim.make_vec("two_rooms_3d", num_envs=4, seed=1)
+    # (metres forward, radians turned) per step.
+    np.testing.assert_allclose(env.single_action_space.high, [0.3, np.radians(20.0)], rtol=1e-6)
+    obs, info = env.reset()
+    assert obs.shape == (4, 64, 64, 3) and obs.dtype == np.uint8
+    # The goal image is the view from the goal pose: not the current view.
+    assert not np.array_equal(info["goal"], obs)
+    turned, *_ = env.step(np.tile([0.0, 0.3], (4, 1)).astype(np.float32))
+    assert all(not np.array_equal(turned[i], obs[i]) for i in range(4))
+    env.close()
+
+
 def test_vector_reset_and_step_shapes_and_dtypes():
     n = 4
     env = amisim.make_vec("two_rooms", num_envs=n, seed=0)

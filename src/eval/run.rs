@@ -550,13 +550,20 @@ pub fn run(
                         through[i] += layout.path_crosses_wall(&pts) as u32;
                     }
                 }
+                // Imagined paths are drawn over top-down frames, whose pixels are the arena's;
+                // a first-person frame is a view, not a map, so its strip shows the frames alone.
+                let on_map = scene.top_down().is_some();
                 for &i in drawn.iter().filter(|i| active.contains(i)) {
                     strip[i].push(StripFrame {
                         frame: batch.obs.frame(i).to_vec(),
-                        path: last[i].as_ref().map_or(Vec::new(), |(p, s)| probes.path(p, *s)),
-                        high_path: last_high[i]
-                            .as_ref()
-                            .map_or(Vec::new(), |p| probes.path(p, Space::Level2)),
+                        path: match &last[i] {
+                            Some((p, s)) if on_map => probes.path(p, *s),
+                            _ => Vec::new(),
+                        },
+                        high_path: match &last_high[i] {
+                            Some(p) if on_map => probes.path(p, Space::Level2),
+                            _ => Vec::new(),
+                        },
                         goal: goal_px[i],
                     });
                 }

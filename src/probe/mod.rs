@@ -439,6 +439,48 @@ pub struct ProbeReport {
     /// How well each frame's latent gives the episode's layout (wall column, door row): one
     /// entry per layout value that varies between episodes.
     pub layout: Vec<LayoutErrors>,
+    /// The agent's heading (first-person scenes, where it varies), in degrees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heading: Option<HeadingErrors>,
+}
+
+/// Heading probe: (cos, sin) of the heading regressed from the latent, its angle compared
+/// with the true heading (the difference wrapped to ±180°), RMSE in degrees.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadingErrors {
+    pub linear_rmse_deg: f32,
+    pub mlp_rmse_deg: f32,
+    /// The linear probe on the predictor's open-loop latents, steps 1, 2, ….
+    pub rollout_rmse_deg: Vec<f32>,
+    /// The error of always guessing one heading (the circular mean): what a latent without
+    /// heading would score.
+    pub constant_rmse_deg: f32,
+}
+
+/// Every frame's heading as (cos, sin), `[frames, 2]`.
+fn heading_targets(data: &Episodes) -> Vec<f32> {
+    let mut y = Vec::new();
+    for e in 0..data.episodes {
+        for t in 0..=data.steps {
+            let h = data.state(e, t)[2];
+            y.extend_from_slice(&[h.cos(), h.sin()]);
+        }
+    }
+    y
+}
+
+/// RMSE in degrees between the angles of `[n, 2]` (cos, sin) rows.
+pub fn angle_rmse_deg(pred: &[f32], truth: &[f32]) -> f32 {
+    let n = pred.len() / 2;
+    let sq: f64 = (0..n)
+        .map(|r| {
+            let a = pred[2 * r + 1].atan2(pred[2 * r]);
+            let b = truth[2 * r + 1].atan2(truth[2 * r]);
+            let d = (a - b + std::f32::consts::PI).rem_euclid(std::f32::consts::TAU) - std::f32::consts::PI;
+            (d.to_degrees() as f64).powi(2)
+        })
+        .sum();
+    (sq / n.max(1) as f64).sqrt() as f32
 }
 
 /// Probe errors of one layout value (e.g. `wall4_at`, `wall4_door0`), in pixels.
@@ -617,6 +659,33 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         .collect();
     let std = dim_std(&x_test, d);
     let layout = probe_layout(&x_train, &x_test, d, train, test, mlp_steps);
+    // Heading, where it varies (first-person scenes; top-down agents have none).
+    let h_train = heading_targets(train);
+    let heading = (dim_std(&h_train, 2).iter().any(|&s| s > 1e-3)).then(|| {
+        let h_test = heading_targets(test);
+        let linear = LinearProbe::fit(&x_train, &h_train, d, 2, 1e-6);
+        let mlp = MlpProbe::fit_predict(&x_train, &h_train, &x_test, d, 2, mlp_steps, 2);
+        let rollout_rmse_deg = (0..t)
+            .map(|step| {
+                let truth: Vec<f32> = (0..e)
+                    .flat_map(|i| h_test[(i * (t + 1) + step + 1) * 2..(i * (t + 1) + step + 2) * 2].to_vec())
+                    .collect();
+                angle_rmse_deg(&linear.predict(&at_step(&rolled, step)), &truth)
+            })
+            .collect();
+        let n = h_train.len() / 2;
+        let mean = [
+            h_train.iter().step_by(2).sum::<f32>() / n as f32,
+            h_train.iter().skip(1).step_by(2).sum::<f32>() / n as f32,
+        ];
+        let constant: Vec<f32> = (0..h_test.len() / 2).flat_map(|_| mean).collect();
+        HeadingErrors {
+            linear_rmse_deg: angle_rmse_deg(&linear.predict(&x_test), &h_test),
+            mlp_rmse_deg: angle_rmse_deg(&mlp, &h_test),
+            rollout_rmse_deg,
+            constant_rmse_deg: angle_rmse_deg(&constant, &h_test),
+        }
+    });
     ProbeReport {
         linear_rmse_px: linear_rmse,
         mlp_rmse_px: mlp_rmse,
@@ -632,6 +701,7 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         test_frames: x_test.len() / d,
         by_target,
         layout,
+        heading,
     }
 }
 
@@ -646,6 +716,16 @@ mod tests {
         let truth = [1.0, 2.0, 0.0, 0.0, 5.0, 6.0, 7.0, 8.0];
         assert_eq!(position_rmse(&pred, &truth, 4, 0), 0.0);
         assert!((position_rmse(&pred, &truth, 4, 1) - (25.0f32 / 2.0).sqrt()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn heading_error_wraps_around() {
+        // 170° against -170°: 20° apart, not 340°; 0° against 90°: 90°.
+        let rad = |d: f32| d.to_radians();
+        let pred = [rad(170.0).cos(), rad(170.0).sin(), 1.0, 0.0];
+        let truth = [rad(-170.0).cos(), rad(-170.0).sin(), 0.0, 1.0];
+        let want = ((20.0f32 * 20.0 + 90.0 * 90.0) / 2.0).sqrt();
+        assert!((angle_rmse_deg(&pred, &truth) - want).abs() < 1e-2);
     }
 
     #[test]

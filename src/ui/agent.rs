@@ -16,7 +16,7 @@ use crate::world::env::env_rng;
 use crate::world::oracle::SimDynamics;
 use crate::world::sim::{self, EnvState};
 use crate::world::{Obs, Scene, VecEnv};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use glam::Vec2;
 use std::path::PathBuf;
@@ -392,7 +392,7 @@ fn open(name: &str, sets: &[String], scene: &Scene, status: &dyn Fn(String)) -> 
 
 impl Runner {
     fn load(opts: AgentOptions, landscape: Sender<LandscapeJob>, events: Sender<Event>) -> Result<Runner> {
-        let scene = Arc::new(load_top_down(&opts.scene)?);
+        let scene = Arc::new(load_scene(&opts.scene)?);
         let status = |s: String| {
             let _ = events.send(Event::Status(s));
         };
@@ -526,7 +526,7 @@ impl Runner {
     }
 
     fn switch_scene(&mut self, name: &str) -> Result<()> {
-        let scene = match load_top_down(name) {
+        let scene = match load_scene(name) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 self.status = format!("{e:#}");
@@ -574,10 +574,41 @@ impl Runner {
             *b = p;
             probe.agent = Vec2::new(-100.0, -100.0);
         }
-        let size = self.scene.top_down().map_or(0.0, |s| s.size as f32);
+        let size = match (self.scene.top_down(), self.scene.first_person()) {
+            (Some(s), _) => s.size as f32,
+            (_, Some(s)) => s.size,
+            _ => 0.0,
+        };
         if p.x < 0.0 || p.y < 0.0 || p.x > size || p.y > size || sim::inside_wall(&self.scene, &probe) {
-            self.status = format!("({:.0}, {:.0}) is not a free position: goal unchanged", p.x, p.y);
+            self.status = format!("({:.1}, {:.1}) is not a free position: goal unchanged", p.x, p.y);
             return Ok(());
+        }
+        if let Some(fp) = self.scene.first_person() {
+            // First-person: the object nearest the click becomes the goal, seen from the
+            // click's side of it.
+            let (k, o) = fp
+                .objects
+                .iter()
+                .enumerate()
+                .min_by(|a, b| {
+                    let d = |o: &crate::world::scene::ObjectSpec| p.distance(Vec2::new(o.at.0, o.at.1));
+                    d(a.1).total_cmp(&d(b.1))
+                })
+                .expect("a first-person scene has objects");
+            let centre = Vec2::new(o.at.0, o.at.1);
+            let dir = (p - centre).normalize_or(Vec2::X);
+            let pose = centre + dir * (o.radius + fp.agent.radius + fp.goal_gap);
+            let mut at = state.clone();
+            at.agent = pose;
+            if sim::inside_wall(&self.scene, &at) {
+                self.status = format!("{} cannot be seen from that side: goal unchanged", o.name);
+                return Ok(());
+            }
+            state.goal = pose;
+            state.goal_heading = (-dir).y.atan2((-dir).x);
+            state.goal_object = Some(k);
+            state.steps = 0;
+            return self.start_from(state);
         }
         state.goal = p;
         state.steps = 0;
@@ -601,10 +632,18 @@ impl Runner {
         self.candidates.clear();
         self.iteration_costs.clear();
         self.finished_at = None;
-        self.status = format!(
-            "episode {}: go to ({:.0}, {:.0}) — {}",
-            self.episode, state.goal.x, state.goal.y, self.acting.name
-        );
+        self.status = match self.scene.first_person() {
+            Some(fp) => format!(
+                "episode {}: go to the {} — {}",
+                self.episode,
+                fp.objects[state.goal_object.unwrap_or(0)].name,
+                self.acting.name
+            ),
+            None => format!(
+                "episode {}: go to ({:.0}, {:.0}) — {}",
+                self.episode, state.goal.x, state.goal.y, self.acting.name
+            ),
+        };
         self.record_energy();
         let _ = self.landscape.send(LandscapeJob {
             goal_id: self.goal_id,
@@ -870,13 +909,9 @@ fn shown_candidates(trace: &Trace) -> Vec<usize> {
     shown
 }
 
-/// Loads a scene `amisim run` can show (top-down).
-pub fn load_top_down(name: &str) -> Result<Scene> {
-    let scene = Scene::load(name)?;
-    if scene.top_down().is_none() {
-        bail!("{name} is a first-person scene: amisim run shows top-down scenes (two_rooms, four_rooms, push_box, …)");
-    }
-    Ok(scene)
+/// Loads a scene for `amisim run`.
+pub fn load_scene(name: &str) -> Result<Scene> {
+    Ok(Scene::load(name)?)
 }
 
 /// A landscape to compute.
@@ -900,10 +935,14 @@ fn landscape_main(jobs: Receiver<LandscapeJob>, events: Sender<Event>) -> Result
             job = next;
         }
         let t0 = Instant::now();
-        let s = job.scene.top_down().expect("top-down scene");
         let n = LANDSCAPE_CELLS;
-        let cell = s.size as f32 / n as f32;
-        let origin = -0.5;
+        // Top-down arenas span pixel centres -0.5 .. size - 0.5; first-person rooms 0 .. size.
+        let (size, origin) = match (job.scene.top_down(), job.scene.first_person()) {
+            (Some(s), _) => (s.size as f32, -0.5),
+            (_, Some(s)) => (s.size, 0.0),
+            _ => unreachable!("a scene is top-down or first-person"),
+        };
+        let cell = size / n as f32;
         let mut states = Vec::with_capacity(n * n);
         let mut free = Vec::with_capacity(n * n);
         for j in 0..n {
@@ -912,9 +951,25 @@ fn landscape_main(jobs: Receiver<LandscapeJob>, events: Sender<Event>) -> Result
                 st.agent = Vec2::new(origin + (i as f32 + 0.5) * cell, origin + (j as f32 + 0.5) * cell);
                 let blocked = sim::inside_wall(&job.scene, &st)
                     || st.pushable.is_some_and(|b| {
-                        let h = s.pushable.as_ref().map_or(0.0, |p| p.half_size);
+                        let h = job
+                            .scene
+                            .top_down()
+                            .and_then(|s| s.pushable.as_ref())
+                            .map_or(0.0, |p| p.half_size);
                         (st.agent - b).abs().max_element() < h
+                    })
+                    || job.scene.first_person().is_some_and(|s| {
+                        // Inside an object; elsewhere the agent looks at the goal object (a
+                        // first-person view depends on where it faces).
+                        s.objects
+                            .iter()
+                            .any(|o| st.agent.distance(Vec2::new(o.at.0, o.at.1)) < o.radius + s.agent.radius)
                     });
+                if let Some(s) = job.scene.first_person() {
+                    let o = &s.objects[st.goal_object.unwrap_or(0)];
+                    let to = Vec2::new(o.at.0, o.at.1) - st.agent;
+                    st.heading = to.y.atan2(to.x);
+                }
                 free.push(!blocked);
                 states.push(st);
             }

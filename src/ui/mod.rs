@@ -74,7 +74,7 @@ pub fn check_display() -> Result<()> {
 
 /// Opens the window and runs until it is closed (or the screenshot is saved).
 pub fn run(opts: RunOptions) -> Result<()> {
-    agent::load_top_down(&opts.agent.scene)?;
+    agent::load_scene(&opts.agent.scene)?;
     check_display()?;
     check_adapter()?;
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
@@ -641,8 +641,9 @@ fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
             }
             ui.separator();
             let st = &s.state;
+            let unit = if s.scene.first_person().is_some() { "m" } else { "px" };
             ui.label(format!(
-                "step {} / {}   distance {:.1} px   {:.0} frames/s",
+                "step {} / {}   distance {:.1} {unit}   {:.0} frames/s",
                 st.steps,
                 s.scene.episode().max_steps,
                 st.goal_distance(&s.scene),
@@ -948,13 +949,20 @@ fn world_area(ui: &mut egui::Ui, view: &mut View, link: &Link) {
     view.world_rect = Some(rect);
     let response = ui.allocate_rect(rect, egui::Sense::click());
     let Some(s) = &view.snapshot else { return };
-    let Some(td) = s.scene.top_down() else { return };
-    let size = td.size as f32;
-    // The camera fits the arena (-0.5 .. size-0.5) into the area, centred (AutoMin).
+    // Top-down: the camera fits the arena (-0.5 .. size-0.5) into the area, centred (AutoMin).
+    // First-person: a map of the room (0 .. size metres, z down) painted here.
+    let (size, mid) = match (s.scene.top_down(), s.scene.first_person()) {
+        (Some(td), _) => (td.size as f32, td.size as f32 / 2.0 - 0.5),
+        (_, Some(fp)) => (fp.size, fp.size / 2.0),
+        _ => return,
+    };
     let scale = rect.width().min(rect.height()) / size;
     let centre = rect.center();
-    let to = |p: [f32; 2]| centre + egui::vec2(p[0] - (size / 2.0 - 0.5), p[1] - (size / 2.0 - 0.5)) * scale;
+    let to = |p: [f32; 2]| centre + egui::vec2(p[0] - mid, p[1] - mid) * scale;
     let painter = ui.painter_at(rect);
+    if let Some(fp) = s.scene.first_person() {
+        first_person_map(&painter, &to, scale, fp, &s.state);
+    }
     if view.show_landscape {
         if let (Some(l), Some((img, _, _))) = (&view.landscape, &view.landscape_image) {
             for j in 0..l.n {
@@ -1062,10 +1070,105 @@ fn world_area(ui: &mut egui::Ui, view: &mut View, link: &Link) {
     if response.clicked() {
         if let Some(p) = response.interact_pointer_pos() {
             let q = (p - centre) / scale;
-            let goal = Vec2::new(q.x + size / 2.0 - 0.5, q.y + size / 2.0 - 0.5);
+            let goal = Vec2::new(q.x + mid, q.y + mid);
             link.send(Command::Goal(goal));
         }
     }
+}
+
+/// A first-person scene seen from above: floor, inner walls, objects in their colours, the goal
+/// object's success ring and the goal pose, the agent and where it looks (its field of view).
+fn first_person_map(
+    painter: &egui::Painter,
+    to: &dyn Fn([f32; 2]) -> egui::Pos2,
+    scale: f32,
+    fp: &crate::world::scene::FirstPersonScene,
+    st: &crate::world::EnvState,
+) {
+    // Linear colours as the frames store them (no sRGB encoding), so the map matches the views.
+    let lin = |c: [f32; 3]| {
+        egui::Color32::from_rgb(
+            (c[0].clamp(0.0, 1.0) * 255.0) as u8,
+            (c[1].clamp(0.0, 1.0) * 255.0) as u8,
+            (c[2].clamp(0.0, 1.0) * 255.0) as u8,
+        )
+    };
+    let floor = crate::world::first_person::FLOOR;
+    painter.rect_filled(
+        egui::Rect::from_min_max(to([0.0, 0.0]), to([fp.size, fp.size])),
+        0.0,
+        lin(floor.map(|v| v * 1.8)),
+    );
+    let walls = crate::world::first_person::WALLS;
+    let edge = |a: [f32; 2], b: [f32; 2], c: [f32; 3]| {
+        painter.line_segment([to(a), to(b)], egui::Stroke::new(4.0, lin(c)));
+    };
+    let w = fp.size;
+    edge([0.0, 0.0], [w, 0.0], walls[0]);
+    edge([w, 0.0], [w, w], walls[1]);
+    edge([w, w], [0.0, w], walls[2]);
+    edge([0.0, w], [0.0, 0.0], walls[3]);
+    for wall in &fp.walls {
+        let c = wall.color.map_or([0.8, 0.8, 0.78], |c| [c.0, c.1, c.2]);
+        painter.rect_filled(
+            egui::Rect::from_min_max(to([wall.min.0, wall.min.1]), to([wall.max.0, wall.max.1])),
+            0.0,
+            lin(c),
+        );
+    }
+    for (k, o) in fp.objects.iter().enumerate() {
+        let c = to([o.at.0, o.at.1]);
+        let col = lin([o.color.0, o.color.1, o.color.2]);
+        match o.shape {
+            crate::world::scene::Shape::Cube => {
+                painter.rect_filled(
+                    egui::Rect::from_center_size(c, egui::Vec2::splat(2.0 * o.radius * scale)),
+                    0.0,
+                    col,
+                );
+            }
+            _ => {
+                painter.circle_filled(c, o.radius * scale, col);
+            }
+        }
+        if st.goal_object == Some(k) {
+            let ring = o.radius + fp.agent.radius + fp.episode.success_radius;
+            painter.circle_stroke(
+                c,
+                ring * scale,
+                egui::Stroke::new(2.0, egui::Color32::from_rgb(64, 242, 115)),
+            );
+        }
+    }
+    // The goal pose: where the goal image is seen from, and which way.
+    let g = to([st.goal.x, st.goal.y]);
+    let gd = Vec2::from_angle(st.goal_heading) * 0.5 * scale;
+    painter.circle_stroke(
+        g,
+        fp.agent.radius * scale,
+        egui::Stroke::new(2.0, egui::Color32::from_rgb(64, 242, 115)),
+    );
+    painter.arrow(
+        g,
+        egui::vec2(gd.x, gd.y),
+        egui::Stroke::new(2.0, egui::Color32::from_rgb(64, 242, 115)),
+    );
+    // The agent and its field of view (the horizontal field equals the vertical: square frames).
+    let a = to([st.agent.x, st.agent.y]);
+    let half = fp.fov_degrees.to_radians() / 2.0;
+    for side in [-half, half] {
+        let d = Vec2::from_angle(st.heading + side) * 1.5 * scale;
+        painter.line_segment(
+            [a, a + egui::vec2(d.x, d.y)],
+            egui::Stroke::new(1.0, egui::Color32::from_gray(235)),
+        );
+    }
+    painter.circle_filled(a, fp.agent.radius * scale, egui::Color32::from_rgb(255, 140, 38));
+    let d = Vec2::from_angle(st.heading) * fp.agent.radius * scale;
+    painter.line_segment(
+        [a, a + egui::vec2(d.x, d.y)],
+        egui::Stroke::new(2.0, egui::Color32::BLACK),
+    );
 }
 
 /// Counts frames once the agent has planned and the landscape is in; at `frames`, captures the

@@ -19,8 +19,9 @@ use super::scene::{FirstPersonScene, Scene, Shape};
 use bevy::prelude::*;
 use bevy::render::render_asset::RenderAssets;
 use bevy::render::render_resource::{
-    BindGroupEntry, BindGroupLayoutEntry, BindingType, BufferBindingType, BufferDescriptor, BufferUsages, ColorTargetState, ColorWrites, CommandEncoderDescriptor, CompareFunction, DepthStencilState, Extent3d, Face, IndexFormat,
-    FrontFace, LoadOp, MultisampleState, Operations, PipelineCompilationOptions, PipelineLayoutDescriptor,
+    BindGroupEntry, BindGroupLayoutEntry, BindingType, BufferBindingType, BufferDescriptor, BufferUsages,
+    ColorTargetState, ColorWrites, CommandEncoderDescriptor, CompareFunction, DepthStencilState, Extent3d, Face,
+    FrontFace, IndexFormat, LoadOp, MultisampleState, Operations, PipelineCompilationOptions, PipelineLayoutDescriptor,
     PrimitiveState, PrimitiveTopology, RawFragmentState, RawRenderPipelineDescriptor, RawVertexBufferLayout,
     RawVertexState, RenderPassColorAttachment, RenderPassDepthStencilAttachment, RenderPassDescriptor,
     ShaderModuleDescriptor, ShaderSource, ShaderStages, StoreOp, TextureDescriptor, TextureDimension, TextureFormat,
@@ -189,7 +190,12 @@ pub fn scene_geometry(s: &FirstPersonScene) -> SceneGeometry {
     let mut m = Mesh::default();
     let (w, h) = (s.size, s.wall_height);
     m.quad(
-        [Vec3::ZERO, Vec3::new(w, 0.0, 0.0), Vec3::new(w, 0.0, w), Vec3::new(0.0, 0.0, w)],
+        [
+            Vec3::ZERO,
+            Vec3::new(w, 0.0, 0.0),
+            Vec3::new(w, 0.0, w),
+            Vec3::new(0.0, 0.0, w),
+        ],
         Vec3::Y,
         FLOOR,
     );
@@ -241,17 +247,16 @@ pub fn scene_geometry(s: &FirstPersonScene) -> SceneGeometry {
     // One copy of each distinct vertex; the soup's order becomes the index order.
     let mut seen = std::collections::HashMap::new();
     let mut vertices = Vec::new();
-    let indices = m
-        .0
-        .chunks(VERTEX_FLOATS)
-        .map(|v| {
-            let key: Vec<u32> = v.iter().map(|f| f.to_bits()).collect();
-            *seen.entry(key).or_insert_with(|| {
-                vertices.extend_from_slice(v);
-                (vertices.len() / VERTEX_FLOATS - 1) as u32
+    let indices =
+        m.0.chunks(VERTEX_FLOATS)
+            .map(|v| {
+                let key: Vec<u32> = v.iter().map(|f| f.to_bits()).collect();
+                *seen.entry(key).or_insert_with(|| {
+                    vertices.extend_from_slice(v);
+                    (vertices.len() / VERTEX_FLOATS - 1) as u32
+                })
             })
-        })
-        .collect();
+            .collect();
     SceneGeometry {
         vertices,
         indices,
@@ -274,7 +279,8 @@ impl Mesh {
             [0, 2, 1]
         };
         for k in order {
-            self.0.extend_from_slice(&[p[k].x, p[k].y, p[k].z, n[k].x, n[k].y, n[k].z, c[0], c[1], c[2]]);
+            self.0
+                .extend_from_slice(&[p[k].x, p[k].y, p[k].z, n[k].x, n[k].y, n[k].z, c[0], c[1], c[2]]);
         }
     }
 
@@ -351,7 +357,14 @@ struct Gpu {
 }
 
 impl Gpu {
-    fn new(device: &RenderDevice, queue: &RenderQueue, mesh: &SceneGeometry, envs: usize, width: u32, height: u32) -> Gpu {
+    fn new(
+        device: &RenderDevice,
+        queue: &RenderQueue,
+        mesh: &SceneGeometry,
+        envs: usize,
+        width: u32,
+        height: u32,
+    ) -> Gpu {
         let shader = device.wgpu_device().create_shader_module(ShaderModuleDescriptor {
             label: Some("amisim first-person views"),
             source: ShaderSource::Wgsl(SHADER.into()),
@@ -509,7 +522,14 @@ fn draw_views(
     }
     let tiling = tiling.0;
     let gpu = gpu.get_or_insert_with(|| {
-        Gpu::new(&device, &queue, &mesh.0, matrices.len(), tiling.width(), tiling.height())
+        Gpu::new(
+            &device,
+            &queue,
+            &mesh.0,
+            matrices.len(),
+            tiling.width(),
+            tiling.height(),
+        )
     });
     let bytes: Vec<u8> = matrices
         .iter()

@@ -554,7 +554,10 @@ impl FirstPersonScene {
             if !ok {
                 return Err((
                     format!("walls[{i}]"),
-                    format!("needs finite corners with min < max on both axes, got min {:?} max {:?}", w.min, w.max),
+                    format!(
+                        "needs finite corners with min < max on both axes, got min {:?} max {:?}",
+                        w.min, w.max
+                    ),
                 ));
             }
             if let Some(c) = w.color {

@@ -147,7 +147,11 @@ fn first_person_inner_walls_block_and_their_door_lets_through() {
         sim::step(&scene, &mut state, [0.3, 0.0]);
     }
     assert!(state.collided);
-    assert!((state.agent.x - (3.9 - fp.agent.radius)).abs() < 0.01, "{:?}", state.agent);
+    assert!(
+        (state.agent.x - (3.9 - fp.agent.radius)).abs() < 0.01,
+        "{:?}",
+        state.agent
+    );
     // Through the door's middle: into the other room.
     state.agent = Vec2::new(2.0, 4.0);
     for _ in 0..20 {

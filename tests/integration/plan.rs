@@ -116,6 +116,27 @@ fn actions_stay_within_the_action_ball() {
 }
 
 #[test]
+fn forward_only_keeps_the_first_component_non_negative() {
+    // The goal lies backward: every planner stops at zero forward and still matches the turn.
+    let goals = [-0.4f32, 0.2];
+    for kind in [PlannerKind::Cem, PlannerKind::Mppi, PlannerKind::Gradient] {
+        let mut cfg = echo_config(kind);
+        cfg.forward_only = true;
+        let mut rngs = vec![ChaCha8Rng::seed_from_u64(1)];
+        let plans = plan(&cfg, &Echo, &[()], &goals, &[vec![0.0; cfg.len() * 2]], &mut rngs, true);
+        for a in plans[0].actions.chunks_exact(2) {
+            assert!(a[0] >= 0.0 && a[0] < 0.05, "{kind:?}: {a:?}");
+            assert!((a[1] - 0.2).abs() < 0.08, "{kind:?}: {a:?}");
+        }
+        let t = plans[0].trace.as_ref().unwrap();
+        assert!(
+            t.candidates.chunks_exact(2).all(|a| a[0] >= 0.0),
+            "{kind:?}: a candidate backs up"
+        );
+    }
+}
+
+#[test]
 fn warm_start_shifts_the_plan() {
     let plan = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
     assert_eq!(shift(&plan, 1), vec![3.0, 4.0, 5.0, 6.0, 5.0, 6.0]);

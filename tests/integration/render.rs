@@ -207,7 +207,10 @@ fn first_person_frames_are_byte_identical_for_the_same_seed() {
         }
         frames
     };
-    assert!(run() == run(), "first-person frames differ between two runs with the same seed");
+    assert!(
+        run() == run(),
+        "first-person frames differ between two runs with the same seed"
+    );
 }
 
 /// The goal image is the view from the goal pose: the goal object fills the middle of it.

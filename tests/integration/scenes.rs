@@ -122,8 +122,16 @@ fn first_person_inner_walls_and_start_rules_are_checked() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenes/two_rooms_3d.ron")).unwrap();
     for (from, to, field) in [
         ("max: (4.1, 3.25)", "max: (3.0, 3.25)", "walls[0]"),
-        ("color: (0.85, 0.85, 0.82))", "color: (1.5, 0.85, 0.82))", "walls[0].color"),
-        ("behind_wall: true", "behind_wall: true, min_goal_distance: -1.0", "start.min_goal_distance"),
+        (
+            "color: (0.85, 0.85, 0.82))",
+            "color: (1.5, 0.85, 0.82))",
+            "walls[0].color",
+        ),
+        (
+            "behind_wall: true",
+            "behind_wall: true, min_goal_distance: -1.0",
+            "start.min_goal_distance",
+        ),
     ] {
         let e = parse(&text.replacen(from, to, 1)).unwrap_err();
         assert_eq!(e.field.as_deref(), Some(field), "{e}");

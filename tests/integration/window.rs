@@ -103,6 +103,47 @@ fn window_screenshot_under_xvfb() {
     assert!(goal > 100, "no goal image in the overlay ({goal} green pixels)");
 }
 
+/// A first-person scene in the window: the agent's view and the goal view in the overlay (sky
+/// pixels), and the room's map in the centre.
+#[test]
+fn first_person_window_screenshot_under_xvfb() {
+    assert!(on_path("xvfb-run"), "install xvfb: `sudo apt-get install -y xvfb`");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("window");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join("room_3d.png");
+    let _ = std::fs::remove_file(&shot);
+    let (w, h) = (1100usize, 700usize);
+    let out = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x800x24", env!("CARGO_BIN_EXE_amisim"), "run"])
+        .args(["--scene", "room_3d", "--agent", "oracle", "--frames", "5"])
+        .args(["--width", "1100", "--height", "700", "--set", "planner.samples=60"])
+        .arg("--screenshot")
+        .arg(&shot)
+        .output()
+        .expect("running xvfb-run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "amisim run failed: {stderr}");
+    let (width, height, rgb) = read_png(&shot);
+    assert_eq!((width, height), (w, h));
+    let world = stats(&rgb, w, w / 2 - 100..w / 2 + 100, h / 2 - 100..h / 2 + 100);
+    assert!(world.1 > 3.0, "the map is blank: {world:?}");
+    // The sky (linear 0.45, 0.6, 0.85 as stored) in the observation and in the goal view.
+    let sky = |xs: std::ops::Range<usize>| {
+        (60..220)
+            .flat_map(|y| xs.clone().map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let p = &rgb[(y * w + x) * 3..][..3];
+                (p[0] as i32 - 115).abs() < 12 && (p[1] as i32 - 153).abs() < 12 && (p[2] as i32 - 217).abs() < 12
+            })
+            .count()
+    };
+    let (obs, goal) = (sky(5..148), sky(150..295));
+    assert!(
+        obs + goal > 100,
+        "no first-person view in the overlay ({obs}, {goal} sky pixels)"
+    );
+}
+
 /// Runs `amisim` with `DISPLAY` set to `display` (unset for `None`), expects it to fail, and
 /// returns what it printed on stderr.
 fn failed_run(args: &[&str], display: Option<&str>) -> String {
@@ -131,9 +172,9 @@ fn run_without_a_display_names_the_fix() {
         stderr.contains("DISPLAY=:987: no X server") && stderr.contains("xvfb-run"),
         "{stderr}"
     );
-    // A scene amisim run cannot show is named before the display is looked at.
-    let stderr = failed_run(&["run", "--scene", "room_3d"], None);
-    assert!(stderr.contains("room_3d is a first-person scene"), "{stderr}");
+    // A scene that is not there is named before the display is looked at.
+    let stderr = failed_run(&["run", "--scene", "no_such_scene"], None);
+    assert!(stderr.contains("no_such_scene"), "{stderr}");
 }
 
 mod agent_thread {
@@ -214,6 +255,39 @@ mod agent_thread {
         commands.send(Command::Scene("four_rooms".into())).unwrap();
         let switched = wait(&events, "four_rooms", |s| s.scene.name() == "four_rooms");
         assert_eq!(switched.episode, 0);
+    }
+
+    /// A first-person scene in the window's thread: the oracle plans, its imagined path is in
+    /// metres inside the room, and a click makes the nearest object the goal, seen from the
+    /// click's side.
+    #[test]
+    fn agent_thread_plans_in_a_first_person_scene() {
+        let (tx, events) = crossbeam_channel::unbounded();
+        let commands = spawn(
+            options("room_3d", "oracle", &["planner.samples=60", "planner.iterations=3"]),
+            tx,
+        );
+        let s = wait(&events, "a plan", |s| s.plans_made > 0);
+        assert!(!s.plan.is_empty());
+        assert!(s
+            .plan
+            .iter()
+            .all(|p| (0.0..=8.0).contains(&p[0]) && (0.0..=8.0).contains(&p[1])));
+        commands.send(Command::Pause(true)).unwrap();
+        // Next to the green sphere at (6.4, 1.8), on its left (smaller x).
+        commands.send(Command::Goal(Vec2::new(5.0, 1.8))).unwrap();
+        let g = wait(&events, "the new goal", |s| s.paused && s.state.goal_object == Some(1));
+        assert!(
+            (g.state.goal.y - 1.8).abs() < 1e-3 && g.state.goal.x < 6.0,
+            "{:?}",
+            g.state.goal
+        );
+        assert!(
+            g.state.goal_heading.abs() < 1e-3,
+            "faces +x, the sphere: {}",
+            g.state.goal_heading
+        );
+        assert!(g.status.contains("green_sphere"), "{}", g.status);
     }
 
     /// The shipped Two-Rooms agent in the window's thread: its three world models, the one

@@ -55,6 +55,11 @@ pub struct PlannerConfig {
     /// Largest action norm: actions are projected onto this ball (the exploration data's
     /// longest step, beyond which the world model has seen nothing).
     pub max_action: f32,
+    /// Keep every action's first component (first-person: forward speed) at zero or above:
+    /// exploration data that never moves backward leaves the model nothing to predict a
+    /// backward move from.
+    #[serde(default)]
+    pub forward_only: bool,
     /// Environment steps executed from each plan before planning again (warm-started from
     /// the rest of the plan).
     pub replan_every: usize,
@@ -96,6 +101,7 @@ impl PlannerConfig {
             temperature: 0.5,
             lr: 0.2,
             max_action: 1.8,
+            forward_only: false,
             replan_every: 4,
             // 96 steps ahead, scored by the closest approach to the goal: long enough to reach
             // the goal through the door from anywhere in Two-Rooms, and a detour that reaches
@@ -211,6 +217,17 @@ pub fn project(a: &mut [f32], max: f32) {
     }
 }
 
+/// Bounds a plan's actions as `cfg` asks: onto the `max_action` ball, and forward only where
+/// it says so.
+pub fn bound(cfg: &PlannerConfig, a: &mut [f32]) {
+    project(a, cfg.max_action);
+    if cfg.forward_only {
+        for p in a.chunks_exact_mut(2) {
+            p[0] = p[0].max(0.0);
+        }
+    }
+}
+
 /// Draws `n` candidates around `mean` with `std` (both `[len, 2]`), noise held for `repeat`
 /// steps; candidate 0 is the mean itself (the warm start is never lost), and the last
 /// `cfg.legs` are paths of straight legs that ignore the mean.
@@ -233,7 +250,7 @@ fn sample(cfg: &PlannerConfig, mean: &[f32], std: &[f32], n: usize, rng: &mut Ch
                 }
             }
         }
-        project(c, cfg.max_action);
+        bound(cfg, c);
     }
 }
 
@@ -419,7 +436,7 @@ fn sampling<D: Dynamics>(
     let chosen: Vec<(f32, Vec<f32>, Vec<f32>)> = match cfg.kind {
         PlannerKind::Mppi => {
             let mut flat: Vec<f32> = mean.concat();
-            project(&mut flat, cfg.max_action);
+            bound(cfg, &mut flat);
             let (states, costs) = evaluate(cfg, dynamics, starts, goals, &flat);
             (0..p)
                 .map(|q| {
@@ -485,7 +502,7 @@ fn gradient<D: Dynamics>(
             let (h1, h2) = (m1[i] / (1.0 - b1.powi(t)), m2[i] / (1.0 - b2.powi(t)));
             actions[i] -= cfg.lr * h1 / (h2.sqrt() + 1e-6);
         }
-        project(&mut actions, cfg.max_action);
+        bound(cfg, &mut actions);
     }
     // Score the final sequences with the same rollout the other planners use.
     let states = dynamics.rollout(starts, n, &actions, l);
