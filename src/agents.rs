@@ -202,8 +202,7 @@ pub fn default_planner(scene: &Scene) -> PlannerConfig {
         p.max_action = max;
         p.init_std = 0.7 * max;
         p.min_std = 0.1 * max;
-        // The exploration walk never backs up (see world::policy).
-        p.forward_only = true;
+        // `forward_only` stays off: on room_3d it planned worse (docs/first_person.md).
     }
     p
 }

@@ -408,8 +408,8 @@ pub fn write_presets(dir: &Path, scene: &amisim::world::Scene) -> Result<Vec<Str
     let fp = scene.first_person().map(|_| {
         let p = amisim::agents::default_planner(scene);
         format!(
-            "max_action: {:.3}, init_std: {:.3}, min_std: {:.3}, forward_only: {}",
-            p.max_action, p.init_std, p.min_std, p.forward_only
+            "max_action: {:.3}, init_std: {:.3}, min_std: {:.3}",
+            p.max_action, p.init_std, p.min_std
         )
     });
     let (l2, critic, mode1) = (

@@ -127,7 +127,8 @@ impl SceneGeometry {
         );
         // Left, right, bottom, top, near (depth 0..1), far: inside where p·plane >= 0.
         let planes = [r3 + r0, r3 - r0, r3 + r1, r3 - r1, r2, r3 - r2];
-        let mut out: Vec<std::ops::Range<u32>> = vec![0..self.room];
+        let mut out: Vec<std::ops::Range<u32>> = Vec::with_capacity(1 + self.objects.len());
+        out.push(0..self.room);
         for (range, c, r) in &self.objects {
             let inside = planes
                 .iter()

@@ -22,7 +22,7 @@ fn temp(name: &str) -> PathBuf {
 #[test]
 fn every_shipped_spec_loads_its_models_and_builds_an_agent() {
     let mut count = 0;
-    for scene in ["two_rooms", "four_rooms", "push_box"] {
+    for scene in ["two_rooms", "four_rooms", "push_box", "room_3d"] {
         let world = agents::world(&Scene::load(scene).unwrap()).unwrap();
         let presets = agents::presets(scene);
         assert_eq!(
@@ -53,6 +53,8 @@ fn every_shipped_spec_loads_its_models_and_builds_an_agent() {
         default("four_rooms").hierarchy.is_some(),
         "the hierarchy's defaults are written out"
     );
+    // First person: planning at the scene's action scale (metres, radians per step).
+    assert!((default("room_3d").planner.max_action - 20f32.to_radians()).abs() < 1e-3);
 }
 
 #[test]

@@ -23,7 +23,14 @@ fn parse(text: &str) -> Result<Scene, SceneError> {
 #[test]
 fn every_shipped_scene_loads() {
     let names = shipped_scene_names();
-    for required in ["two_rooms", "two_rooms_fixed", "four_rooms", "push_box", "room_3d"] {
+    for required in [
+        "two_rooms",
+        "two_rooms_fixed",
+        "four_rooms",
+        "push_box",
+        "room_3d",
+        "two_rooms_3d",
+    ] {
         assert!(names.iter().any(|n| n == required), "missing scene {required}");
     }
     for name in names {
