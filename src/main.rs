@@ -753,12 +753,7 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        // Positions are in pixels in top-down scenes, in metres in first-person ones.
-        let u = if amisim::world::Scene::load(&a.scene)?.first_person().is_some() {
-            "m"
-        } else {
-            "px"
-        };
+        let u = amisim::world::Scene::load(&a.scene)?.position_unit();
         println!("checkpoint {} (step {})", path.display(), ck.step);
         println!(
             "probe targets: {:?}; {} train frames, {} held-out frames",
@@ -807,7 +802,7 @@ fn probe_command(a: ProbeArgs) -> Result<()> {
 }
 
 fn run_command(a: RunArgs) -> Result<()> {
-    amisim::ui::agent::load_scene(&a.scene)?;
+    amisim::world::Scene::load(&a.scene)?;
     if !(a.steps_per_second.is_finite() && a.steps_per_second > 0.0) {
         anyhow::bail!("--steps-per-second {} must be a positive number", a.steps_per_second);
     }

@@ -328,11 +328,8 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     let probe_train = Episodes::collect(&CollectConfig::random_walk(&scene, 300, 16, 128, 2_000_003))?;
     let probe_test = Episodes::collect(&CollectConfig::random_walk(&scene, 100, 16, 100, 2_000_004))?;
     let p = amisim::probe::probe(&ck.model, &probe_train, &probe_test, 300);
-    let u = if amisim::world::Scene::load(&scene)?.first_person().is_some() {
-        "m"
-    } else {
-        "px"
-    };
+    let loaded = amisim::world::Scene::load(&scene)?;
+    let u = loaded.position_unit();
     let mut m1 = format!(
         "position probe linear {:.2} {u}, MLP {:.2} {u}, rollout at 16 steps {:.2} {u}, effective rank {:.1}",
         p.linear_rmse_px,
@@ -360,7 +357,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     for (name, key, file, run) in stages {
         if key == "mode1" {
             // The run folder's agents, the teacher among them (`agent.ron`).
-            write_presets(&a.out, &amisim::world::Scene::load(&scene)?)?;
+            write_presets(&a.out, &loaded)?;
         }
         let t = Instant::now();
         let mut s = stage_args(&a, key);
@@ -380,7 +377,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         };
         rows.push((name.into(), status, t.elapsed().as_secs_f64(), metric));
     }
-    let written = write_presets(&a.out, &amisim::world::Scene::load(&scene)?)?;
+    let written = write_presets(&a.out, &loaded)?;
     println!(
         "agents: {} in {} (`amisim eval --scene {scene} --agent {}` plays agent.ron)",
         written.join(", "),

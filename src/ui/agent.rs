@@ -392,7 +392,7 @@ fn open(name: &str, sets: &[String], scene: &Scene, status: &dyn Fn(String)) -> 
 
 impl Runner {
     fn load(opts: AgentOptions, landscape: Sender<LandscapeJob>, events: Sender<Event>) -> Result<Runner> {
-        let scene = Arc::new(load_scene(&opts.scene)?);
+        let scene = Arc::new(Scene::load(&opts.scene)?);
         let status = |s: String| {
             let _ = events.send(Event::Status(s));
         };
@@ -526,7 +526,7 @@ impl Runner {
     }
 
     fn switch_scene(&mut self, name: &str) -> Result<()> {
-        let scene = match load_scene(name) {
+        let scene = match Scene::load(name) {
             Ok(s) => Arc::new(s),
             Err(e) => {
                 self.status = format!("{e:#}");
@@ -574,11 +574,7 @@ impl Runner {
             *b = p;
             probe.agent = Vec2::new(-100.0, -100.0);
         }
-        let size = match (self.scene.top_down(), self.scene.first_person()) {
-            (Some(s), _) => s.size as f32,
-            (_, Some(s)) => s.size,
-            _ => 0.0,
-        };
+        let size = self.scene.size();
         if p.x < 0.0 || p.y < 0.0 || p.x > size || p.y > size || sim::inside_wall(&self.scene, &probe) {
             self.status = format!("({:.1}, {:.1}) is not a free position: goal unchanged", p.x, p.y);
             return Ok(());
@@ -590,14 +586,10 @@ impl Runner {
                 .objects
                 .iter()
                 .enumerate()
-                .min_by(|a, b| {
-                    let d = |o: &crate::world::scene::ObjectSpec| p.distance(Vec2::new(o.at.0, o.at.1));
-                    d(a.1).total_cmp(&d(b.1))
-                })
+                .min_by(|a, b| p.distance(a.1.centre()).total_cmp(&p.distance(b.1.centre())))
                 .expect("a first-person scene has objects");
-            let centre = Vec2::new(o.at.0, o.at.1);
-            let dir = (p - centre).normalize_or(Vec2::X);
-            let pose = centre + dir * (o.radius + fp.agent.radius + fp.goal_gap);
+            let side = p - o.centre();
+            let (pose, heading) = sim::goal_pose(fp, k, side.y.atan2(side.x));
             let mut at = state.clone();
             at.agent = pose;
             if sim::inside_wall(&self.scene, &at) {
@@ -605,7 +597,7 @@ impl Runner {
                 return Ok(());
             }
             state.goal = pose;
-            state.goal_heading = (-dir).y.atan2((-dir).x);
+            state.goal_heading = heading;
             state.goal_object = Some(k);
             state.steps = 0;
             return self.start_from(state);
@@ -909,11 +901,6 @@ fn shown_candidates(trace: &Trace) -> Vec<usize> {
     shown
 }
 
-/// Loads a scene for `amisim run`.
-pub fn load_scene(name: &str) -> Result<Scene> {
-    Ok(Scene::load(name)?)
-}
-
 /// A landscape to compute.
 struct LandscapeJob {
     goal_id: u64,
@@ -937,12 +924,8 @@ fn landscape_main(jobs: Receiver<LandscapeJob>, events: Sender<Event>) -> Result
         let t0 = Instant::now();
         let n = LANDSCAPE_CELLS;
         // Top-down arenas span pixel centres -0.5 .. size - 0.5; first-person rooms 0 .. size.
-        let (size, origin) = match (job.scene.top_down(), job.scene.first_person()) {
-            (Some(s), _) => (s.size as f32, -0.5),
-            (_, Some(s)) => (s.size, 0.0),
-            _ => unreachable!("a scene is top-down or first-person"),
-        };
-        let cell = size / n as f32;
+        let origin = if job.scene.top_down().is_some() { -0.5 } else { 0.0 };
+        let cell = job.scene.size() / n as f32;
         let mut states = Vec::with_capacity(n * n);
         let mut free = Vec::with_capacity(n * n);
         for j in 0..n {
@@ -963,11 +946,11 @@ fn landscape_main(jobs: Receiver<LandscapeJob>, events: Sender<Event>) -> Result
                         // first-person view depends on where it faces).
                         s.objects
                             .iter()
-                            .any(|o| st.agent.distance(Vec2::new(o.at.0, o.at.1)) < o.radius + s.agent.radius)
+                            .any(|o| st.agent.distance(o.centre()) < o.radius + s.agent.radius)
                     });
                 if let Some(s) = job.scene.first_person() {
                     let o = &s.objects[st.goal_object.unwrap_or(0)];
-                    let to = Vec2::new(o.at.0, o.at.1) - st.agent;
+                    let to = o.centre() - st.agent;
                     st.heading = to.y.atan2(to.x);
                 }
                 free.push(!blocked);

@@ -74,7 +74,7 @@ pub fn check_display() -> Result<()> {
 
 /// Opens the window and runs until it is closed (or the screenshot is saved).
 pub fn run(opts: RunOptions) -> Result<()> {
-    agent::load_scene(&opts.agent.scene)?;
+    crate::world::Scene::load(&opts.agent.scene)?;
     check_display()?;
     check_adapter()?;
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
@@ -641,7 +641,7 @@ fn top_bar(ui: &mut egui::Ui, view: &mut View, link: &Link) {
             }
             ui.separator();
             let st = &s.state;
-            let unit = if s.scene.first_person().is_some() { "m" } else { "px" };
+            let unit = s.scene.position_unit();
             ui.label(format!(
                 "step {} / {}   distance {:.1} {unit}   {:.0} frames/s",
                 st.steps,
@@ -951,10 +951,11 @@ fn world_area(ui: &mut egui::Ui, view: &mut View, link: &Link) {
     let Some(s) = &view.snapshot else { return };
     // Top-down: the camera fits the arena (-0.5 .. size-0.5) into the area, centred (AutoMin).
     // First-person: a map of the room (0 .. size metres, z down) painted here.
-    let (size, mid) = match (s.scene.top_down(), s.scene.first_person()) {
-        (Some(td), _) => (td.size as f32, td.size as f32 / 2.0 - 0.5),
-        (_, Some(fp)) => (fp.size, fp.size / 2.0),
-        _ => return,
+    let size = s.scene.size();
+    let mid = if s.scene.top_down().is_some() {
+        size / 2.0 - 0.5
+    } else {
+        size / 2.0
     };
     let scale = rect.width().min(rect.height()) / size;
     let centre = rect.center();
@@ -1109,11 +1110,10 @@ fn first_person_map(
     edge([w, w], [0.0, w], walls[2]);
     edge([0.0, w], [0.0, 0.0], walls[3]);
     for wall in &fp.walls {
-        let c = wall.color.map_or([0.8, 0.8, 0.78], |c| [c.0, c.1, c.2]);
         painter.rect_filled(
             egui::Rect::from_min_max(to([wall.min.0, wall.min.1]), to([wall.max.0, wall.max.1])),
             0.0,
-            lin(c),
+            lin(wall.rgb()),
         );
     }
     for (k, o) in fp.objects.iter().enumerate() {

@@ -9,7 +9,7 @@
 //! let (obs, info) = env.step(&vec![[1.0, 0.5]; 64]).unwrap();
 //! ```
 
-use super::render::{new_targets, FrameReadback, RenderViewsPlugin, Tiling};
+use super::render::{new_target, FrameReadback, RenderViewsPlugin, Tiling};
 use super::scene::Scene;
 use super::sim::{self, EnvState, PlacementError};
 use bevy::app::{PluginsState, TerminalCtrlCHandlerPlugin};
@@ -223,10 +223,10 @@ impl VecEnv {
             pending: None,
             layout_dirty: vec![true; n],
         });
-        let targets = new_targets(&mut app.world_mut().resource_mut::<Assets<Image>>(), tiling);
+        let target = new_target(&mut app.world_mut().resource_mut::<Assets<Image>>(), tiling);
         let rgba = Arc::new(Mutex::new(None));
         let readback = FrameReadback {
-            targets,
+            target,
             width: tiling.width(),
             height: tiling.height(),
             rgba: rgba.clone(),

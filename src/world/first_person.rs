@@ -150,7 +150,11 @@ impl Plugin for FirstPersonPlugin {
         let views = FirstPersonViews::default();
         app.insert_resource(views.clone());
         app.add_systems(PostUpdate, update_views);
-        let mesh = SceneMesh(Arc::new(scene_geometry(first_person(&self.scene))));
+        let mesh = SceneMesh(Arc::new(scene_geometry(
+            self.scene
+                .first_person()
+                .expect("first-person views of a first-person scene"),
+        )));
         let render_app = app.sub_app_mut(RenderApp);
         render_app.insert_resource(views);
         render_app.insert_resource(mesh);
@@ -164,13 +168,6 @@ impl Plugin for FirstPersonPlugin {
     }
 }
 
-fn first_person(scene: &Scene) -> &FirstPersonScene {
-    match scene {
-        Scene::FirstPerson(s) => s,
-        Scene::TopDown(_) => unreachable!("first-person views of a top-down scene"),
-    }
-}
-
 /// The clip-from-world matrix of an agent at `(x, z)` on the floor facing `heading`.
 pub fn view_matrix(s: &FirstPersonScene, agent: Vec2, heading: f32) -> Mat4 {
     let eye = Vec3::new(agent.x, s.agent.eye_height, agent.y);
@@ -180,7 +177,10 @@ pub fn view_matrix(s: &FirstPersonScene, agent: Vec2, heading: f32) -> Mat4 {
 }
 
 fn update_views(envs: Res<Envs>, views: Res<FirstPersonViews>) {
-    let s = first_person(&envs.scene);
+    let s = envs
+        .scene
+        .first_person()
+        .expect("first-person views of a first-person scene");
     let mut v = views.0.lock().expect("views lock");
     v.clear();
     v.extend(envs.states.iter().map(|st| view_matrix(s, st.agent, st.heading)));
@@ -212,11 +212,10 @@ pub fn scene_geometry(s: &FirstPersonScene) -> SceneGeometry {
         m.quad([a, b, b + up, a + up], n, WALLS[k]);
     }
     for wall in &s.walls {
-        let c = wall.color.map_or([0.8, 0.8, 0.78], |c| [c.0, c.1, c.2]);
         m.cuboid(
             Vec3::new(wall.min.0, 0.0, wall.min.1),
             Vec3::new(wall.max.0, h, wall.max.1),
-            c,
+            wall.rgb(),
         );
     }
     // Index ranges: the soup's vertex k becomes index k.
@@ -514,7 +513,7 @@ fn draw_views(
     queue: Res<RenderQueue>,
     mut gpu: Local<Option<Gpu>>,
 ) {
-    let Some(target) = images.get(&readback.targets[0].0) else {
+    let Some(target) = images.get(&readback.target) else {
         return;
     };
     let matrices = views.0.lock().expect("views lock").clone();

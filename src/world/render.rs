@@ -60,12 +60,11 @@ impl Tiling {
 
 /// The frame read back after the last render, shared between the main and render worlds.
 ///
-/// The frame is a grid of tiles (`width × height` RGBA), drawn into target images that each
-/// cover a rectangle of the grid (today one target covers the whole grid).
+/// The frame is a grid of tiles (`width × height` RGBA), drawn into one target image.
 #[derive(Resource, Clone)]
 pub struct FrameReadback {
-    /// Target images and the grid position of their top-left pixel.
-    pub targets: Vec<(Handle<Image>, UVec2)>,
+    /// The target image every environment draws into.
+    pub target: Handle<Image>,
     pub width: u32,
     pub height: u32,
     /// Tightly packed RGBA rows of the whole grid, filled by the render world each frame.
@@ -123,15 +122,11 @@ impl Plugin for RenderViewsPlugin {
 pub(super) struct TilingRes(pub(super) Tiling);
 
 /// Creates the offscreen target every environment draws into: one grid of tiles.
-pub fn new_targets(images: &mut Assets<Image>, tiling: Tiling) -> Vec<(Handle<Image>, UVec2)> {
-    vec![(new_target(images, tiling.width(), tiling.height()), UVec2::ZERO)]
-}
-
-fn new_target(images: &mut Assets<Image>, width: u32, height: u32) -> Handle<Image> {
+pub fn new_target(images: &mut Assets<Image>, tiling: Tiling) -> Handle<Image> {
     let mut image = Image::new_uninit(
         Extent3d {
-            width,
-            height,
+            width: tiling.width(),
+            height: tiling.height(),
             depth_or_array_layers: 1,
         },
         TextureDimension::D2,
@@ -209,7 +204,7 @@ fn spawn_top_down_views(
             clear_color: ClearColorConfig::Custom(Color::BLACK),
             ..default()
         },
-        RenderTarget::from(readback.targets[0].0.clone()),
+        RenderTarget::from(readback.target.clone()),
         Projection::Orthographic(OrthographicProjection {
             scaling_mode: ScalingMode::Fixed { width: w, height: h },
             ..OrthographicProjection::default_2d()
@@ -295,7 +290,7 @@ fn sync_top_down_views(
     }
 }
 
-/// Render-world system: after the frame is submitted, copy every target into one buffer (one
+/// Render-world system: after the frame is submitted, copy the target into a buffer (one
 /// submission, one map), wait for it and hand the packed RGBA grid to the main world. Runs
 /// every frame, so the frame read is the one just drawn (no frame of lag).
 pub(super) fn read_back_frame(
@@ -304,46 +299,37 @@ pub(super) fn read_back_frame(
     device: Res<RenderDevice>,
     queue: Res<RenderQueue>,
 ) {
-    let gpus: Option<Vec<&GpuImage>> = readback.targets.iter().map(|(h, _)| images.get(h)).collect();
-    let Some(gpus) = gpus else {
+    let Some(gpu) = images.get(&readback.target) else {
         return;
     };
-    // Where each target's rows land in the buffer.
-    let mut regions = Vec::with_capacity(gpus.len());
-    let mut size = 0u64;
-    for gpu in &gpus {
-        let (w, h) = (gpu.texture_descriptor.size.width, gpu.texture_descriptor.size.height);
-        let row = RenderDevice::align_copy_bytes_per_row((w * 4) as usize) as u32;
-        regions.push((size, row, w, h));
-        size += (row * h) as u64;
-    }
+    let (w, h) = (gpu.texture_descriptor.size.width, gpu.texture_descriptor.size.height);
+    // Copied rows are padded to the copy alignment.
+    let row = RenderDevice::align_copy_bytes_per_row((w * 4) as usize) as u32;
     let buffer = device.create_buffer(&BufferDescriptor {
         label: Some("amisim frame readback"),
-        size,
+        size: (row * h) as u64,
         usage: BufferUsages::COPY_DST | BufferUsages::MAP_READ,
         mapped_at_creation: false,
     });
     let mut encoder = device.create_command_encoder(&CommandEncoderDescriptor {
         label: Some("amisim readback"),
     });
-    for (gpu, &(offset, row, w, h)) in gpus.iter().zip(&regions) {
-        encoder.copy_texture_to_buffer(
-            gpu.texture.as_image_copy(),
-            TexelCopyBufferInfo {
-                buffer: &buffer,
-                layout: TexelCopyBufferLayout {
-                    offset,
-                    bytes_per_row: Some(row),
-                    rows_per_image: None,
-                },
+    encoder.copy_texture_to_buffer(
+        gpu.texture.as_image_copy(),
+        TexelCopyBufferInfo {
+            buffer: &buffer,
+            layout: TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(row),
+                rows_per_image: None,
             },
-            Extent3d {
-                width: w,
-                height: h,
-                depth_or_array_layers: 1,
-            },
-        );
-    }
+        },
+        Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
+    );
     queue.submit([encoder.finish()]);
     let slice = buffer.slice(..);
     slice.map_async(MapMode::Read, |r| r.expect("mapping the readback buffer failed"));
@@ -355,14 +341,11 @@ pub(super) fn read_back_frame(
         })
         .expect("waiting for the GPU failed");
     let data = slice.get_mapped_range();
-    let grid_row = (readback.width * 4) as usize;
-    let mut rgba = vec![0u8; grid_row * readback.height as usize];
-    for ((_, at), &(offset, row, w, h)) in readback.targets.iter().zip(&regions) {
-        for y in 0..h as usize {
-            let src = offset as usize + y * row as usize;
-            let dst = (at.y as usize + y) * grid_row + at.x as usize * 4;
-            rgba[dst..dst + w as usize * 4].copy_from_slice(&data[src..src + w as usize * 4]);
-        }
+    let packed = (w * 4) as usize;
+    let mut rgba = Vec::with_capacity(packed * h as usize);
+    for y in 0..h as usize {
+        let src = y * row as usize;
+        rgba.extend_from_slice(&data[src..src + packed]);
     }
     drop(data);
     buffer.unmap();

@@ -200,6 +200,32 @@ pub struct InnerWall {
     pub color: Option<(f32, f32, f32)>,
 }
 
+/// The colour of an inner wall that names none.
+pub const INNER_WALL_COLOR: (f32, f32, f32) = (0.8, 0.8, 0.78);
+
+impl InnerWall {
+    /// Its rectangle on the floor.
+    pub fn rect(&self) -> super::layout::Rect {
+        super::layout::Rect {
+            min: glam::Vec2::new(self.min.0, self.min.1),
+            max: glam::Vec2::new(self.max.0, self.max.1),
+        }
+    }
+
+    /// Its colour, linear RGB.
+    pub fn rgb(&self) -> [f32; 3] {
+        let c = self.color.unwrap_or(INNER_WALL_COLOR);
+        [c.0, c.1, c.2]
+    }
+}
+
+impl ObjectSpec {
+    /// Where it stands on the floor: (x, z).
+    pub fn centre(&self) -> glam::Vec2 {
+        glam::Vec2::new(self.at.0, self.at.1)
+    }
+}
+
 /// Where a first-person episode may start.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -313,6 +339,22 @@ impl Scene {
         }
     }
 
+    /// Side of the square world: pixels top-down, metres first-person.
+    pub fn size(&self) -> f32 {
+        match self {
+            Scene::TopDown(s) => s.size as f32,
+            Scene::FirstPerson(s) => s.size,
+        }
+    }
+
+    /// The unit of positions (and of `size`): `px` top-down, `m` first-person.
+    pub fn position_unit(&self) -> &'static str {
+        match self {
+            Scene::TopDown(_) => "px",
+            Scene::FirstPerson(_) => "m",
+        }
+    }
+
     /// Observation side in pixels.
     pub fn resolution(&self) -> u32 {
         match self {
@@ -327,6 +369,15 @@ impl Scene {
             Scene::TopDown(s) => s.validate(),
             Scene::FirstPerson(s) => s.validate(),
         }
+    }
+}
+
+/// A linear RGB colour: every component in `0..=1`.
+fn unit_color(field: &str, c: (f32, f32, f32)) -> Result<(), (String, String)> {
+    if [c.0, c.1, c.2].iter().all(|v| (0.0..=1.0).contains(v)) {
+        Ok(())
+    } else {
+        Err((field.into(), format!("components must be in 0..=1, got {c:?}")))
     }
 }
 
@@ -487,13 +538,7 @@ impl TopDownScene {
 impl FirstPersonScene {
     /// The inner walls as rectangles on the floor.
     pub fn wall_rects(&self) -> Vec<super::layout::Rect> {
-        self.walls
-            .iter()
-            .map(|w| super::layout::Rect {
-                min: glam::Vec2::new(w.min.0, w.min.1),
-                max: glam::Vec2::new(w.max.0, w.max.1),
-            })
-            .collect()
+        self.walls.iter().map(InnerWall::rect).collect()
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
@@ -536,13 +581,7 @@ impl FirstPersonScene {
                     format!("object `{}` at ({x}, {z}) is outside the room 0..{}", o.name, self.size),
                 ));
             }
-            let c = o.color;
-            if ![c.0, c.1, c.2].iter().all(|v| (0.0..=1.0).contains(v)) {
-                return Err((
-                    format!("objects[{i}].color"),
-                    format!("components must be in 0..=1, got {c:?}"),
-                ));
-            }
+            unit_color(&format!("objects[{i}].color"), o.color)?;
             if self.objects[..i].iter().any(|p| p.name == o.name) {
                 return Err((format!("objects[{i}].name"), format!("`{}` is used twice", o.name)));
             }
@@ -561,12 +600,7 @@ impl FirstPersonScene {
                 ));
             }
             if let Some(c) = w.color {
-                if ![c.0, c.1, c.2].iter().all(|v| (0.0..=1.0).contains(v)) {
-                    return Err((
-                        format!("walls[{i}].color"),
-                        format!("components must be in 0..=1, got {c:?}"),
-                    ));
-                }
+                unit_color(&format!("walls[{i}].color"), c)?;
             }
         }
         if !(self.goal_gap.is_finite() && self.goal_gap >= 0.0) {

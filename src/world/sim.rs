@@ -42,8 +42,7 @@ impl EnvState {
             Scene::TopDown(_) => self.pushable.unwrap_or(self.agent).distance(self.goal),
             Scene::FirstPerson(s) => {
                 let o = &s.objects[self.goal_object.unwrap_or(0)];
-                let centre = Vec2::new(o.at.0, o.at.1);
-                (self.agent.distance(centre) - o.radius - s.agent.radius).max(0.0)
+                (self.agent.distance(o.centre()) - o.radius - s.agent.radius).max(0.0)
             }
         }
     }
@@ -234,20 +233,21 @@ fn sample_first_person(s: &FirstPersonScene, rng: &mut impl Rng) -> Result<EnvSt
             && p.y >= m
             && p.x <= s.size - m
             && p.y <= s.size - m
-            && s.objects
-                .iter()
-                .all(|o| p.distance(Vec2::new(o.at.0, o.at.1)) >= o.radius + m)
+            && s.objects.iter().all(|o| p.distance(o.centre()) >= o.radius + m)
             && walls.iter().all(|w| w.distance(p) >= m)
     };
     // The goal pose: in front of the goal object, facing it, on a side that is free.
     let o = &s.objects[goal_object];
-    let centre = Vec2::new(o.at.0, o.at.1);
+    let centre = o.centre();
     let mut goal = None;
     for _ in 0..PLACEMENT_TRIES {
-        let a = rng.random_range(-std::f32::consts::PI..std::f32::consts::PI);
-        let p = centre + Vec2::new(a.cos(), a.sin()) * (o.radius + r + s.goal_gap);
-        if free(p, 1e-3) {
-            goal = Some((p, wrap_angle(a + std::f32::consts::PI)));
+        let pose = goal_pose(
+            s,
+            goal_object,
+            rng.random_range(-std::f32::consts::PI..std::f32::consts::PI),
+        );
+        if free(pose.0, 1e-3) {
+            goal = Some(pose);
             break;
         }
     }
@@ -277,6 +277,15 @@ fn sample_first_person(s: &FirstPersonScene, rng: &mut impl Rng) -> Result<EnvSt
         });
     }
     Err(fail("the agent"))
+}
+
+/// The pose `goal_gap` in front of object `object`'s surface in direction `angle` (radians,
+/// from its centre) and facing it: where a first-person goal image is seen from. Not checked
+/// for walls or other objects.
+pub fn goal_pose(s: &FirstPersonScene, object: usize, angle: f32) -> (Vec2, f32) {
+    let o = &s.objects[object];
+    let at = o.centre() + Vec2::from_angle(angle) * (o.radius + s.agent.radius + s.goal_gap);
+    (at, wrap_angle(angle + std::f32::consts::PI))
 }
 
 /// Clips an action to the scene's limits.
@@ -437,8 +446,8 @@ fn step_first_person(s: &FirstPersonScene, state: &mut EnvState, action: [f32; 2
         }
     }
     // Inner walls: rectangles grown by `r`.
-    for w in s.wall_rects() {
-        if let Some(tw) = sweep(state.agent, d, &w.expand(r)) {
+    for w in &s.walls {
+        if let Some(tw) = sweep(state.agent, d, &w.rect().expand(r)) {
             if tw < t {
                 t = tw;
                 hit = true;
@@ -447,8 +456,7 @@ fn step_first_person(s: &FirstPersonScene, state: &mut EnvState, action: [f32; 2
     }
     // Objects: circles of radius `o.radius + r`.
     for o in &s.objects {
-        let c = Vec2::new(o.at.0, o.at.1);
-        if let Some(tc) = sweep_circle(state.agent, d, c, o.radius + r) {
+        if let Some(tc) = sweep_circle(state.agent, d, o.centre(), o.radius + r) {
             if tc < t {
                 t = tc;
                 hit = true;
@@ -514,7 +522,7 @@ pub fn inside_wall(scene: &Scene, state: &EnvState) -> bool {
         Scene::FirstPerson(s) => {
             let r = s.agent.radius;
             let p = state.agent;
-            let in_wall = s.wall_rects().iter().any(|w| w.expand(r - 1e-4).contains_strict(p));
+            let in_wall = s.walls.iter().any(|w| w.rect().expand(r - 1e-4).contains_strict(p));
             in_wall || p.x < r - 1e-4 || p.y < r - 1e-4 || p.x > s.size - r + 1e-4 || p.y > s.size - r + 1e-4
         }
     }

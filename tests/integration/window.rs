@@ -34,38 +34,51 @@ fn stats(rgb: &[u8], width: usize, x: std::ops::Range<usize>, y: std::ops::Range
     (m, s)
 }
 
-#[test]
-fn window_screenshot_under_xvfb() {
+/// The window's size in the screenshot tests.
+const W: usize = 1100;
+const H: usize = 700;
+
+/// Runs `amisim run ARGS` under Xvfb in a `W × H` window and takes a screenshot
+/// (`<tmp>/window/NAME.png`); returns the run's stderr and the screenshot's RGB pixels, after
+/// checking that the run succeeded and the screenshot has the window's size.
+fn screenshot(name: &str, args: &[&str]) -> (String, Vec<u8>) {
     assert!(
         on_path("xvfb-run"),
         "this test runs `amisim run` under a virtual X server: install it with `sudo apt-get install -y xvfb`"
     );
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("window");
     std::fs::create_dir_all(&dir).unwrap();
-    let shot = dir.join("two_rooms.png");
+    let shot = dir.join(format!("{name}.png"));
     let _ = std::fs::remove_file(&shot);
-    let (w, h) = (1100usize, 700usize);
     let out = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x800x24", env!("CARGO_BIN_EXE_amisim"), "run"])
-        .args([
-            "--scene",
-            "two_rooms",
-            "--frames",
-            "10",
-            "--width",
-            "1100",
-            "--height",
-            "700",
-        ])
+        .args(args)
+        .args(["--width", &W.to_string(), "--height", &H.to_string()])
         .arg("--screenshot")
         .arg(&shot)
         .output()
         .expect("running xvfb-run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "amisim run failed: {stderr}");
-    assert!(stderr.contains("frames/s"), "the run reports its frame rate: {stderr}");
     let (width, height, rgb) = read_png(&shot);
-    assert_eq!((width, height), (w, h), "the screenshot has the window's size");
+    assert_eq!((width, height), (W, H), "the screenshot has the window's size");
+    (stderr, rgb)
+}
+
+/// Pixels of columns `xs` in the rows where the overlay shows the observation and the goal
+/// (60..220) for which `keep` holds.
+fn panel_pixels(rgb: &[u8], xs: std::ops::Range<usize>, keep: impl Fn(&[u8]) -> bool) -> usize {
+    (60..220)
+        .flat_map(|y| xs.clone().map(move |x| (x, y)))
+        .filter(|&(x, y)| keep(&rgb[(y * W + x) * 3..][..3]))
+        .count()
+}
+
+#[test]
+fn window_screenshot_under_xvfb() {
+    let (stderr, rgb) = screenshot("two_rooms", &["--scene", "two_rooms", "--frames", "10"]);
+    assert!(stderr.contains("frames/s"), "the run reports its frame rate: {stderr}");
+    let (w, h) = (W, H);
     // The world (Bevy, centre) and the overlay's left panel (egui) look different, and
     // neither is a blank fill.
     let world = stats(&rgb, w, w / 2 - 100..w / 2 + 100, h / 2 - 100..h / 2 + 100);
@@ -89,15 +102,7 @@ fn window_screenshot_under_xvfb() {
     // The agent's observation and the goal observation are on screen, side by side at the top
     // of the left panel: each holds its pure-green wall pixels (the overlay's own colours are
     // greys).
-    let green = |xs: std::ops::Range<usize>| {
-        (60..220)
-            .flat_map(|y| xs.clone().map(move |x| (x, y)))
-            .filter(|&(x, y)| {
-                let p = &rgb[(y * w + x) * 3..][..3];
-                p[1] > 200 && p[0] < 60 && p[2] < 60
-            })
-            .count()
-    };
+    let green = |xs| panel_pixels(&rgb, xs, |p| p[1] > 200 && p[0] < 60 && p[2] < 60);
     let (obs, goal) = (green(5..148), green(150..295));
     assert!(obs > 100, "no observation image in the overlay ({obs} green pixels)");
     assert!(goal > 100, "no goal image in the overlay ({goal} green pixels)");
@@ -107,36 +112,23 @@ fn window_screenshot_under_xvfb() {
 /// pixels), and the room's map in the centre.
 #[test]
 fn first_person_window_screenshot_under_xvfb() {
-    assert!(on_path("xvfb-run"), "install xvfb: `sudo apt-get install -y xvfb`");
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("window");
-    std::fs::create_dir_all(&dir).unwrap();
-    let shot = dir.join("room_3d.png");
-    let _ = std::fs::remove_file(&shot);
-    let (w, h) = (1100usize, 700usize);
-    let out = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x800x24", env!("CARGO_BIN_EXE_amisim"), "run"])
-        .args(["--scene", "room_3d", "--agent", "oracle", "--frames", "5"])
-        .args(["--width", "1100", "--height", "700", "--set", "planner.samples=60"])
-        .arg("--screenshot")
-        .arg(&shot)
-        .output()
-        .expect("running xvfb-run");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "amisim run failed: {stderr}");
-    let (width, height, rgb) = read_png(&shot);
-    assert_eq!((width, height), (w, h));
+    let args = [
+        "--scene",
+        "room_3d",
+        "--agent",
+        "oracle",
+        "--frames",
+        "5",
+        "--set",
+        "planner.samples=60",
+    ];
+    let (_, rgb) = screenshot("room_3d", &args);
+    let (w, h) = (W, H);
     let world = stats(&rgb, w, w / 2 - 100..w / 2 + 100, h / 2 - 100..h / 2 + 100);
     assert!(world.1 > 3.0, "the map is blank: {world:?}");
     // The sky (linear 0.45, 0.6, 0.85 as stored) in the observation and in the goal view.
-    let sky = |xs: std::ops::Range<usize>| {
-        (60..220)
-            .flat_map(|y| xs.clone().map(move |x| (x, y)))
-            .filter(|&(x, y)| {
-                let p = &rgb[(y * w + x) * 3..][..3];
-                (p[0] as i32 - 115).abs() < 12 && (p[1] as i32 - 153).abs() < 12 && (p[2] as i32 - 217).abs() < 12
-            })
-            .count()
-    };
+    let near = |v: u8, want: i32| (v as i32 - want).abs() < 12;
+    let sky = |xs| panel_pixels(&rgb, xs, |p| near(p[0], 115) && near(p[1], 153) && near(p[2], 217));
     let (obs, goal) = (sky(5..148), sky(150..295));
     assert!(
         obs + goal > 100,
