@@ -26,6 +26,28 @@ pub fn scene_agents(scene: &str) -> PathBuf {
     assets_dir().join(scene_stem(scene))
 }
 
+/// A model file as the window shows it: relative to the scene's folder (`assets/<scene>/`) where
+/// it lies in it (`keypoints.safetensors`), else relative to the current folder where it lies
+/// below it, else its last two components (`…/run/checkpoint.safetensors`): never this
+/// machine's absolute path.
+pub fn shown_path(path: &Path, scene: &str) -> PathBuf {
+    let normal = |p: &Path| crate::file::relative_path(p, Path::new("."));
+    let p = normal(path);
+    let rel = crate::file::relative_path(&p, &normal(&scene_agents(scene)));
+    if !rel.starts_with("..") {
+        return rel;
+    }
+    if !p.is_absolute() && !p.starts_with("..") {
+        return p;
+    }
+    let tail: Vec<_> = path.components().rev().take(2).collect();
+    let mut out = PathBuf::from("…");
+    for c in tail.into_iter().rev() {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
 /// A scene's name from a name or a path to its file (`scenes/two_rooms.ron` → `two_rooms`).
 fn scene_stem(scene: &str) -> String {
     Path::new(scene)

@@ -26,6 +26,8 @@ pub struct EpisodeBatch {
     pub active: Vec<usize>,
     /// The environments' true states (what an oracle reads).
     truth: Vec<EnvState>,
+    /// Observations and goal images pass through JPEG at this quality before anyone sees them.
+    jpeg: Option<u8>,
 }
 
 impl EpisodeBatch {
@@ -49,7 +51,27 @@ impl EpisodeBatch {
             goal_obs: empty,
             active: Vec::new(),
             truth: Vec::new(),
+            jpeg: None,
         })
+    }
+
+    /// Passes every observation and goal image through JPEG at `quality` (1–100; `None`:
+    /// the frames as rendered), as users' tools and stable-worldmodel's datasets store them.
+    pub fn with_jpeg(mut self, quality: Option<u8>) -> Result<EpisodeBatch> {
+        if let Some(q) = quality {
+            if !(1..=100).contains(&q) {
+                bail!("JPEG quality {q}: expected 1 to 100");
+            }
+        }
+        self.jpeg = quality;
+        Ok(self)
+    }
+
+    fn compress(&self, obs: &mut Obs) -> Result<()> {
+        match self.jpeg {
+            Some(q) => crate::jpeg::round_trip_all(&mut obs.frames, obs.shape, q),
+            None => Ok(()),
+        }
     }
 
     /// Starts episodes `ids` (one per environment), episode `k` drawn from `env_rng(seed, k)`.
@@ -72,9 +94,13 @@ impl EpisodeBatch {
         }
         self.goal_states = starts.iter().map(|s| sim::goal_state(&self.scene, s)).collect();
         self.env.set_states(self.goal_states.clone());
-        self.goal_obs = self.env.render()?;
+        let mut goal_obs = self.env.render()?;
+        self.compress(&mut goal_obs)?;
+        self.goal_obs = goal_obs;
         self.env.set_states(starts.clone());
-        self.obs = self.env.render()?;
+        let mut obs = self.env.render()?;
+        self.compress(&mut obs)?;
+        self.obs = obs;
         self.truth = starts.clone();
         self.starts = starts;
         self.active = (0..self.starts.len()).collect();
@@ -112,7 +138,8 @@ impl EpisodeBatch {
     /// renders the new frames. Returns every environment's info and the environments whose
     /// episode ended at this step (success or the step budget); they leave `active`.
     pub fn step(&mut self, actions: &[[f32; 2]]) -> Result<(Vec<Info>, Vec<usize>)> {
-        let (obs, infos) = self.env.step(actions)?;
+        let (mut obs, infos) = self.env.step(actions)?;
+        self.compress(&mut obs)?;
         self.obs = obs;
         self.truth.clear();
         self.truth.extend_from_slice(self.env.states());

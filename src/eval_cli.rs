@@ -30,7 +30,7 @@ pub struct EvalArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// Evaluation settings from a RON file: scene, agents, episodes, envs, seed, max_steps,
-    /// strips, record_steps, sets; flags and --set override it.
+    /// strips, record_steps, sets, jpeg; flags and --set override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Episodes per row [default: 200].
@@ -58,6 +58,10 @@ pub struct EvalArgs {
     /// Merge shard reports (report.json files) into one, written to --out.
     #[arg(long, num_args = 1..)]
     pub merge: Vec<PathBuf>,
+    /// Pass every observation and goal image through JPEG at this quality (1–100) before the
+    /// agents see them, as stable-worldmodel's datasets and most image tools store frames.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg: Option<u8>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -80,6 +84,8 @@ pub struct EvalSettings {
     pub record_steps: usize,
     /// `KEY=VALUE` overrides of every agent's spec.
     pub sets: Vec<String>,
+    /// JPEG quality the observations and goal images pass through (absent: as rendered).
+    pub jpeg: Option<u8>,
 }
 
 impl Default for EvalSettings {
@@ -94,6 +100,7 @@ impl Default for EvalSettings {
             strips: 3,
             record_steps: 16,
             sets: Vec::new(),
+            jpeg: None,
         }
     }
 }
@@ -123,11 +130,17 @@ impl EvalSettings {
         if let Some(v) = a.seed {
             s.seed = v;
         }
+        if let Some(v) = a.jpeg {
+            s.jpeg = Some(v);
+        }
         let (ours, theirs): (Vec<&String>, Vec<&String>) = a.sets.iter().partition(|kv| kv.starts_with("eval."));
         let ours: Vec<String> = ours.iter().map(|kv| kv["eval.".len()..].to_string()).collect();
         let mut s: EvalSettings = amisim::config::with_sets(s, &ours).context("--set eval.*")?;
         s.sets.extend(theirs.into_iter().cloned());
         amisim::require_counts("eval", &[("episodes", s.episodes), ("envs", s.envs)]).map_err(anyhow::Error::msg)?;
+        if let Some(q) = s.jpeg.filter(|q| !(1..=100).contains(q)) {
+            bail!("eval.jpeg = {q}: a JPEG quality is 1 to 100");
+        }
         if s.max_steps == Some(0) {
             bail!("eval.max_steps must be ≥ 1");
         }
@@ -245,6 +258,7 @@ pub fn eval_command(a: EvalArgs) -> Result<()> {
         max_steps: s.max_steps.unwrap_or(scene.episode().max_steps),
         shard: a.shard.as_deref().map(parse_shard).transpose()?.unwrap_or((0, 1)),
         rows,
+        jpeg: s.jpeg,
     };
     let per_row = cfg.episodes.div_ceil(cfg.envs).div_ceil(cfg.shard.1) * cfg.envs;
     let bar = indicatif::ProgressBar::new((per_row * cfg.rows.len()) as u64);

@@ -27,6 +27,7 @@ pub mod data;
 pub mod episode;
 pub mod eval;
 pub mod image;
+pub mod jpeg;
 pub mod lock;
 pub mod probe;
 pub mod ssl;

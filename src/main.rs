@@ -62,6 +62,11 @@ enum Command {
         /// Scene names or paths to `.ron` files.
         scenes: Vec<String>,
     },
+    /// Parse command lines without running them: one JSON array of arguments (after
+    /// `amisim`) per line on stdin, one JSON verdict per line on stdout. The test that keeps
+    /// README's and docs' commands true uses it.
+    #[command(hide = true)]
+    CheckCommands,
 }
 
 #[derive(clap::Args)]
@@ -153,9 +158,10 @@ struct TrainArgs {
     /// Collect the training data on the fly in this scene instead.
     #[arg(long)]
     scene: Option<String>,
-    /// Episodes to collect on the fly.
-    #[arg(long, default_value_t = 2000)]
-    episodes: usize,
+    /// Episodes to collect on the fly [default: 2000; with --all, the scene's recipe: 16 000
+    /// walks in two_rooms].
+    #[arg(long)]
+    episodes: Option<usize>,
     /// Actions per collected episode (default 16; 64 with --level 2).
     #[arg(long)]
     episode_steps: Option<usize>,
@@ -171,11 +177,16 @@ struct TrainArgs {
     /// the world model lands in --out/<objective>/checkpoint.safetensors. Needs --scene.
     #[arg(long, value_parser = amisim::ssl::model::Objective::parse)]
     objective: Option<amisim::ssl::model::Objective>,
-    /// Pretrain every component in order into --out: encoder + level 1, level 2, critic,
-    /// mode 1 (a stage whose model is there is skipped; level 1 resumes); `--set STAGE.KEY=V`
-    /// with STAGE level1, level2, critic or mode1.
+    /// Pretrain every component in order into --out, as the scene's recipe says: the walks,
+    /// encoder + level 1, then level 2, critic and mode 1 where the recipe runs them (a stage
+    /// whose model is there is skipped; level 1 resumes); `--set STAGE.KEY=V` with STAGE
+    /// level1, level2, critic or mode1.
     #[arg(long)]
     all: bool,
+    /// With --all: the stages to run, comma-separated (level1, level2, critic, mode1)
+    /// [default: the scene's recipe; two_rooms: level1].
+    #[arg(long, value_delimiter = ',', requires = "all")]
+    stages: Option<Vec<String>>,
     /// With --level 2, critic or mode1: the level-1 checkpoint (default: the shipped model
     /// for --scene).
     #[arg(long)]
@@ -473,6 +484,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Probe(a) => probe_command(a)?,
         Command::Eval(a) => eval_cli::eval_command(*a)?,
+        Command::CheckCommands => check_commands()?,
         Command::Scenes { scenes } => {
             let names = if scenes.is_empty() {
                 shipped_scene_names()
@@ -518,6 +530,34 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// `amisim check-commands`: each line of stdin, a JSON array of arguments, parsed as `amisim`
+/// would parse it; prints `{"ok": true}` or `{"ok": false, "error": "…"}` for each.
+fn check_commands() -> Result<()> {
+    use std::io::BufRead;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let args: Vec<String> = serde_json::from_str(&line)
+            .with_context(|| format!("check-commands: not a JSON array of strings: {line}"))?;
+        let verdict = match Cli::try_parse_from(std::iter::once("amisim".to_string()).chain(args)) {
+            Ok(_) => serde_json::json!({"ok": true}),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+                ) =>
+            {
+                serde_json::json!({"ok": true})
+            }
+            Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+        };
+        println!("{verdict}");
+    }
+    Ok(())
+}
+
 /// Episodes `amisim scenes` draws from each scene to check that its task can be set.
 const SCENE_CHECK_EPISODES: usize = 20;
 
@@ -550,7 +590,7 @@ fn train_command(a: TrainArgs) -> Result<()> {
         return compare_cli::train_objective(
             o,
             scene,
-            a.episodes,
+            a.episodes.unwrap_or(DEFAULT_EPISODES),
             a.steps.unwrap_or(1000),
             a.seed.unwrap_or(0),
             &a.out,
@@ -565,8 +605,17 @@ fn train_command(a: TrainArgs) -> Result<()> {
     }
 }
 
+/// Episodes `train` collects on the fly when `--episodes` is not given (outside `--all`).
+const DEFAULT_EPISODES: usize = 2000;
+
 /// `amisim train` (level 1): the encoder and the level-1 predictor.
 fn train_level1(a: &TrainArgs) -> Result<()> {
+    train_level1_with(a, None)
+}
+
+/// Level 1, collecting its walks with `collect` where given (`--all`: the scene's recipe),
+/// else the reference random walk of `--episodes` episodes.
+fn train_level1_with(a: &TrainArgs, collect: Option<CollectConfig>) -> Result<()> {
     if a.checkpoint.is_some() {
         anyhow::bail!(
             "--checkpoint is for --level 2 (the level-1 model it learns on); level 1 continues with --resume"
@@ -580,9 +629,19 @@ fn train_level1(a: &TrainArgs) -> Result<()> {
     let data = match (a.data.as_slice(), &a.scene) {
         ([_, ..], _) => Episodes::load_all(&a.data)?,
         ([], Some(scene)) => {
-            let steps = a.episode_steps.unwrap_or(16);
-            eprintln!("collecting {} episodes of {steps} steps in {scene} …", a.episodes);
-            Episodes::collect(&CollectConfig::random_walk(scene, a.episodes, steps, 256, 0))?
+            let c = collect.unwrap_or_else(|| {
+                let steps = a.episode_steps.unwrap_or(16);
+                CollectConfig::random_walk(scene, a.episodes.unwrap_or(DEFAULT_EPISODES), steps, 256, 0)
+            });
+            let rw = &c.random_walk;
+            eprintln!(
+                "collecting {} episodes of {} steps in {scene} (seed {}; wall walks {}, door walks {}) …",
+                c.episodes, c.steps, c.seed, rw.wall_rate, rw.door_rate
+            );
+            let t = std::time::Instant::now();
+            let data = Episodes::collect(&c)?;
+            eprintln!("collected in {:.0} s", t.elapsed().as_secs_f64());
+            data
         }
         ([], None) => anyhow::bail!("give --data DIR (a collected dataset) or --scene S (collect on the fly)"),
     };
@@ -633,8 +692,9 @@ fn train_level2_command(a: &TrainArgs) -> Result<String> {
         Some(d) => d,
         None => {
             let steps = a.episode_steps.unwrap_or(64);
-            eprintln!("collecting {} episodes of {steps} steps in {scene_name} …", a.episodes);
-            Episodes::collect(&CollectConfig::random_walk(&scene_name, a.episodes, steps, 256, 0))?
+            let episodes = a.episodes.unwrap_or(DEFAULT_EPISODES);
+            eprintln!("collecting {episodes} episodes of {steps} steps in {scene_name} …");
+            Episodes::collect(&CollectConfig::random_walk(&scene_name, episodes, steps, 256, 0))?
         }
     };
     let cfg = train_config(a, || Level2TrainConfig::default_for(ck.model.latent()))?;

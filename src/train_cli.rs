@@ -13,6 +13,7 @@ use amisim::goal_net::{save_goal_net, GoalNetMeta, GoalNetShape};
 use amisim::train::critic::{critic_probe, train_critic, CriticTrainConfig};
 use amisim::train::level2::LatentEpisodes;
 use amisim::train::mode1::{collect_demos, train_mode1, Mode1TrainConfig};
+use amisim::train::recipe::{recipe_for, STAGES};
 use amisim::world::Scene;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -52,8 +53,9 @@ pub fn critic_command(a: &TrainArgs) -> Result<String> {
         [_, ..] => Episodes::load_all(&a.data)?,
         [] => {
             let steps = a.episode_steps.unwrap_or(64);
-            eprintln!("collecting {} episodes of {steps} steps in {scene} …", a.episodes);
-            Episodes::collect(&CollectConfig::random_walk(&scene, a.episodes, steps, 256, 0))?
+            let episodes = a.episodes.unwrap_or(crate::DEFAULT_EPISODES);
+            eprintln!("collecting {episodes} episodes of {steps} steps in {scene} …");
+            Episodes::collect(&CollectConfig::random_walk(&scene, episodes, steps, 256, 0))?
         }
     };
     let cfg: CriticTrainConfig = train_config(a, CriticTrainConfig::default)?;
@@ -191,7 +193,13 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
         a.out.display()
     );
     std::fs::create_dir_all(&a.out)?;
-    std::fs::write(a.out.join("mode1_config.json"), serde_json::to_string_pretty(&cfg)?)?;
+    std::fs::write(
+        a.out.join("mode1_config.json"),
+        serde_json::to_string_pretty(&Mode1TrainConfig {
+            teacher: cfg.teacher.paths_from(&a.out),
+            ..cfg.clone()
+        })?,
+    )?;
     let t0 = Instant::now();
     let bar = amisim::train::store::steps_bar("teacher episodes", cfg.demo_episodes, true);
     let mut demos = collect_demos(
@@ -250,7 +258,11 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
         },
         scale: cfg.max_action,
         distance_per_step: 0.0,
-        config: serde_json::to_value(&cfg)?,
+        // The teacher's models named from the run folder, not by this machine's paths.
+        config: serde_json::to_value(Mode1TrainConfig {
+            teacher: cfg.teacher.paths_from(&a.out),
+            ..cfg.clone()
+        })?,
         step: cfg.steps,
     };
     let out = a.out.join("mode1.safetensors");
@@ -284,10 +296,13 @@ fn stage_args(a: &TrainArgs, stage: &str) -> TrainArgs {
     s
 }
 
-/// `amisim train --all`: encoder + level 1, level 2, critic, mode 1, in order, into one run
-/// folder. A stage whose model is already there is skipped (level 1 continues a stopped run
-/// with `--resume`); each prints its probe; a summary table ends it.
+/// `amisim train --all`: the scene's recipe ([`recipe_for`]): its walks, encoder + level 1,
+/// then level 2, critic and mode 1 where the recipe (or `--stages`) runs them, in order, into
+/// one run folder, and the folder's agents. A stage whose model is already there is skipped
+/// (level 1 continues a stopped run with `--resume`); each prints its probe; a summary table
+/// with the wall time ends it.
 pub fn all_command(a: TrainArgs) -> Result<()> {
+    let started = Instant::now();
     if !a.data.is_empty() {
         bail!("--all collects on the fly: give --scene");
     }
@@ -303,11 +318,58 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
             bail!("--set {kv}: with --all, prefix the key with its stage: level1., level2., critic. or mode1.");
         }
     }
+    let recipe = recipe_for(&scene);
+    let stages: Vec<String> = match &a.stages {
+        Some(list) => {
+            for st in list {
+                if !STAGES.contains(&st.as_str()) {
+                    bail!("--stages {st}: expected level1, level2, critic or mode1");
+                }
+            }
+            list.clone()
+        }
+        None => recipe.stages.clone(),
+    };
+    let seed = a.seed.unwrap_or(0);
+    let mut collect = recipe.collect(&scene, seed);
+    if let Some(n) = a.episodes {
+        collect.episodes = n;
+    }
+    if let Some(n) = a.episode_steps {
+        collect.steps = n;
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    amisim::write_file_atomic(
+        &a.out.join("recipe.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "scene": scene,
+            "seed": seed,
+            "collect": collect,
+            "level1": recipe.level1,
+            "level1_sets": a.sets.iter().filter(|kv| kv.starts_with("level1.")).collect::<Vec<_>>(),
+            "stages": stages,
+        }))?,
+    )?;
+    println!(
+        "recipe for {scene} (seed {seed}): {} walks of {} steps (wall walks {}, door walks {}); level 1 {}; stages {}",
+        collect.episodes,
+        collect.steps,
+        collect.random_walk.wall_rate,
+        collect.random_walk.door_rate,
+        if recipe.level1.is_empty() {
+            "the default config".to_string()
+        } else {
+            recipe.level1.join(" ")
+        },
+        stages.join(", ")
+    );
     let mut rows: Vec<(String, String, f64, String)> = Vec::new();
     let ck_path = a.out.join(amisim::checkpoint::CHECKPOINT);
-    // 1. Encoder and level 1.
+    // 1. Encoder and level 1: the recipe's entries first, then the user's.
     let t0 = Instant::now();
     let mut s1 = stage_args(&a, "level1");
+    s1.sets = recipe.level1.iter().cloned().chain(s1.sets).collect();
+    s1.seed = a.seed;
     let done1 = ck_path.exists() && {
         let ck = load_checkpoint(&ck_path, None, &cpu_device())?;
         let want: amisim::checkpoint::TrainConfig = train_config(&s1, || ck.config.clone())?;
@@ -317,7 +379,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         "done already".to_string()
     } else {
         s1.resume = ck_path.exists();
-        crate::train_level1(&s1)?;
+        crate::train_level1_with(&s1, Some(collect.clone()))?;
         if s1.resume {
             "resumed".into()
         } else {
@@ -337,6 +399,12 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         p.rollout_rmse_px.last().copied().unwrap_or(f32::NAN),
         p.effective_rank
     );
+    for l in &p.layout {
+        m1 += &format!(
+            "; {} linear {:.2} px, MLP {:.2} px",
+            l.column, l.linear_rmse_px, l.mlp_rmse_px
+        );
+    }
     if let Some(h) = &p.heading {
         m1 += &format!(
             "; heading linear {:.1}°, MLP {:.1}°, rollout at 16 steps {:.1}°",
@@ -347,17 +415,21 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     }
     println!("level 1: {m1}");
     rows.push(("encoder + level 1".into(), status, t0.elapsed().as_secs_f64(), m1));
-    // 2–4: level 2, critic, mode 1, each skipped when its model is there.
+    // 2–4: level 2, critic, mode 1, where the recipe runs them, each skipped when its model
+    // is there.
     type Stage = fn(&TrainArgs) -> Result<String>;
-    let stages: [(&str, &str, &str, Stage); 3] = [
+    let later: [(&str, &str, &str, Stage); 3] = [
         ("level 2", "level2", "level2.safetensors", crate::train_level2_command),
         ("critic", "critic", "critic.safetensors", critic_command),
         ("mode 1", "mode1", "mode1.safetensors", mode1_command),
     ];
-    for (name, key, file, run) in stages {
+    for (name, key, file, run) in later {
+        if !stages.iter().any(|s| s == key) {
+            continue;
+        }
         if key == "mode1" {
             // The run folder's agents, the teacher among them (`agent.ron`).
-            write_presets(&a.out, &loaded)?;
+            write_presets(&a.out, &loaded, recipe.agent.as_deref())?;
         }
         let t = Instant::now();
         let mut s = stage_args(&a, key);
@@ -366,7 +438,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         s.level = key.into();
         // Level 2 and the critic learn from 64-step episodes: 2 000 of them at most (the
         // level-2 default) whatever level 1 collected.
-        s.episodes = a.episodes.min(2000);
+        s.episodes = Some(collect.episodes.min(2000));
         let (status, metric) = if a.out.join(file).exists() {
             (
                 "done already".to_string(),
@@ -377,7 +449,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
         };
         rows.push((name.into(), status, t.elapsed().as_secs_f64(), metric));
     }
-    let written = write_presets(&a.out, &loaded)?;
+    let written = write_presets(&a.out, &loaded, recipe.agent.as_deref())?;
     println!(
         "agents: {} in {} (`amisim eval --scene {scene} --agent {}` plays agent.ron)",
         written.join(", "),
@@ -389,6 +461,13 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     for (name, status, secs, metric) in &rows {
         println!("{name:<18} {status:<13} {secs:>8.0}  {metric}");
     }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "wall time {} min {:02} s ({:.0} s), collection included",
+        (secs / 60.0) as u64,
+        secs as u64 % 60,
+        secs
+    );
     Ok(())
 }
 
@@ -397,7 +476,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
 /// else flat CEM), and the presets `cem`, `hierarchical`, `critic`, `mode1` and `configured`
 /// where their models are there — the layout of the shipped `assets/<scene>/`. Returns the
 /// names written.
-pub fn write_presets(dir: &Path, scene: &amisim::world::Scene) -> Result<Vec<String>> {
+pub fn write_presets(dir: &Path, scene: &amisim::world::Scene, recipe_agent: Option<&str>) -> Result<Vec<String>> {
     let has = |f: &str| dir.join(f).exists();
     // First-person actions are (metres forward, radians turned) per step: the planner samples
     // and bounds them at that scale. Hierarchical macro-actions are top-down displacements, so
@@ -444,10 +523,16 @@ pub fn write_presets(dir: &Path, scene: &amisim::world::Scene) -> Result<Vec<Str
     } else {
         cem
     };
-    write(
-        "agent",
-        format!("// This run's agent (written by `amisim train --all`).\n{default}"),
-    )?;
+    match recipe_agent {
+        Some(spec) => write(
+            "agent",
+            format!("// This run's agent (written by `amisim train --all`, the scene's recipe).\n{spec}"),
+        )?,
+        None => write(
+            "agent",
+            format!("// This run's agent (written by `amisim train --all`).\n{default}"),
+        )?,
+    }
     write("cem", format!("// Flat CEM with this run's world model.\n{cem}"))?;
     if l2 {
         write(

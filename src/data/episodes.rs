@@ -8,6 +8,29 @@ use burn::prelude::*;
 use rand::{Rng, RngExt};
 use std::path::Path;
 
+/// A batch of windows in host memory: frames `[B, T, C, H, W]` in 0..1, actions `[B, T−1, 2]`.
+pub struct HostBatch {
+    pub frames: Vec<f32>,
+    pub actions: Vec<f32>,
+    pub batch: usize,
+    pub window: usize,
+    pub frame_shape: [usize; 3],
+}
+
+impl HostBatch {
+    pub fn tensors(self, device: &Device) -> (Tensor<5>, Tensor<3>) {
+        let [c, h, w] = self.frame_shape;
+        let (b, t) = (self.batch, self.window);
+        (
+            Tensor::from_data(TensorData::new(self.frames, [b, t, c, h, w]), device),
+            Tensor::from_data(TensorData::new(self.actions, [b, t - 1, 2]), device),
+        )
+    }
+}
+
+/// Below this spread (in units of the full 0–1 range) a channel counts as constant.
+pub const CONSTANT_CHANNEL_STD: f32 = 0.01;
+
 /// Equal-length episodes: frames `[E, T+1, C, H, W]` u8, actions `[E, T, 2]`, states
 /// `[E, T+1, S]`.
 #[derive(Debug, Clone, Default)]
@@ -160,6 +183,9 @@ impl Episodes {
 
     /// Per-channel mean and std of the frames (values in `0..=1`), from at most 2 000 frames
     /// spread over the data.
+    ///
+    /// A channel whose spread is under [`CONSTANT_CHANNEL_STD`] (a level of 2.5 in 255) keeps
+    /// its scale (std 1).
     pub fn channel_stats(&self) -> (Vec<f32>, Vec<f32>) {
         let [c, h, w] = self.frame_shape;
         let frames = self.episodes * (self.steps + 1);
@@ -180,7 +206,17 @@ impl Episodes {
         let std = sq
             .iter()
             .zip(&sum)
-            .map(|(q, s)| ((q / n - (s / n).powi(2)).max(0.0).sqrt() as f32).max(1e-3))
+            .map(|(q, s)| {
+                let std = (q / n - (s / n).powi(2)).max(0.0).sqrt() as f32;
+                // A channel that (nearly) never changes carries nothing: dividing it by its
+                // tiny spread would turn a level of compression noise into several units of
+                // input (JPEG's chroma noise in a constant channel was ×1000 with a 1e-3 floor).
+                if std < CONSTANT_CHANNEL_STD {
+                    1.0
+                } else {
+                    std
+                }
+            })
             .collect();
         (mean, std)
     }
@@ -214,6 +250,34 @@ impl Episodes {
     /// A batch of `batch` windows of `window` frames (and `window − 1` actions), drawn with `rng`:
     /// frames `[batch, window, C, H, W]` scaled to `0..=1`, actions `[batch, window − 1, 2]`.
     pub fn batch(&self, batch: usize, window: usize, rng: &mut impl Rng, device: &Device) -> (Tensor<5>, Tensor<3>) {
+        self.batch_with(batch, window, None, rng, device)
+            .expect("frames of the episodes' own shape")
+    }
+
+    /// [`Episodes::batch`], each window passed through JPEG as `jpeg` draws it (decided after
+    /// the windows are drawn, so that without it the draws are those of [`Episodes::batch`]).
+    pub fn batch_with(
+        &self,
+        batch: usize,
+        window: usize,
+        jpeg: Option<crate::jpeg::JpegAugment>,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Result<(Tensor<5>, Tensor<3>)> {
+        Ok(self.host_batch(batch, window, jpeg, rng, true)?.tensors(device))
+    }
+
+    /// [`Episodes::batch_with`]'s values in host memory (a training loop builds the next batch
+    /// on another thread while the current step runs); `parallel` spreads the JPEG round
+    /// trips over rayon's threads.
+    pub fn host_batch(
+        &self,
+        batch: usize,
+        window: usize,
+        jpeg: Option<crate::jpeg::JpegAugment>,
+        rng: &mut impl Rng,
+        parallel: bool,
+    ) -> Result<HostBatch> {
         assert!(
             window >= 2 && window <= self.steps + 1,
             "window {window} does not fit episodes of {} frames",
@@ -232,10 +296,100 @@ impl Episodes {
                 actions.extend_from_slice(&self.action(e, t));
             }
         }
-        let frames: Vec<f32> = frames.iter().map(|&v| v as f32 / 255.0).collect();
-        (
-            Tensor::from_data(TensorData::new(frames, [batch, window, c, h, w]), device),
-            Tensor::from_data(TensorData::new(actions, [batch, window - 1, 2]), device),
-        )
+        if let Some(j) = jpeg {
+            use rayon::prelude::*;
+            let qualities: Vec<Option<u8>> = (0..batch)
+                .map(|_| (rng.random::<f32>() < j.p).then(|| rng.random_range(j.min_quality..=100)))
+                .collect();
+            let one = |(win, q): (&mut [u8], Option<u8>)| match q {
+                Some(q) => crate::jpeg::round_trip_all(win, [window, c, h, w], q),
+                None => Ok(()),
+            };
+            let windows = frames
+                .chunks_mut(window * self.frame_len())
+                .zip(qualities.iter().copied());
+            if parallel {
+                windows.collect::<Vec<_>>().into_par_iter().try_for_each(one)?;
+            } else {
+                windows.map(one).collect::<Result<()>>()?;
+            }
+        }
+        Ok(HostBatch {
+            frames: frames.iter().map(|&v| v as f32 / 255.0).collect(),
+            actions,
+            batch,
+            window,
+            frame_shape: [c, h, w],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Two episodes of 3 frames, 3×4×4: channel 0 a moving dot, channel 1 a fixed wall,
+    /// channel 2 always 0.
+    fn episodes() -> Episodes {
+        let (c, h, w) = (3, 4, 4);
+        let mut frames = vec![0u8; 2 * 3 * c * h * w];
+        for f in 0..6 {
+            let base = f * c * h * w;
+            frames[base + f % (h * w)] = 255;
+            for y in 0..h {
+                frames[base + h * w + y * w + 2] = 200;
+            }
+        }
+        Episodes {
+            episodes: 2,
+            steps: 2,
+            frame_shape: [c, h, w],
+            state_dim: 1,
+            frames,
+            actions: vec![0.5; 2 * 2 * 2],
+            states: vec![0.0; 6],
+            scene: "test".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_constant_channel_keeps_its_scale() {
+        let (mean, std) = episodes().channel_stats();
+        assert_eq!(mean[2], 0.0);
+        assert_eq!(std[2], 1.0, "a constant channel is not divided by a tiny spread");
+        assert!(std[0] > CONSTANT_CHANNEL_STD && std[0] < 1.0);
+        assert!(std[1] > CONSTANT_CHANNEL_STD && std[1] < 1.0);
+    }
+
+    #[test]
+    fn jpeg_windows_are_drawn_after_the_windows_and_change_only_them() {
+        let e = episodes();
+        let draw = |jpeg| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            e.host_batch(4, 3, jpeg, &mut rng, false).unwrap()
+        };
+        let plain = draw(None);
+        let same = e
+            .host_batch(4, 3, None, &mut rand_chacha::ChaCha8Rng::seed_from_u64(7), true)
+            .unwrap();
+        assert_eq!(plain.frames, same.frames);
+        let all = draw(Some(crate::jpeg::JpegAugment {
+            p: 1.0,
+            min_quality: 10,
+        }));
+        assert_eq!(plain.actions, all.actions, "the same windows");
+        assert_ne!(plain.frames, all.frames, "every window through JPEG");
+        let none = draw(Some(crate::jpeg::JpegAugment {
+            p: 0.0,
+            min_quality: 10,
+        }));
+        assert_eq!(plain.frames, none.frames);
+        let again = draw(Some(crate::jpeg::JpegAugment {
+            p: 1.0,
+            min_quality: 10,
+        }));
+        assert_eq!(all.frames, again.frames, "deterministic");
     }
 }

@@ -47,6 +47,10 @@ pub struct EvalConfig {
     /// `(i, n)`: this process runs the batches `b` with `b mod n = i`.
     pub shard: (usize, usize),
     pub rows: Vec<Row>,
+    /// Observations and goal images pass through JPEG at this quality before the agents see
+    /// them (absent: as rendered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jpeg: Option<u8>,
 }
 
 /// One episode's outcome.
@@ -311,6 +315,11 @@ impl Report {
         for r in &self.rows {
             s += &format!("{}: {}\n", r.name, r.spec.describe());
         }
+        if let Some(q) = self.settings.jpeg {
+            s += &format!(
+                "observations and goal images passed through JPEG at quality {q} (4:2:0) before the agents saw them\n"
+            );
+        }
         for r in &self.rows {
             if matches!(r.spec.together, Some(Together::Switch { .. })) {
                 s += &format!(
@@ -453,7 +462,7 @@ pub fn run(
         );
     }
     let n = cfg.envs;
-    let mut batch = EpisodeBatch::new(&scene, n, cfg.max_steps)?;
+    let mut batch = EpisodeBatch::new(&scene, n, cfg.max_steps)?.with_jpeg(cfg.jpeg)?;
     let batches: Vec<usize> = (0..cfg.episodes.div_ceil(n))
         .filter(|b| b % n_shard == i_shard)
         .collect();

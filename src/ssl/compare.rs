@@ -477,6 +477,7 @@ fn judge(
                 spec: agent.spec().clone(),
                 models: Vec::new(),
             }],
+            jpeg: None,
         };
         let mut players = [Player {
             agent,

@@ -138,42 +138,57 @@ pub fn train_on(
     let started = Instant::now();
     let mut last = None;
     let mut window_start = Instant::now();
-    for step in start..cfg.steps {
-        // The batch of step `s` depends only on (seed, s), so a resumed run sees the same data.
+    // The batch of step `s` depends only on (seed, s), so a resumed run sees the same data.
+    // The next step's batch (its windows, its JPEG round trips) is built on a thread of its own
+    // while this step computes.
+    let host_batch = |step: usize| {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         rng.set_stream(step as u64 + 1);
-        let (frames, actions) = data.batch(cfg.batch, cfg.window, &mut rng, &device);
-        let (loss, terms) = model.loss(frames, actions, &cfg.model);
-        if !terms.total.is_finite() {
-            bar.abandon();
-            bail!(
-                "loss is {} at step {step} ({terms:?}); training stopped, the last good checkpoint ({}) is kept",
-                terms.total,
-                ckpt_path.display()
-            );
-        }
-        let lr = cfg.lr_at(step);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr, model, grads);
-        if let (Some(m0), Some(target)) = (cfg.model.ema_momentum, model.target.take()) {
-            let m = ema_momentum_at(m0, step, cfg.steps);
-            model.target = Some(ema_update(target, &model.encoder, m));
-        }
-        last = Some(terms);
-        let done = step + 1;
-        if done % cfg.log_every == 0 || done == cfg.steps {
-            let n = (done - start).min(cfg.log_every).max(1);
-            let fps = (n * frames_per_step) as f64 / window_start.elapsed().as_secs_f64();
-            window_start = Instant::now();
-            let vals = terms.values().map(|v| format!("{v:.5}")).join(",");
-            writeln!(csv, "{done},{lr:.3e},{vals},{fps:.1}")?;
-            csv.flush()?;
-            let spatial = if model.spatial.is_some() {
-                format!(" spatial {:.4} spvar {:.3}", terms.spatial, terms.spatial_variance)
-            } else {
-                String::new()
-            };
-            let msg = format!(
+        data.host_batch(cfg.batch, cfg.window, cfg.jpeg, &mut rng, false)
+    };
+    std::thread::scope(|scope| -> Result<()> {
+        let mut next = (start < cfg.steps).then(|| scope.spawn(move || host_batch(start)));
+        for step in start..cfg.steps {
+            let batch = next
+                .take()
+                .expect("the step's batch")
+                .join()
+                .expect("the batch thread")?;
+            if step + 1 < cfg.steps {
+                next = Some(scope.spawn(move || host_batch(step + 1)));
+            }
+            let (frames, actions) = batch.tensors(&device);
+            let (loss, terms) = model.loss(frames, actions, &cfg.model);
+            if !terms.total.is_finite() {
+                bar.abandon();
+                bail!(
+                    "loss is {} at step {step} ({terms:?}); training stopped, the last good checkpoint ({}) is kept",
+                    terms.total,
+                    ckpt_path.display()
+                );
+            }
+            let lr = cfg.lr_at(step);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+            if let (Some(m0), Some(target)) = (cfg.model.ema_momentum, model.target.take()) {
+                let m = ema_momentum_at(m0, step, cfg.steps);
+                model.target = Some(ema_update(target, &model.encoder, m));
+            }
+            last = Some(terms);
+            let done = step + 1;
+            if done % cfg.log_every == 0 || done == cfg.steps {
+                let n = (done - start).min(cfg.log_every).max(1);
+                let fps = (n * frames_per_step) as f64 / window_start.elapsed().as_secs_f64();
+                window_start = Instant::now();
+                let vals = terms.values().map(|v| format!("{v:.5}")).join(",");
+                writeln!(csv, "{done},{lr:.3e},{vals},{fps:.1}")?;
+                csv.flush()?;
+                let spatial = if model.spatial.is_some() {
+                    format!(" spatial {:.4} spvar {:.3}", terms.spatial, terms.spatial_variance)
+                } else {
+                    String::new()
+                };
+                let msg = format!(
                 "loss {:.4} pred {:.4} var {:.3} cov {:.4} smooth {:.4} idm {:.4} sigreg {:.4} ctx {:.4} nce {:.4}{spatial} | {fps:.0} frames/s",
                 terms.total,
                 terms.prediction,
@@ -185,17 +200,19 @@ pub fn train_on(
                 terms.context,
                 terms.context_contrast
             );
-            bar.set_message(msg.clone());
-            if bar.is_hidden() {
-                // No terminal (a log file, CI): one line every `log_every` steps instead.
-                eprintln!("step {done}/{}: lr {lr:.2e} {msg}", cfg.steps);
+                bar.set_message(msg.clone());
+                if bar.is_hidden() {
+                    // No terminal (a log file, CI): one line every `log_every` steps instead.
+                    eprintln!("step {done}/{}: lr {lr:.2e} {msg}", cfg.steps);
+                }
+            }
+            bar.set_position(done as u64);
+            if done % cfg.checkpoint_every == 0 || done == cfg.steps {
+                save_checkpoint(&ckpt_path, cfg, done, &model, Some(&optim))?;
             }
         }
-        bar.set_position(done as u64);
-        if done % cfg.checkpoint_every == 0 || done == cfg.steps {
-            save_checkpoint(&ckpt_path, cfg, done, &model, Some(&optim))?;
-        }
-    }
+        Ok(())
+    })?;
     bar.finish();
     let secs = started.elapsed().as_secs_f64();
     let steps = cfg.steps.saturating_sub(start).max(1);

@@ -6,4 +6,5 @@ pub mod critic;
 pub mod jepa;
 pub mod level2;
 pub mod mode1;
+pub mod recipe;
 pub mod store;

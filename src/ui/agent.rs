@@ -220,12 +220,15 @@ impl Acting {
             .map(|f| f.file.clone())
     }
 
-    fn describe(&self) -> String {
+    /// What acts, for the window's header: model files named from the scene's folder
+    /// (`assets/<scene>/`) or the current one, never by this machine's absolute paths.
+    fn describe(&self, scene: &str) -> String {
+        let shown = |p: &std::path::Path| crate::agents::shown_path(p, scene).display().to_string();
         match self.first_model() {
             Some(p) if self.files.iter().filter(|f| f.entry.starts_with("models")).count() > 1 => {
-                format!("{} world models, {} first", self.agent.models().len(), p.display())
+                format!("{} world models, {} first", self.agent.models().len(), shown(&p))
             }
-            Some(p) => format!("world model {}", p.display()),
+            Some(p) => format!("world model {}", shown(&p)),
             None if self.agent.spec().mode == Mode::Oracle => "the true simulator (oracle)".into(),
             None => "no world model (random actions)".into(),
         }
@@ -830,7 +833,7 @@ impl Runner {
                 blocked: agent.blocked_here(0),
                 remembers_blocked: spec.blocked > 0.0,
             },
-            model: self.acting.describe(),
+            model: self.acting.describe(&self.opts.scene),
             status: self.status.clone(),
             paused: self.paused,
             steps_per_second: self.opts.steps_per_second,

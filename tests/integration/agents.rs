@@ -42,12 +42,11 @@ fn every_shipped_spec_loads_its_models_and_builds_an_agent() {
         }
     }
     assert!(count >= 20, "{count} shipped specs");
-    // The defaults: three models taking turns on Two-Rooms (one model remembering blocked
-    // moves as a preset), the hierarchy elsewhere.
+    // The defaults: one world model remembering blocked moves on Two-Rooms (what `train --all`
+    // wrote), the hierarchy elsewhere.
     let default = |scene| agents::read_spec(&assets().join(scene).join("agent.ron"), &[]).unwrap();
-    assert_eq!(default("two_rooms").models.len(), 3);
-    let one = agents::read_spec(&assets().join("two_rooms").join("one_model.ron"), &[]).unwrap();
-    assert!(one.models.len() == 1 && one.blocked > 0.0 && one.together.is_none());
+    let two = default("two_rooms");
+    assert!(two.models.len() == 1 && two.blocked > 0.0 && two.together.is_none());
     assert_eq!(default("four_rooms").mode, Mode::Hierarchical);
     assert!(
         default("four_rooms").hierarchy.is_some(),
@@ -87,7 +86,7 @@ fn a_bad_spec_is_refused_by_file_line_and_entry() {
     // A critic trained on another level-1 model: refused, naming the entry and the file.
     let spec = format!(
         "(\n    mode: Configured,\n    models: [\"{}\"],\n    critic: \"{}\",\n)\n",
-        assets().join("two_rooms/checkpoint.safetensors").display(),
+        assets().join("push_box/checkpoint.safetensors").display(),
         assets().join("four_rooms/critic.safetensors").display()
     );
     std::fs::write(&path, spec).unwrap();
@@ -114,7 +113,7 @@ fn a_bad_spec_is_refused_by_file_line_and_entry() {
     // A name that is no agent lists what the scene offers.
     let err = agents::resolve("nope", "two_rooms").unwrap_err().to_string();
     assert!(
-        err.contains("cem") && err.contains("hierarchical") && err.contains("oracle"),
+        err.contains("cem") && err.contains("configured") && err.contains("oracle"),
         "{err}"
     );
     std::fs::remove_dir_all(path.parent().unwrap()).ok();
@@ -142,6 +141,7 @@ fn the_shipped_two_rooms_agent_reaches_the_goal_in_85_percent_of_20_episodes() {
             spec: agent.spec().clone(),
             models: o.files,
         }],
+        jpeg: None,
     };
     let mut players = [Player {
         agent,

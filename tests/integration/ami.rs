@@ -6,7 +6,7 @@ use amisim::agent::{AgentSpec, AgentState, Mode};
 use amisim::configurator::{Available, Configurator, ConfiguratorConfig, GoalKind, Remedy, Task};
 use amisim::memory::{EpisodicMemory, MemoryConfig, Moment, ShortTermMemory, Stall};
 use amisim::train::critic::{spearman, train_critic, CriticTrainConfig};
-use amisim::train::jepa::cpu_device;
+use amisim::train::jepa::{cpu_device, load_checkpoint};
 use amisim::train::level2::LatentEpisodes;
 use amisim::train::mode1::{train_mode1, Demos, Mode1TrainConfig};
 use rand::{RngExt, SeedableRng};
@@ -371,7 +371,8 @@ fn train_all_runs_every_stage_then_skips_what_is_done() {
     ];
     let run = || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amisim"));
-        cmd.args(["train", "--all", "--scene", "two_rooms", "--episodes", "6", "--out"])
+        // Four-Rooms has no recipe of its own: the default one runs every stage.
+        cmd.args(["train", "--all", "--scene", "four_rooms", "--episodes", "6", "--out"])
             .arg(&dir);
         for s in sets {
             cmd.args(["--set", s]);
@@ -416,11 +417,79 @@ fn train_all_runs_every_stage_then_skips_what_is_done() {
     assert_eq!(summary.matches("done already").count(), 4, "{summary}");
     // A stage key without its stage is refused, naming it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_amisim"))
-        .args(["train", "--all", "--scene", "two_rooms", "--set", "steps=3", "--out"])
+        .args(["train", "--all", "--scene", "four_rooms", "--set", "steps=3", "--out"])
         .arg(&dir)
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--set steps=3"));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `train --all --scene two_rooms` follows the scene's recipe: its walks, the keypoint model
+/// with JPEG round trips, level 1 only, and the one-model agent with the blocked-move memory.
+#[test]
+fn train_all_follows_the_two_rooms_recipe() {
+    let dir = std::env::temp_dir().join(format!("amisim-train-recipe-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_amisim"))
+        .args([
+            "train",
+            "--all",
+            "--scene",
+            "two_rooms",
+            "--episodes",
+            "6",
+            "--seed",
+            "3",
+        ])
+        .args(["--set", "level1.steps=2", "--set", "level1.batch=2", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("wall walks 0.3, door walks 0.4"), "{stdout}");
+    assert!(stdout.contains("wall time"), "{stdout}");
+    assert!(
+        stdout.contains("wall4_door0 linear"),
+        "the door probe is printed: {stdout}"
+    );
+    let ck = load_checkpoint(&dir.join("checkpoint.safetensors"), None, &cpu_device()).unwrap();
+    assert!(ck.config.model.encoder.keypoint_head);
+    assert_eq!(ck.config.model.encoder.latent, 128);
+    assert_eq!(ck.config.seed, 3);
+    assert!(ck.config.jpeg.is_some(), "the recipe trains through JPEG");
+    for absent in ["level2.safetensors", "critic.safetensors", "mode1.safetensors"] {
+        assert!(!dir.join(absent).exists(), "{absent}: the recipe skips that stage");
+    }
+    let agent = amisim::agents::read_spec(&dir.join("agent.ron"), &[]).unwrap();
+    assert_eq!(agent.mode, Mode::Plan);
+    assert_eq!(agent.models.len(), 1);
+    assert_eq!(agent.blocked, 5.0);
+    assert_eq!(
+        (agent.planner.horizon, agent.planner.repeat, agent.planner.leg_count),
+        (16, 8, 3)
+    );
+    amisim::agent::load_models(&agent, &cpu_device()).unwrap();
+    let recipe: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("recipe.json")).unwrap()).unwrap();
+    assert_eq!(recipe["collect"]["seed"], 3);
+    assert_eq!(recipe["collect"]["episodes"], 6);
+    // An unknown stage is refused by name.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_amisim"))
+        .args([
+            "train",
+            "--all",
+            "--scene",
+            "two_rooms",
+            "--stages",
+            "level1,level3",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--stages level3"));
     std::fs::remove_dir_all(&dir).ok();
 }

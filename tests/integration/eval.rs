@@ -110,6 +110,7 @@ fn play_on(
         max_steps: 10,
         shard,
         rows: cfg_rows,
+        jpeg: None,
     };
     Ok(run(&cfg, &mut players, 0, |_, _| {}, record, None)?.0)
 }

@@ -446,7 +446,7 @@ fn checkpoints(cases: u32, seed: u64) -> Tally {
             // A level-1 model of another size (the Two-Rooms keypoint model).
             bases.push((
                 file.clone(),
-                std::fs::read(repo("assets/two_rooms/keypoints.safetensors")).unwrap(),
+                std::fs::read(repo("assets/two_rooms/checkpoint.safetensors")).unwrap(),
             ));
         }
         let t = fuzz(k, &bases, cases / 4, seed + i as u64, false, Some(&dir), |_| {
@@ -548,7 +548,7 @@ fn every_truncation_of_the_small_files_and_of_the_model_file_headers_is_refused_
         });
     }
     let spec = std::fs::read(repo("assets/two_rooms/agent.ron")).unwrap();
-    for f in ["keypoints", "spatial", "keypoints_seed1"] {
+    for f in ["checkpoint"] {
         let _ = std::os::unix::fs::symlink(
             repo(&format!("assets/two_rooms/{f}.safetensors")),
             dir.join(format!("{f}.safetensors")),

@@ -4,6 +4,7 @@ mod agents;
 mod ami;
 mod collect;
 mod conv;
+mod docs;
 mod eval;
 mod fuzz;
 mod gym;

@@ -132,6 +132,35 @@ pub struct TrainConfig {
     pub log_every: usize,
     #[config(default = 500)]
     pub checkpoint_every: usize,
+    /// JPEG round trips of training windows (absent: none), so that the model holds up under
+    /// the images users' tools store.
+    pub jpeg: Option<JpegAugment>,
+}
+
+/// JPEG as a training augmentation: each window (all its frames alike, as a stored video
+/// would be) goes through JPEG with probability `p`, at a quality drawn uniformly from
+/// `min_quality..=100`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JpegAugment {
+    pub p: f32,
+    pub min_quality: u8,
+}
+
+impl JpegAugment {
+    /// Settings that cannot be drawn, named by their config keys.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.p) {
+            return Err(format!("config.jpeg.p = {} must be in 0..=1", self.p));
+        }
+        if !(1..=100).contains(&self.min_quality) {
+            return Err(format!(
+                "config.jpeg.min_quality = {} must be in 1..=100",
+                self.min_quality
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl TrainConfig {
@@ -165,6 +194,9 @@ impl TrainConfig {
         let rates = [("min_lr", self.min_lr as f32), ("weight_decay", self.weight_decay)];
         if let Some((name, v)) = rates.iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
             return Err(format!("config.{name} = {v} must be a number ≥ 0"));
+        }
+        if let Some(j) = &self.jpeg {
+            j.validate()?;
         }
         self.model.validate()
     }

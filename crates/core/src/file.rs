@@ -187,3 +187,74 @@ mod tests {
         assert_eq!(locate_field(text, "walls[3].at"), None);
     }
 }
+
+/// `path` written relative to the folder `base` (`../x` where it lies beside it); both are
+/// taken from the current folder where relative. A path that shares no root with `base` (another
+/// drive) comes back as it is.
+pub fn relative_path(path: &Path, base: &Path) -> std::path::PathBuf {
+    use std::path::{Component, PathBuf};
+    let absolute = |p: &Path| -> PathBuf {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        };
+        // Lexical normalisation (`a/./b/../c` → `a/c`): the files need not exist.
+        let mut out = PathBuf::new();
+        for c in p.components() {
+            match c {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other.as_os_str()),
+            }
+        }
+        out
+    };
+    let (p, b) = (absolute(path), absolute(base));
+    let (pc, bc): (Vec<_>, Vec<_>) = (p.components().collect(), b.components().collect());
+    if pc.first() != bc.first() {
+        return path.to_path_buf();
+    }
+    let common = pc.iter().zip(&bc).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..bc.len() {
+        out.push("..");
+    }
+    for c in &pc[common..] {
+        out.push(c.as_os_str());
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+#[cfg(test)]
+mod relative_path_tests {
+    use super::relative_path;
+    use std::path::Path;
+
+    #[test]
+    fn paths_become_relative_to_their_folder() {
+        assert_eq!(
+            relative_path(Path::new("/a/b/c.st"), Path::new("/a/b")),
+            Path::new("c.st")
+        );
+        assert_eq!(
+            relative_path(Path::new("/a/x/c.st"), Path::new("/a/b")),
+            Path::new("../x/c.st")
+        );
+        assert_eq!(
+            relative_path(Path::new("runs/r/c.st"), Path::new("runs/r")),
+            Path::new("c.st")
+        );
+        assert_eq!(
+            relative_path(Path::new("runs/r/./c.st"), Path::new("runs/q/../r")),
+            Path::new("c.st")
+        );
+    }
+}

@@ -309,6 +309,21 @@ impl AgentSpec {
         }
     }
 
+    /// The same spec with every path written relative to `dir` (the inverse of
+    /// [`AgentSpec::relative_to`]), for specs saved inside a file in `dir`: a model file's
+    /// header names its teacher's models as the folder's own files, not by this machine's
+    /// absolute paths.
+    pub fn paths_from(&self, dir: &Path) -> AgentSpec {
+        let rel = |p: &PathBuf| crate::file::relative_path(p, dir);
+        AgentSpec {
+            models: self.models.iter().map(rel).collect(),
+            level2: self.level2.as_ref().map(rel),
+            critic: self.critic.as_ref().map(rel),
+            mode1: self.mode1.as_ref().map(rel),
+            ..self.clone()
+        }
+    }
+
     /// Checks what can be checked without the model files; the error names the entry at fault.
     pub fn validate(&self) -> Result<(), (String, String)> {
         if self.learned() && self.models.is_empty() {
