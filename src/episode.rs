@@ -58,20 +58,23 @@ impl EpisodeBatch {
     /// Passes every observation and goal image through JPEG at `quality` (1–100; `None`:
     /// the frames as rendered), as users' tools and stable-worldmodel's datasets store them.
     pub fn with_jpeg(mut self, quality: Option<u8>) -> Result<EpisodeBatch> {
-        if let Some(q) = quality {
-            if !(1..=100).contains(&q) {
-                bail!("JPEG quality {q}: expected 1 to 100");
-            }
-        }
+        quality.map(crate::jpeg::check_quality).transpose()?;
         self.jpeg = quality;
         Ok(self)
     }
 
-    fn compress(&self, obs: &mut Obs) -> Result<()> {
-        match self.jpeg {
-            Some(q) => crate::jpeg::round_trip_all(&mut obs.frames, obs.shape, q),
-            None => Ok(()),
+    /// `obs` as the agent sees it: through JPEG where asked.
+    fn seen(&self, mut obs: Obs) -> Result<Obs> {
+        if let Some(q) = self.jpeg {
+            crate::jpeg::round_trip_all(&mut obs.frames, obs.shape, q)?;
         }
+        Ok(obs)
+    }
+
+    /// The environments rendered, as the agent sees them.
+    fn render_seen(&mut self) -> Result<Obs> {
+        let obs = self.env.render()?;
+        self.seen(obs)
     }
 
     /// Starts episodes `ids` (one per environment), episode `k` drawn from `env_rng(seed, k)`.
@@ -94,13 +97,9 @@ impl EpisodeBatch {
         }
         self.goal_states = starts.iter().map(|s| sim::goal_state(&self.scene, s)).collect();
         self.env.set_states(self.goal_states.clone());
-        let mut goal_obs = self.env.render()?;
-        self.compress(&mut goal_obs)?;
-        self.goal_obs = goal_obs;
+        self.goal_obs = self.render_seen()?;
         self.env.set_states(starts.clone());
-        let mut obs = self.env.render()?;
-        self.compress(&mut obs)?;
-        self.obs = obs;
+        self.obs = self.render_seen()?;
         self.truth = starts.clone();
         self.starts = starts;
         self.active = (0..self.starts.len()).collect();
@@ -138,9 +137,8 @@ impl EpisodeBatch {
     /// renders the new frames. Returns every environment's info and the environments whose
     /// episode ended at this step (success or the step budget); they leave `active`.
     pub fn step(&mut self, actions: &[[f32; 2]]) -> Result<(Vec<Info>, Vec<usize>)> {
-        let (mut obs, infos) = self.env.step(actions)?;
-        self.compress(&mut obs)?;
-        self.obs = obs;
+        let (obs, infos) = self.env.step(actions)?;
+        self.obs = self.seen(obs)?;
         self.truth.clear();
         self.truth.extend_from_slice(self.env.states());
         let max = self.max_steps;

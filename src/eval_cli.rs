@@ -138,9 +138,10 @@ impl EvalSettings {
         let mut s: EvalSettings = amisim::config::with_sets(s, &ours).context("--set eval.*")?;
         s.sets.extend(theirs.into_iter().cloned());
         amisim::require_counts("eval", &[("episodes", s.episodes), ("envs", s.envs)]).map_err(anyhow::Error::msg)?;
-        if let Some(q) = s.jpeg.filter(|q| !(1..=100).contains(q)) {
-            bail!("eval.jpeg = {q}: a JPEG quality is 1 to 100");
-        }
+        s.jpeg
+            .map(amisim::jpeg::check_quality)
+            .transpose()
+            .context("eval.jpeg")?;
         if s.max_steps == Some(0) {
             bail!("eval.max_steps must be ≥ 1");
         }

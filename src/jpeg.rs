@@ -9,13 +9,21 @@
 
 use anyhow::{bail, Result};
 
+pub use crate::checkpoint::JpegAugment;
+
+/// A JPEG quality amisim takes: 1 to 100.
+pub fn check_quality(quality: u8) -> Result<()> {
+    if !(1..=100).contains(&quality) {
+        bail!("JPEG quality {quality}: expected 1 to 100");
+    }
+    Ok(())
+}
+
 /// Encodes one `[c, h, w]` frame (c = 3: RGB; c = 1: grey) as JPEG at `quality` (1–100) and
 /// decodes it back in place.
 pub fn round_trip(frame: &mut [u8], shape: [usize; 3], quality: u8) -> Result<()> {
     let [c, h, w] = shape;
-    if !(1..=100).contains(&quality) {
-        bail!("JPEG quality {quality}: expected 1 to 100");
-    }
+    check_quality(quality)?;
     if frame.len() != c * h * w {
         bail!("a [{c}, {h}, {w}] frame has {} bytes, not {}", c * h * w, frame.len());
     }
@@ -70,8 +78,6 @@ pub fn round_trip_all(frames: &mut [u8], shape: [usize; 4], quality: u8) -> Resu
     }
     Ok(())
 }
-
-pub use crate::checkpoint::JpegAugment;
 
 #[cfg(test)]
 mod tests {

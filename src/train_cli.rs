@@ -193,13 +193,13 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
         a.out.display()
     );
     std::fs::create_dir_all(&a.out)?;
-    std::fs::write(
-        a.out.join("mode1_config.json"),
-        serde_json::to_string_pretty(&Mode1TrainConfig {
-            teacher: cfg.teacher.paths_from(&a.out),
-            ..cfg.clone()
-        })?,
-    )?;
+    // The config as saved (mode1_config.json, the model's header): the teacher's models named
+    // from the run folder, not by this machine's paths.
+    let saved = serde_json::to_value(Mode1TrainConfig {
+        teacher: cfg.teacher.paths_from(&a.out),
+        ..cfg.clone()
+    })?;
+    std::fs::write(a.out.join("mode1_config.json"), serde_json::to_string_pretty(&saved)?)?;
     let t0 = Instant::now();
     let bar = amisim::train::store::steps_bar("teacher episodes", cfg.demo_episodes, true);
     let mut demos = collect_demos(
@@ -258,11 +258,7 @@ pub fn mode1_command(a: &TrainArgs) -> Result<String> {
         },
         scale: cfg.max_action,
         distance_per_step: 0.0,
-        // The teacher's models named from the run folder, not by this machine's paths.
-        config: serde_json::to_value(Mode1TrainConfig {
-            teacher: cfg.teacher.paths_from(&a.out),
-            ..cfg.clone()
-        })?,
+        config: saved,
         step: cfg.steps,
     };
     let out = a.out.join("mode1.safetensors");
@@ -369,7 +365,6 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     let t0 = Instant::now();
     let mut s1 = stage_args(&a, "level1");
     s1.sets = recipe.level1.iter().cloned().chain(s1.sets).collect();
-    s1.seed = a.seed;
     let done1 = ck_path.exists() && {
         let ck = load_checkpoint(&ck_path, None, &cpu_device())?;
         let want: amisim::checkpoint::TrainConfig = train_config(&s1, || ck.config.clone())?;

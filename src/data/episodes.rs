@@ -250,33 +250,21 @@ impl Episodes {
     /// A batch of `batch` windows of `window` frames (and `window − 1` actions), drawn with `rng`:
     /// frames `[batch, window, C, H, W]` scaled to `0..=1`, actions `[batch, window − 1, 2]`.
     pub fn batch(&self, batch: usize, window: usize, rng: &mut impl Rng, device: &Device) -> (Tensor<5>, Tensor<3>) {
-        self.batch_with(batch, window, None, rng, device)
-            .expect("frames of the episodes' own shape")
+        self.host_batch(batch, window, None, rng)
+            .expect("no JPEG round trip, nothing to fail")
+            .tensors(device)
     }
 
-    /// [`Episodes::batch`], each window passed through JPEG as `jpeg` draws it (decided after
-    /// the windows are drawn, so that without it the draws are those of [`Episodes::batch`]).
-    pub fn batch_with(
-        &self,
-        batch: usize,
-        window: usize,
-        jpeg: Option<crate::jpeg::JpegAugment>,
-        rng: &mut impl Rng,
-        device: &Device,
-    ) -> Result<(Tensor<5>, Tensor<3>)> {
-        Ok(self.host_batch(batch, window, jpeg, rng, true)?.tensors(device))
-    }
-
-    /// [`Episodes::batch_with`]'s values in host memory (a training loop builds the next batch
-    /// on another thread while the current step runs); `parallel` spreads the JPEG round
-    /// trips over rayon's threads.
+    /// [`Episodes::batch`]'s values in host memory (a training loop builds the next batch on
+    /// another thread while the current step runs), each window passed through JPEG as `jpeg`
+    /// draws it (decided after the windows are drawn, so that without it the draws are those
+    /// of [`Episodes::batch`]).
     pub fn host_batch(
         &self,
         batch: usize,
         window: usize,
         jpeg: Option<crate::jpeg::JpegAugment>,
         rng: &mut impl Rng,
-        parallel: bool,
     ) -> Result<HostBatch> {
         assert!(
             window >= 2 && window <= self.steps + 1,
@@ -297,21 +285,11 @@ impl Episodes {
             }
         }
         if let Some(j) = jpeg {
-            use rayon::prelude::*;
-            let qualities: Vec<Option<u8>> = (0..batch)
-                .map(|_| (rng.random::<f32>() < j.p).then(|| rng.random_range(j.min_quality..=100)))
-                .collect();
-            let one = |(win, q): (&mut [u8], Option<u8>)| match q {
-                Some(q) => crate::jpeg::round_trip_all(win, [window, c, h, w], q),
-                None => Ok(()),
-            };
-            let windows = frames
-                .chunks_mut(window * self.frame_len())
-                .zip(qualities.iter().copied());
-            if parallel {
-                windows.collect::<Vec<_>>().into_par_iter().try_for_each(one)?;
-            } else {
-                windows.map(one).collect::<Result<()>>()?;
+            for win in frames.chunks_mut(window * self.frame_len()) {
+                if rng.random::<f32>() < j.p {
+                    let q = rng.random_range(j.min_quality..=100);
+                    crate::jpeg::round_trip_all(win, [window, c, h, w], q)?;
+                }
             }
         }
         Ok(HostBatch {
@@ -368,12 +346,10 @@ mod tests {
         let e = episodes();
         let draw = |jpeg| {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-            e.host_batch(4, 3, jpeg, &mut rng, false).unwrap()
+            e.host_batch(4, 3, jpeg, &mut rng).unwrap()
         };
         let plain = draw(None);
-        let same = e
-            .host_batch(4, 3, None, &mut rand_chacha::ChaCha8Rng::seed_from_u64(7), true)
-            .unwrap();
+        let same = draw(None);
         assert_eq!(plain.frames, same.frames);
         let all = draw(Some(crate::jpeg::JpegAugment {
             p: 1.0,

@@ -144,7 +144,7 @@ pub fn train_on(
     let host_batch = |step: usize| {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         rng.set_stream(step as u64 + 1);
-        data.host_batch(cfg.batch, cfg.window, cfg.jpeg, &mut rng, false)
+        data.host_batch(cfg.batch, cfg.window, cfg.jpeg, &mut rng)
     };
     std::thread::scope(|scope| -> Result<()> {
         let mut next = (start < cfg.steps).then(|| scope.spawn(move || host_batch(start)));
