@@ -139,75 +139,93 @@ impl Geometry {
         (lo.min(hi), hi)
     }
 
-    /// The input row of output row `oy` and kernel row `ky`, if inside the image.
-    fn row(&self, oy: usize, ky: usize) -> Option<usize> {
-        (oy * self.stride + ky)
-            .checked_sub(self.padding)
-            .filter(|&iy| iy < self.h)
+    /// The output rows `oy` whose input row `oy·stride + ky − padding` lies in the image.
+    fn rows(&self, ky: usize) -> (usize, usize) {
+        let s = self.stride;
+        let lo = self.padding.saturating_sub(ky).div_ceil(s);
+        let hi = if self.h + self.padding > ky {
+            ((self.h - 1 + self.padding - ky) / s + 1).min(self.ho)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
     }
-}
 
-/// `cols[(c·k + ky)·k + kx][oy·w' + ox] = x[c][oy·s + ky − p][ox·s + kx − p]` (0 outside).
-fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
-    let l = g.pixels();
-    let mut row = 0;
-    for c in 0..g.c_in {
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ky in 0..g.k {
-            for kx in 0..g.k {
-                let (lo, hi) = g.columns(kx);
-                let dst = &mut cols[row * l..(row + 1) * l];
-                for oy in 0..g.ho {
-                    let out = &mut dst[oy * g.wo..(oy + 1) * g.wo];
-                    let Some(iy) = g.row(oy, ky) else {
-                        out.fill(0.0);
-                        continue;
-                    };
-                    let src = &plane[iy * g.w..(iy + 1) * g.w];
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
+    /// For each row of `cols` (tap `(c, ky, kx)`), with the image in `x` and `cols` both
+    /// per image: the runs of output pixels `[start, start + len)` in the row that read
+    /// `len` input pixels from `x[src]` on, every `stride`-th. Taps outside the image are
+    /// left out: those cells of `cols` are zero for every image.
+    fn runs(&self, mut f: impl FnMut(usize, usize, usize, usize)) {
+        let (s, p) = (self.stride, self.padding);
+        let l = self.pixels();
+        for c in 0..self.c_in {
+            for ky in 0..self.k {
+                let (ylo, yhi) = self.rows(ky);
+                for kx in 0..self.k {
+                    let (lo, hi) = self.columns(kx);
                     if lo == hi {
                         continue;
                     }
-                    let first = lo * g.stride + kx - g.padding;
-                    if g.stride == 1 {
-                        out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);
-                    } else {
-                        for (o, v) in out[lo..hi].iter_mut().zip(src[first..].iter().step_by(g.stride)) {
-                            *o = *v;
-                        }
+                    let row = (c * self.k + ky) * self.k + kx;
+                    for oy in ylo..yhi {
+                        let iy = oy * s + ky - p;
+                        let src = (c * self.h + iy) * self.w + lo * s + kx - p;
+                        f(row * l + oy * self.wo + lo, src, hi - lo, s);
                     }
                 }
-                row += 1;
             }
         }
     }
+}
+
+/// `cols[(c·k + ky)·k + kx][oy·w' + ox] = x[c][oy·s + ky − p][ox·s + kx − p]` where that pixel
+/// lies in the image. The other cells (the padding) are not written: they are the same cells
+/// for every image of one geometry, so `cols` must come zeroed and be filled only by this
+/// geometry (as the callers' per-thread buffers are).
+fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    g.runs(|dst, src, len, stride| {
+        let out = &mut cols[dst..dst + len];
+        let src = &x[src..src + (len - 1) * stride + 1];
+        match stride {
+            1 => out.copy_from_slice(src),
+            // Every other pixel, written as pairs so that the compiler vectorises it.
+            2 => {
+                let (last, head) = out.split_last_mut().expect("a run of at least one pixel");
+                for (o, pair) in head.iter_mut().zip(src.chunks_exact(2)) {
+                    *o = pair[0];
+                }
+                *last = src[src.len() - 1];
+            }
+            _ => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = src[i * stride];
+                }
+            }
+        }
+    });
 }
 
 /// The adjoint of [`im2col`]: adds each `cols` entry back onto the input pixel it was read from.
 fn col2im(g: &Geometry, cols: &[f32], x: &mut [f32]) {
-    let l = g.pixels();
-    let mut row = 0;
-    for c in 0..g.c_in {
-        let plane = &mut x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ky in 0..g.k {
-            for kx in 0..g.k {
-                let (lo, hi) = g.columns(kx);
-                let src = &cols[row * l..(row + 1) * l];
-                for oy in 0..g.ho {
-                    let Some(iy) = g.row(oy, ky).filter(|_| lo < hi) else {
-                        continue;
-                    };
-                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    let first = lo * g.stride + kx - g.padding;
-                    for (i, v) in src[oy * g.wo + lo..oy * g.wo + hi].iter().enumerate() {
-                        dst[first + i * g.stride] += v;
-                    }
+    g.runs(|src, dst, len, stride| {
+        let from = &cols[src..src + len];
+        let to = &mut x[dst..dst + (len - 1) * stride + 1];
+        match stride {
+            1 => to.iter_mut().zip(from).for_each(|(t, v)| *t += v),
+            2 => {
+                let (last, head) = from.split_last().expect("a run of at least one pixel");
+                for (pair, v) in to.chunks_exact_mut(2).zip(head) {
+                    pair[0] += v;
                 }
-                row += 1;
+                to[to.len() - 1] += last;
+            }
+            _ => {
+                for (i, v) in from.iter().enumerate() {
+                    to[i * stride] += v;
+                }
             }
         }
-    }
+    });
 }
 
 /// One gemm on this thread alone (the callers run one per image, in parallel).
