@@ -180,7 +180,7 @@ struct TrainArgs {
     /// Pretrain every component in order into --out, as the scene's recipe says: the walks,
     /// encoder + level 1, then level 2, critic and mode 1 where the recipe runs them (a stage
     /// whose model is there is skipped; level 1 resumes); `--set STAGE.KEY=V` with STAGE
-    /// level1, level2, critic or mode1.
+    /// collect (the walks), level1, level2, critic or mode1.
     #[arg(long)]
     all: bool,
     /// With --all: the stages to run, comma-separated (level1, level2, critic, mode1)

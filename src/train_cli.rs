@@ -307,11 +307,13 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     }
     let scene = scene_of(&a)?;
     for kv in &a.sets {
-        if !["level1.", "level2.", "critic.", "mode1."]
+        if !["collect.", "level1.", "level2.", "critic.", "mode1."]
             .iter()
             .any(|p| kv.starts_with(p))
         {
-            bail!("--set {kv}: with --all, prefix the key with its stage: level1., level2., critic. or mode1.");
+            bail!(
+                "--set {kv}: with --all, prefix the key with its stage: collect. (the walks, as recipe.json's \"collect\"), level1., level2., critic. or mode1."
+            );
         }
     }
     let recipe = recipe_for(&scene);
@@ -334,6 +336,15 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
     if let Some(n) = a.episode_steps {
         collect.steps = n;
     }
+    let collect_sets: Vec<String> = a
+        .sets
+        .iter()
+        .filter_map(|kv| kv.strip_prefix("collect.").map(str::to_string))
+        .collect();
+    if !collect_sets.is_empty() {
+        collect = amisim::config::with_sets(collect, &collect_sets).context("--set collect.…")?;
+        collect.validate().context("--set collect.…")?;
+    }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     amisim::write_file_atomic(
         &a.out.join("recipe.json"),
@@ -343,6 +354,7 @@ pub fn all_command(a: TrainArgs) -> Result<()> {
             "collect": collect,
             "level1": recipe.level1,
             "level1_sets": a.sets.iter().filter(|kv| kv.starts_with("level1.")).collect::<Vec<_>>(),
+            "collect_sets": collect_sets,
             "stages": stages,
         }))?,
     )?;

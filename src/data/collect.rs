@@ -43,6 +43,52 @@ impl CollectConfig {
     }
 }
 
+impl CollectConfig {
+    /// Settings that cannot collect, named by their keys (as `recipe.json`'s "collect" and
+    /// `train --all --set collect.KEY=V` name them).
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("episodes", self.episodes), ("steps", self.steps), ("envs", self.envs)] {
+            if v == 0 {
+                bail!("collect.{name} = 0 must be at least 1");
+            }
+        }
+        if self.shard_episodes == 0 {
+            bail!("collect.shard_episodes = 0 must be at least 1");
+        }
+        let w = &self.random_walk;
+        for (name, v) in [
+            ("cross_rate", w.cross_rate),
+            ("push_rate", w.push_rate),
+            ("wall_rate", w.wall_rate),
+            ("door_rate", w.door_rate),
+            ("corner_rate", w.corner_rate),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                bail!("collect.random_walk.{name} = {v} must be a share in 0..=1");
+            }
+        }
+        for (name, v) in [
+            ("kappa", w.kappa),
+            ("step_mean", w.step_mean),
+            ("step_std", w.step_std),
+            ("step_min", w.step_min),
+            ("step_max", w.step_max),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                bail!("collect.random_walk.{name} = {v} must be a number ≥ 0");
+            }
+        }
+        if w.step_min > w.step_max {
+            bail!(
+                "collect.random_walk.step_min = {} must not exceed step_max = {}",
+                w.step_min,
+                w.step_max
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Salt that separates the policy's RNG streams from the episodes'.
 const POLICY_SALT: u64 = 0x05ee_d0fa_11c0_ffee;
 
@@ -87,9 +133,6 @@ pub fn layout_columns(scene: &Scene) -> Vec<String> {
 /// Runs the collection and writes `out/shard-*.safetensors` and `out/header.json`; with
 /// `preview`, also a PNG contact sheet of the first episodes.
 pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_progress: bool) -> Result<DatasetHeader> {
-    if cfg.shard_episodes == 0 {
-        bail!("shard_episodes must be at least 1");
-    }
     let (all, mut header) = collect_in_memory(cfg, show_progress)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let shards = cfg.episodes.div_ceil(cfg.shard_episodes);
@@ -123,9 +166,7 @@ pub fn collect(cfg: &CollectConfig, out: &Path, preview: Option<&Path>, show_pro
 /// Runs the collection and returns every episode in one [`Shard`] (nothing written), with the
 /// dataset header (its `shards` list empty).
 pub fn collect_in_memory(cfg: &CollectConfig, show_progress: bool) -> Result<(Shard, DatasetHeader)> {
-    if cfg.episodes == 0 || cfg.steps == 0 || cfg.envs == 0 {
-        bail!("episodes, steps and envs must all be at least 1");
-    }
+    cfg.validate()?;
     let scene = Scene::load(&cfg.scene)?;
     let scene_file: PathBuf = resolve_scene_path(&cfg.scene);
     let n = cfg.envs.min(cfg.episodes);

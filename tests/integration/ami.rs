@@ -491,5 +491,39 @@ fn train_all_follows_the_two_rooms_recipe() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--stages level3"));
+    // The walks can be changed too (the ablation's data rows), and a share out of range is
+    // refused by its key before anything is collected.
+    let run = |set: &str, out: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_amisim"))
+            .args(["train", "--all", "--scene", "two_rooms", "--episodes", "4"])
+            .args([
+                "--set",
+                "level1.steps=1",
+                "--set",
+                "level1.batch=2",
+                "--set",
+                set,
+                "--out",
+            ])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let plain = dir.join("plain");
+    let out = run("collect.random_walk.wall_rate=0", &plain);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wall walks 0, door walks 0.4"));
+    let recipe: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plain.join("recipe.json")).unwrap()).unwrap();
+    assert_eq!(recipe["collect"]["random_walk"]["wall_rate"], 0.0);
+    let wrong = dir.join("wrong");
+    let out = run("collect.random_walk.door_rate=1.5", &wrong);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("collect.random_walk.door_rate = 1.5"), "{err}");
+    assert!(
+        !wrong.join("recipe.json").exists(),
+        "nothing written for a refused setting"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
