@@ -65,9 +65,11 @@ pub struct EpisodeResult {
     pub start_distance: f32,
     /// Plans made (for the hierarchical planner: level-2 plans), and how many of them imagine
     /// the agent going through a wall rather than a door: their imagined states read by the
-    /// position probe, one position every `k` (8) imagined steps (a level-2 plan's own
-    /// spacing), joined by straight moves from the agent's position (see
+    /// position probe, every imagined step of a flat plan (a level-2 plan: its positions, one
+    /// every `k` steps), joined by straight moves from the agent's position (see
     /// [`Layout::path_crosses_wall`](crate::world::layout::Layout::path_crosses_wall)).
+    /// Before 2026-12-08 flat plans were read every 8 steps too, and those 8-step chords cut
+    /// the corners of doors: the oracle's true paths counted 13–16 %.
     #[serde(default)]
     pub plans: u32,
     #[serde(default)]
@@ -417,10 +419,6 @@ pub struct Player {
     pub probes: Probes,
 }
 
-/// Imagined steps between the positions at which a flat plan is judged for walls when the
-/// agent has no level-2 model to set the spacing (its `k` by default).
-const JUDGE_EVERY: usize = 8;
-
 /// Salt of the agents' random streams (apart from the episodes').
 const PLAN_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
@@ -475,9 +473,6 @@ pub fn run(
         let name = &row.name;
         let agent = &mut player.agent;
         let probes = &player.probes;
-        // Flat plans are judged at level 2's spacing where the agent has a level-2 model, so
-        // the straight moves between positions cut the same corners in both.
-        let spacing = agent.level2_k().unwrap_or(JUDGE_EVERY);
         // The row's batches, summed as they finish (or as the journal holds them).
         let mut total = BatchResult::new(row_index, 0);
         for &b in &batches {
@@ -529,10 +524,11 @@ pub fn run(
                 for &i in &active {
                     let e = &trace.envs[i];
                     // Level-2 plans hold a position every `k` steps and are judged as they are;
-                    // flat plans at the same spacing.
+                    // flat plans at every imagined step (chords of several steps would cut the
+                    // corners of doors).
                     let judged = match (&e.high_plan, &e.plan) {
                         (Some(high), _) => Some((probes.path(high, Space::Level2), 1)),
-                        (None, Some(p)) if e.space != Space::Level2 => Some((probes.path(p, e.space), spacing)),
+                        (None, Some(p)) if e.space != Space::Level2 => Some((probes.path(p, e.space), 1)),
                         _ => None,
                     };
                     if let Some(p) = &e.plan {

@@ -644,3 +644,25 @@ fn a_model_that_encodes_nan_is_an_error_not_a_plan() {
     let err = refusal(vec![entry("a", spec(Mode::Plan), members(&[&broken]))]);
     assert!(err.contains("non-finite") && err.contains("NaN"), "{err}");
 }
+
+/// The oracle's plans are the simulator's own paths: none goes through a wall. Judged at
+/// every imagined step, the measure counts none of them; read one position every 8 steps (as
+/// before 2026-12-08), the straight chords between positions cut the corners of doors.
+#[test]
+fn the_oracles_true_paths_never_count_as_through_walls() {
+    let mut planner = PlannerConfig::default_for(PlannerKind::Cem);
+    (planner.horizon, planner.repeat, planner.samples, planner.iterations) = (16, 8, 64, 2);
+    (planner.legs, planner.leg_count) = (32, 3);
+    let report = play_on(
+        vec![entry("oracle", AgentSpec::oracle(&planner), Models::none())],
+        (0, 1),
+        16,
+        None,
+    )
+    .unwrap();
+    let row = &report.rows[0];
+    let plans: u32 = row.episodes.iter().map(|e| e.plans).sum();
+    assert!(plans >= 16, "every episode planned ({plans} plans)");
+    let through: u32 = row.episodes.iter().map(|e| e.plans_through_walls).sum();
+    assert_eq!(through, 0, "{through} of {plans} true paths judged through a wall");
+}
