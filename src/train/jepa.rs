@@ -146,6 +146,9 @@ pub fn train_on(
         rng.set_stream(step as u64 + 1);
         data.host_batch(cfg.batch, cfg.window, cfg.jpeg, &mut rng)
     };
+    // Earlier batches' context latents, the context contrast's further negatives (empty at
+    // the start and after a resume: see `JepaConfig::context_queue`).
+    let mut queue: std::collections::VecDeque<Tensor<2>> = std::collections::VecDeque::new();
     std::thread::scope(|scope| -> Result<()> {
         let mut next = (start < cfg.steps).then(|| scope.spawn(move || host_batch(start)));
         for step in start..cfg.steps {
@@ -158,7 +161,14 @@ pub fn train_on(
                 next = Some(scope.spawn(move || host_batch(step + 1)));
             }
             let (frames, actions) = batch.tensors(&device);
-            let (loss, terms) = model.loss(frames, actions, &cfg.model);
+            let negatives = (!queue.is_empty()).then(|| Tensor::cat(queue.iter().cloned().collect(), 0));
+            let (loss, terms, context) = model.loss_with_negatives(frames, actions, &cfg.model, negatives);
+            if let (Some(c), true) = (context, cfg.model.context_queue > 0) {
+                queue.push_back(c);
+                while queue.iter().map(|q| q.dims()[0]).sum::<usize>() > cfg.model.context_queue {
+                    queue.pop_front();
+                }
+            }
             if !terms.total.is_finite() {
                 bar.abandon();
                 bail!(

@@ -160,8 +160,17 @@ fn warm_start_shifts_the_plan() {
 
 #[test]
 fn hand_written_rollout_matches_the_predictor() {
+    // Every dimension predicted, and the last 6 held (as `model.hold_context` builds it).
+    for held in [0, 6] {
+        rollout_matches(held);
+    }
+}
+
+fn rollout_matches(held: usize) {
     let device = cpu_device();
-    let p = amisim::train::jepa::seeded(&device, 3, || PredictorConfig::new(16).with_hidden(32).init(&device));
+    let p = amisim::train::jepa::seeded(&device, 3, || {
+        PredictorConfig::new(16).with_hidden(32).with_held(held).init(&device)
+    });
     let (m, len) = (5, 7);
     let z0 = Tensor::<2>::random([m, 16], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     let a = Tensor::<3>::random([m, len, 2], burn::tensor::Distribution::Uniform(-1.0, 1.0), &device);
@@ -171,7 +180,7 @@ fn hand_written_rollout_matches_the_predictor() {
         .try_into_vec::<f32>()
         .unwrap();
     let got = MlpRollout::new(&p).rollout_rows(
-        &z0.into_data().try_into_vec::<f32>().unwrap(),
+        &z0.clone().into_data().try_into_vec::<f32>().unwrap(),
         &a.into_data().try_into_vec::<f32>().unwrap(),
         m,
         len,
@@ -181,7 +190,18 @@ fn hand_written_rollout_matches_the_predictor() {
         .zip(&got)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max);
-    assert!(worst < 1e-4, "largest difference {worst}");
+    assert!(worst < 1e-4, "held {held}: largest difference {worst}");
+    // The held dimensions are the start's, at every step.
+    let z0: Vec<f32> = z0.into_data().try_into_vec::<f32>().unwrap();
+    for r in 0..m {
+        for t in 0..len {
+            let row = &expected[(r * len + t) * 16..(r * len + t + 1) * 16];
+            assert_eq!(row[16 - held..], z0[r * 16 + 16 - held..(r + 1) * 16], "held {held}");
+            if held > 0 {
+                assert_ne!(row[..16 - held], z0[r * 16..r * 16 + 16 - held], "the rest moves");
+            }
+        }
+    }
 }
 
 #[test]

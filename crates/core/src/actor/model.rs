@@ -71,6 +71,8 @@ use crate::world_model::linear_bias;
 pub struct MlpRollout {
     latent: usize,
     hidden: usize,
+    /// Dimensions the MLP moves (the first ones; the rest are held as they are).
+    moved: usize,
     /// `W1` split into its latent rows `[latent, hidden]` and action rows `[2, hidden]`.
     w1z: Vec<f32>,
     w1a: Vec<f32>,
@@ -90,6 +92,7 @@ impl MlpRollout {
         MlpRollout {
             latent,
             hidden,
+            moved: l3.weight.dims()[1],
             w1z: w1[..latent * hidden].to_vec(),
             w1a: w1[latent * hidden..].to_vec(),
             b1: linear_bias(l1),
@@ -118,12 +121,22 @@ impl MlpRollout {
         }
         matmul_acc(h1, &self.w2, h2, m, h, h);
         h2[..m * h].iter_mut().for_each(|v| *v = v.max(0.0));
-        for r in 0..m {
-            for (v, b) in z[r * d..(r + 1) * d].iter_mut().zip(&self.b3) {
-                *v += b;
+        if self.moved == d {
+            for r in 0..m {
+                for (v, b) in z[r * d..(r + 1) * d].iter_mut().zip(&self.b3) {
+                    *v += b;
+                }
+            }
+            matmul_acc(h2, &self.w3, z, m, h, d);
+        } else {
+            // The held dimensions stay; the moved ones get the MLP's output.
+            let k = self.moved;
+            let mut delta: Vec<f32> = self.b3.iter().copied().cycle().take(m * k).collect();
+            matmul_acc(h2, &self.w3, &mut delta, m, h, k);
+            for (row, dz) in z.chunks_exact_mut(d).zip(delta.chunks_exact(k)) {
+                row[..k].iter_mut().zip(dz).for_each(|(v, x)| *v += x);
             }
         }
-        matmul_acc(h2, &self.w3, z, m, h, d);
     }
 
     /// Open-loop rollout of `m` rows: `z0` `[m, latent]`, `actions` `[m, len, 2]` →

@@ -2,7 +2,9 @@
 //! its self-supervised loss (prediction in latent space over an open-loop rollout, with
 //! anti-collapse terms).
 
-use super::loss::{context_contrast, context_spread, covariance, mse, sigreg, temporal_smoothness, variance};
+use super::loss::{
+    context_contrast, context_spread, covariance, mse, sigreg, temporal_smoothness, unit_rows, variance,
+};
 use super::spatial::{SpatialConfig, SpatialPredictor};
 use super::{InverseDynamics, InverseDynamicsConfig, Predictor, PredictorConfig};
 use crate::perception::{Encoder, EncoderConfig, EncoderKind};
@@ -65,6 +67,15 @@ pub struct JepaConfig {
     pub context_dims: usize,
     #[config(default = 0.1)]
     pub context_temperature: f32,
+    /// The context contrast also sets each window against the last latents of this many
+    /// windows of earlier steps (a queue, oldest out first); 0 = the batch's own windows only.
+    #[config(default = 0)]
+    pub context_queue: usize,
+    /// The predictor leaves the `context_dims` dimensions as the observation gave them and
+    /// predicts the others only: what the encoder read of the walls and the door holds however
+    /// far a plan looks ahead, instead of drifting with the rollout.
+    #[config(default = false)]
+    pub hold_context: bool,
     /// Compute the `context_dims` dimensions with an encoder of their own (the same
     /// architecture, its own weights) instead of the shared one, so that what the context
     /// terms ask for does not compete with the agent's features in one trunk.
@@ -105,6 +116,7 @@ impl JepaConfig {
             encoder,
             predictor: PredictorConfig::new(latent)
                 .with_hidden(self.predictor_hidden)
+                .with_held(if self.hold_context { self.context_dims } else { 0 })
                 .init(device),
             idm: InverseDynamicsConfig::new(latent)
                 .with_hidden(self.idm_hidden)
@@ -153,6 +165,18 @@ impl JepaConfig {
             return Err(format!(
                 "model.context_dims = {} exceeds model.encoder.latent = {}",
                 self.context_dims, self.encoder.latent
+            ));
+        }
+        if self.hold_context && (self.context_dims == 0 || self.context_dims >= self.encoder.latent) {
+            return Err(format!(
+                "model.hold_context needs model.context_dims between 1 and model.encoder.latent − 1 (it is {})",
+                self.context_dims
+            ));
+        }
+        if self.context_queue > 0 && (self.context_dims == 0 || self.weights.context_contrast <= 0.0) {
+            return Err(format!(
+                "model.context_queue = {} needs model.context_dims > 0 and model.weights.context_contrast > 0 (it feeds the context contrast)",
+                self.context_queue
             ));
         }
         if self.context_encoder && self.context_dims >= self.encoder.latent {
@@ -264,6 +288,20 @@ impl Jepa {
     /// The loss of a batch: frames `[b, t, c, h, w]` in `0..=1`, actions `[b, t-1, 2]`.
     /// Returns the weighted total (to backpropagate) and every term's value.
     pub fn loss(&self, frames: Tensor<5>, actions: Tensor<3>, cfg: &JepaConfig) -> (Tensor<1>, LossTerms) {
+        let (total, terms, _) = self.loss_with_negatives(frames, actions, cfg, None);
+        (total, terms)
+    }
+
+    /// [`loss`](Self::loss) with earlier windows' context latents `[q, k]` (unit rows) as
+    /// further negatives of the context contrast; also returns this batch's, unit rows without
+    /// gradient (`None` without context dimensions), for the caller's queue.
+    pub fn loss_with_negatives(
+        &self,
+        frames: Tensor<5>,
+        actions: Tensor<3>,
+        cfg: &JepaConfig,
+        negatives: Option<Tensor<2>>,
+    ) -> (Tensor<1>, LossTerms, Option<Tensor<2>>) {
         let [b, t, c, h, w] = frames.dims();
         let frames_flat = frames.reshape([b * t, c, h, w]);
         let (z, maps) = match (&self.spatial, &self.context) {
@@ -325,8 +363,11 @@ impl Jepa {
             Some(c) => context_spread(c.clone()),
             None => Tensor::zeros([1], &z3.device()),
         };
+        let last_ctx = ctx
+            .as_ref()
+            .map(|c| unit_rows(c.clone().slice([0..b, t - 1..t, 0..k]).reshape([b, k])).detach());
         let l_nce = match ctx {
-            Some(c) if wt.context_contrast > 0.0 && t >= 2 => context_contrast(c, cfg.context_temperature),
+            Some(c) if wt.context_contrast > 0.0 && t >= 2 => context_contrast(c, cfg.context_temperature, negatives),
             _ => Tensor::zeros([1], &z3.device()),
         };
         let (l_sp, l_spvar) = match (&self.spatial, maps) {
@@ -357,7 +398,7 @@ impl Jepa {
             spatial: v(l_sp),
             spatial_variance: v(l_spvar),
         };
-        (total, terms)
+        (total, terms, last_ctx)
     }
 
     /// The spatial predictor's terms on a batch: `maps` `[b·t, c, s, s]` of every frame, their

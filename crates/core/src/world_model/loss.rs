@@ -49,19 +49,28 @@ pub fn context_spread(z: Tensor<3>) -> Tensor<1> {
 /// last latents, with temperature `tau`. Unlike holding latents still (which any
 /// episode-level feature satisfies), this rewards carrying everything that tells episodes
 /// apart: two windows with the same wall column are told apart only by their door rows.
-pub fn context_contrast(z: Tensor<3>, tau: f32) -> Tensor<1> {
+/// `negatives` `[q, d]` (unit rows, no gradient: earlier batches' last latents) join the
+/// windows' own as further wrong answers: among a few dozen windows the wall's column alone
+/// tells nearly all apart, among hundreds only the door row does.
+pub fn context_contrast(z: Tensor<3>, tau: f32, negatives: Option<Tensor<2>>) -> Tensor<1> {
     let [b, t, d] = z.dims();
     let device = z.device();
-    let unit = |x: Tensor<2>| {
-        let norm = (x.clone().square().sum_dim(1) + 1e-8).sqrt();
-        x / norm
+    let first = unit_rows(z.clone().slice([0..b, 0..1, 0..d]).reshape([b, d]));
+    let last = unit_rows(z.slice([0..b, t - 1..t, 0..d]).reshape([b, d]));
+    let answers = match negatives {
+        Some(n) => Tensor::cat(vec![last, n], 0),
+        None => last,
     };
-    let first = unit(z.clone().slice([0..b, 0..1, 0..d]).reshape([b, d]));
-    let last = unit(z.slice([0..b, t - 1..t, 0..d]).reshape([b, d]));
-    let logits = first.matmul(last.transpose()) / tau; // [b, b]
-    let log_p = burn::tensor::activation::log_softmax(logits, 1);
+    let logits = first.matmul(answers.transpose()) / tau; // [b, b + q]
+    let log_p = burn::tensor::activation::log_softmax(logits, 1).slice([0..b, 0..b]);
     let diag = log_p * Tensor::eye(b, &device);
     -diag.sum() / b as f32
+}
+
+/// Each row of `x` `[n, d]` scaled to unit length.
+pub fn unit_rows(x: Tensor<2>) -> Tensor<2> {
+    let norm = (x.clone().square().sum_dim(1) + 1e-8).sqrt();
+    x / norm
 }
 
 /// SIGReg (sketched isotropic Gaussian regularisation) as LeJEPA computes it, of latents
@@ -163,7 +172,14 @@ mod tests {
         // Cosines first·last: [[1, s], [0, s]]; temperature 0.5.
         let row = |own: f32, other: f32| -(own / 0.5 - ((own / 0.5).exp() + (other / 0.5).exp()).ln());
         let expect = (row(1.0, s) + row(s, 0.0)) / 2.0;
-        assert!((scalar(context_contrast(z, 0.5)) - expect).abs() < 1e-5);
+        assert!((scalar(context_contrast(z.clone(), 0.5, None)) - expect).abs() < 1e-5);
+        // A negative (0, 1) adds one more wrong answer to each row: cosines 0 and 1.
+        let neg = t2(&[0.0, 1.0], [1, 2]);
+        let row3 = |own: f32, other: f32, n: f32| {
+            -(own / 0.5 - ((own / 0.5).exp() + (other / 0.5).exp() + (n / 0.5).exp()).ln())
+        };
+        let expect = (row3(1.0, s, 0.0) + row3(s, 0.0, 1.0)) / 2.0;
+        assert!((scalar(context_contrast(z, 0.5, Some(neg))) - expect).abs() < 1e-5);
         assert!((scalar(mse(t2(&[1.0, 2.0], [1, 2]), t2(&[0.0, 0.0], [1, 2]))) - 2.5).abs() < 1e-6);
     }
 }

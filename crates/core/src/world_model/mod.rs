@@ -24,19 +24,26 @@ pub struct PredictorConfig {
     pub action: usize,
     #[config(default = 256)]
     pub hidden: usize,
+    /// The last `held` latent dimensions pass through unchanged (the MLP's output covers the
+    /// others only); 0 = every dimension is predicted.
+    #[config(default = 0)]
+    pub held: usize,
 }
 
 impl PredictorConfig {
     pub fn init(&self, device: &Device) -> Predictor {
+        assert!(self.held < self.latent, "a predictor must move at least one dimension");
         Predictor {
             l1: LinearConfig::new(self.latent + self.action, self.hidden).init(device),
             l2: LinearConfig::new(self.hidden, self.hidden).init(device),
-            l3: LinearConfig::new(self.hidden, self.latent).init(device),
+            l3: LinearConfig::new(self.hidden, self.latent - self.held).init(device),
         }
     }
 }
 
-/// `z[t+1] = z[t] + MLP([z[t], a[t]])`.
+/// `z[t+1] = z[t] + MLP([z[t], a[t]])`, where the MLP's output covers the first dimensions
+/// only when the last ones are held (see [`PredictorConfig::held`]; the width of `l3`'s
+/// output says which).
 #[derive(Module, Debug)]
 pub struct Predictor {
     l1: Linear,
@@ -54,7 +61,15 @@ impl Predictor {
     pub fn forward(&self, z: Tensor<2>, a: Tensor<2>) -> Tensor<2> {
         let h = relu(self.l1.forward(Tensor::cat(vec![z.clone(), a], 1))); // [batch, hidden]
         let h = relu(self.l2.forward(h));
-        z + self.l3.forward(h)
+        let delta = self.l3.forward(h);
+        let [b, moved] = delta.dims();
+        let d = z.dims()[1];
+        if moved == d {
+            z + delta
+        } else {
+            let held = z.clone().slice([0..b, moved..d]);
+            Tensor::cat(vec![z.slice([0..b, 0..moved]) + delta, held], 1)
+        }
     }
 
     /// Open-loop rollout from `z0` `[batch, latent]` with `actions` `[batch, steps, action]`;
