@@ -69,6 +69,8 @@ pub struct JepaConfig {
     pub context_temperature: f32,
     /// The context contrast also sets each window against the last latents of this many
     /// windows of earlier steps (a queue, oldest out first); 0 = the batch's own windows only.
+    /// The queue is not saved in checkpoints: a resumed run refills it, so it does not repeat
+    /// an uninterrupted one bit for bit.
     #[config(default = 0)]
     pub context_queue: usize,
     /// The predictor leaves the `context_dims` dimensions as the observation gave them and
