@@ -54,6 +54,20 @@ pub fn encode_all(model: &Jepa, data: &Episodes, device: &Device) -> (Vec<f32>, 
     (z, model.latent())
 }
 
+/// A linear probe fitted on the dimensions of latents `x` `[n, d]` that `model`'s predictor
+/// moves (all of them unless it holds the context dimensions): a rollout leaves the held ones
+/// at the start's values, so a probe that read positions partly from them would read the
+/// start rather than the plan. Wider states are read by their first dimensions
+/// ([`Probes::path_of_states`]).
+fn moved_probe(model: &Jepa, x: &[f32], y: &[f32], d: usize, k: usize) -> LinearProbe {
+    let m = model.predictor.moved().min(d);
+    if m == d {
+        return LinearProbe::fit(x, y, d, k, 1e-6);
+    }
+    let first: Vec<f32> = x.chunks_exact(d).flat_map(|r| r[..m].iter().copied()).collect();
+    LinearProbe::fit(&first, y, m, k, 1e-6)
+}
+
 /// Episodes of the random walk [`position_probe`] is fitted on (16 steps each).
 pub const POSITION_PROBE_EPISODES: usize = 100;
 
@@ -80,7 +94,8 @@ pub fn position_probes(
         let s = l2.abstract_rows(&x, d, device);
         LinearProbe::fit(&s, &y, s.len() / (x.len() / d), k, 1e-6)
     });
-    Ok((LinearProbe::fit(&x, &y, d, k, 1e-6), high))
+    // Imagined states are read by the dimensions the predictor moves (see `moved_probe`).
+    Ok((moved_probe(model, &x, &y, d, k), high))
 }
 
 /// Position probes of an agent's models, to draw its imagined paths and judge whether its
@@ -619,14 +634,17 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
     // Every episode's latent at one step of a rollout `[e, t, d]`.
     let at_step =
         |rolled: &[f32], step: usize| crate::gather_rows(rolled, d, &(0..e).map(|i| i * t + step).collect::<Vec<_>>());
-    // Per step: the linear probe's predictions on the rolled-out latents and the truth.
+    // Per step: the linear probe's predictions on the rolled-out latents and the truth (read
+    // by the dimensions the predictor moves).
+    let moving = moved_probe(&model, &x_train, &y_train, d, k);
     let per_step: Vec<(Vec<f32>, Vec<f32>)> = (0..t)
         .map(|step| {
             let z = at_step(&rolled, step);
             let truth: Vec<f32> = (0..e)
                 .flat_map(|i| y_test[(i * (t + 1) + step + 1) * k..(i * (t + 1) + step + 2) * k].to_vec())
                 .collect();
-            (linear.predict(&z), truth)
+            let z: Vec<f32> = z.chunks_exact(d).flat_map(|r| r[..moving.d].iter().copied()).collect();
+            (moving.predict(&z), truth)
         })
         .collect();
     let rollout_rmse_px = per_step.iter().map(|(p, truth)| per_pos(p, truth)).collect();

@@ -413,6 +413,54 @@ fn context_encoder_trains_round_trips_and_bad_context_config_is_named() {
 }
 
 #[test]
+fn held_context_and_context_queue_train_round_trip_and_bad_settings_are_named() {
+    let data = toy_episodes(16, 6);
+    let mut cfg = tiny_config();
+    cfg.model.context_dims = 4;
+    cfg.model.hold_context = true;
+    cfg.model.context_queue = 16;
+    cfg.model.weights.context = 1.0;
+    cfg.model.weights.context_contrast = 0.5;
+    let device = cpu_device();
+    let model = cfg.model.init(&device);
+    assert_eq!(
+        model.predictor.moved(),
+        12,
+        "the predictor moves the 12 other dimensions"
+    );
+    // A rollout keeps the start's context dimensions.
+    let z0 = Tensor::<2>::random([3, 16], burn::tensor::Distribution::Default, &device);
+    let a = Tensor::<3>::ones([3, 5, 2], &device);
+    let rolled = model
+        .predictor
+        .rollout(z0.clone(), a)
+        .slice([0..3, 4..5, 0..16])
+        .reshape([3, 16]);
+    assert_eq!(
+        rolled.clone().slice([0..3, 12..16]).into_data(),
+        z0.clone().slice([0..3, 12..16]).into_data()
+    );
+    // Trains (the queue fills after the first step) and round-trips.
+    let dir = temp_dir("held");
+    train(&cfg, &data, &dir, false, false).unwrap();
+    let ck = load_checkpoint(&dir.join("checkpoint.safetensors"), None, &device).unwrap();
+    assert!(ck.config.model.hold_context);
+    assert_eq!(ck.model.predictor.moved(), 12);
+    let (first, last) = thirty_steps_on_one_batch(&cfg, &data);
+    assert!(last.total < first.total * 0.9, "loss {} → {}", first.total, last.total);
+    // Each refused by its key.
+    for (set, key) in [
+        ("model.context_dims=0", "model.hold_context"),
+        ("model.weights.context_contrast=0", "model.context_queue"),
+    ] {
+        let bad: TrainConfig = amisim::config::with_sets(cfg.clone(), &[set.to_string()]).unwrap();
+        let err = train(&bad, &data, &dir, false, false).err().unwrap().to_string();
+        assert!(err.contains(key), "{set}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn spatial_world_model_trains_round_trips_and_bad_spatial_config_is_named() {
     let data = toy_episodes(16, 6);
     let mut cfg = tiny_config();

@@ -57,6 +57,12 @@ impl Predictor {
         [&self.l1, &self.l2, &self.l3]
     }
 
+    /// The latent dimensions the predictor moves: all, or the first ones when the last are
+    /// held (see [`PredictorConfig::held`]).
+    pub fn moved(&self) -> usize {
+        self.l3.weight.dims()[1]
+    }
+
     /// One step: `z` `[batch, latent]`, `a` `[batch, action]` → `[batch, latent]`.
     pub fn forward(&self, z: Tensor<2>, a: Tensor<2>) -> Tensor<2> {
         let h = relu(self.l1.forward(Tensor::cat(vec![z.clone(), a], 1))); // [batch, hidden]
