@@ -103,8 +103,9 @@ impl MlpRollout {
         }
     }
 
-    /// One step for `m` rows in place: `z` `[m, latent]`, `a` `[m, 2]`; `h1`, `h2` scratch.
-    fn step(&self, z: &mut [f32], a: &[f32], h1: &mut [f32], h2: &mut [f32], m: usize) {
+    /// One step for `m` rows in place: `z` `[m, latent]`, `a` `[m, 2]`; `h1`, `h2` scratch,
+    /// and `delta` (`[m, moved]`, used only when dimensions are held).
+    fn step(&self, z: &mut [f32], a: &[f32], h1: &mut [f32], h2: &mut [f32], delta: &mut [f32], m: usize) {
         let (d, h) = (self.latent, self.hidden);
         for r in 0..m {
             let (a0, a1) = (a[2 * r], a[2 * r + 1]);
@@ -131,8 +132,11 @@ impl MlpRollout {
         } else {
             // The held dimensions stay; the moved ones get the MLP's output.
             let k = self.moved;
-            let mut delta: Vec<f32> = self.b3.iter().copied().cycle().take(m * k).collect();
-            matmul_acc(h2, &self.w3, &mut delta, m, h, k);
+            let delta = &mut delta[..m * k];
+            for row in delta.chunks_exact_mut(k) {
+                row.copy_from_slice(&self.b3);
+            }
+            matmul_acc(h2, &self.w3, delta, m, h, k);
             for (row, dz) in z.chunks_exact_mut(d).zip(delta.chunks_exact(k)) {
                 row[..k].iter_mut().zip(dz).for_each(|(v, x)| *v += x);
             }
@@ -146,12 +150,13 @@ impl MlpRollout {
         let mut z = z0.to_vec();
         let mut a = vec![0.0; m * 2];
         let (mut h1, mut h2) = (vec![0.0; m * h], vec![0.0; m * h]);
+        let mut delta = vec![0.0; if self.moved < d { m * self.moved } else { 0 }];
         let mut out = vec![0.0; m * len * d];
         for t in 0..len {
             for r in 0..m {
                 a[2 * r..2 * r + 2].copy_from_slice(&actions[(r * len + t) * 2..(r * len + t) * 2 + 2]);
             }
-            self.step(&mut z, &a, &mut h1, &mut h2, m);
+            self.step(&mut z, &a, &mut h1, &mut h2, &mut delta, m);
             for r in 0..m {
                 out[(r * len + t) * d..(r * len + t + 1) * d].copy_from_slice(&z[r * d..(r + 1) * d]);
             }

@@ -128,23 +128,22 @@ impl Geometry {
 
     /// The output columns `ox` whose input column `ox·stride + kx − padding` lies in the image.
     fn columns(&self, kx: usize) -> (usize, usize) {
-        let s = self.stride;
-        let lo = self.padding.saturating_sub(kx).div_ceil(s);
-        // ox·s + kx − p ≤ w − 1  ⇔  ox ≤ (w − 1 + p − kx) / s
-        let hi = if self.w + self.padding > kx {
-            ((self.w - 1 + self.padding - kx) / s + 1).min(self.wo)
-        } else {
-            0
-        };
-        (lo.min(hi), hi)
+        self.inside(kx, self.w, self.wo)
     }
 
     /// The output rows `oy` whose input row `oy·stride + ky − padding` lies in the image.
     fn rows(&self, ky: usize) -> (usize, usize) {
-        let s = self.stride;
-        let lo = self.padding.saturating_sub(ky).div_ceil(s);
-        let hi = if self.h + self.padding > ky {
-            ((self.h - 1 + self.padding - ky) / s + 1).min(self.ho)
+        self.inside(ky, self.h, self.ho)
+    }
+
+    /// Along one axis of `size` input and `out` output pixels: the outputs `o` whose input
+    /// `o·stride + tap − padding` lies in `0..size`.
+    fn inside(&self, tap: usize, size: usize, out: usize) -> (usize, usize) {
+        let (s, p) = (self.stride, self.padding);
+        let lo = p.saturating_sub(tap).div_ceil(s);
+        // o·s + tap − p ≤ size − 1  ⇔  o ≤ (size − 1 + p − tap) / s
+        let hi = if size + p > tap {
+            ((size - 1 + p - tap) / s + 1).min(out)
         } else {
             0
         };
