@@ -636,7 +636,13 @@ pub fn probe(model: &Jepa, train: &Episodes, test: &Episodes, mlp_steps: usize) 
         |rolled: &[f32], step: usize| crate::gather_rows(rolled, d, &(0..e).map(|i| i * t + step).collect::<Vec<_>>());
     // Per step: the linear probe's predictions on the rolled-out latents and the truth (read
     // by the dimensions the predictor moves).
-    let moving = moved_probe(&model, &x_train, &y_train, d, k);
+    let held_probe;
+    let moving = if model.predictor.moved() < d {
+        held_probe = moved_probe(&model, &x_train, &y_train, d, k);
+        &held_probe
+    } else {
+        &linear
+    };
     let per_step: Vec<(Vec<f32>, Vec<f32>)> = (0..t)
         .map(|step| {
             let z = at_step(&rolled, step);
